@@ -20,7 +20,7 @@ PROVE_TESTS = test/t/*.pl
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(CURDIR)/src -DHYPERLINE_VERSION=\"$(EXTVERSION)\"
-PG_CXXFLAGS = -std=c++17 -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter \
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-register
 SHLIB_LINK = -lcurl -lstdc++
 # The C++ objects are not JIT-inlined; skip LLVM bitcode to keep builds fast.

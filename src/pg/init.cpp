@@ -1,0 +1,50 @@
+// init.cpp: library entry point: settings, shared memory, the delivery worker.
+#include "pg/guc.hpp"
+#include "pg/shmem.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+
+PG_MODULE_MAGIC;
+void _PG_init(void);
+}
+
+namespace hyperline::pg {
+namespace {
+
+// Registers the one delivery worker (src/pg/worker.cpp, hyperline_worker_main).
+void RegisterDeliveryWorker() {
+  BackgroundWorker worker = {};
+  worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+  worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+  worker.bgw_restart_time = 5;
+  snprintf(worker.bgw_library_name, BGW_MAXLEN, "pg_hyperline");
+  snprintf(worker.bgw_function_name, BGW_MAXLEN, "hyperline_worker_main");
+  snprintf(worker.bgw_name, BGW_MAXLEN, "pg_hyperline delivery worker");
+  snprintf(worker.bgw_type, BGW_MAXLEN, "pg_hyperline delivery worker");
+  RegisterBackgroundWorker(&worker);
+}
+
+}  // namespace
+}  // namespace hyperline::pg
+
+// Why refuse without preloading: the worker and the shared latch can only be set
+// up by the postmaster, and a model whose events are never sent loses nothing
+// but silently does nothing — worse than a clear error.
+void _PG_init(void) {
+  if (!process_shared_preload_libraries_in_progress) {
+    ereport(ERROR,
+            (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+             errmsg("pg_hyperline must be loaded via shared_preload_libraries"),
+             errhint("Add pg_hyperline to shared_preload_libraries in postgresql.conf and restart "
+                     "the server.")));
+  }
+  hyperline::pg::DefineSettings();
+  hyperline::pg::InstallShmemHooks();
+  hyperline::pg::InstallXactCallbacks();
+  hyperline::pg::RegisterDeliveryWorker();
+}
