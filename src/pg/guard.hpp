@@ -39,6 +39,9 @@ class PgException : public std::runtime_error {
   int sqlstate;
   std::string detail;
   std::string hint;
+  // True when the error was raised by Postgres (caught by PgGuard): the
+  // transaction must then be aborted, so callers rethrow instead of going on.
+  bool from_postgres = false;
 };
 
 // Throws a PgException (shorthand for bodies).
@@ -112,8 +115,9 @@ auto CppGuard(Body&& body) -> decltype(body()) {
 // skipped by the longjmp.
 template <typename Fn>
 void PgGuard(Fn&& fn) {
-  MemoryContext oldcontext = CurrentMemoryContext;
-  ErrorData* edata = nullptr;
+  // volatile: both are read after a longjmp back into this frame.
+  MemoryContext volatile oldcontext = CurrentMemoryContext;
+  ErrorData* volatile edata = nullptr;
   PG_TRY();
   {
     fn();
@@ -128,6 +132,7 @@ void PgGuard(Fn&& fn) {
   if (edata != nullptr) {
     PgException ex(edata->sqlerrcode, edata->message ? edata->message : "unknown error",
                    edata->detail ? edata->detail : "", edata->hint ? edata->hint : "");
+    ex.from_postgres = true;
     FreeErrorData(edata);
     throw ex;
   }

@@ -1,6 +1,8 @@
 // guc.cpp: definitions of the hyperline.* settings.
 #include "pg/guc.hpp"
 
+#include <climits>
+
 extern "C" {
 #include "postgres.h"
 

@@ -1,5 +1,6 @@
 // init.cpp: library entry point: settings, shared memory, the delivery worker.
 #include "pg/guc.hpp"
+#include "pg/model.hpp"
 #include "pg/shmem.hpp"
 
 extern "C" {
@@ -46,5 +47,6 @@ void _PG_init(void) {
   hyperline::pg::DefineSettings();
   hyperline::pg::InstallShmemHooks();
   hyperline::pg::InstallXactCallbacks();
+  hyperline::pg::InstallModelCacheCallbacks();
   hyperline::pg::RegisterDeliveryWorker();
 }

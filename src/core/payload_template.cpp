@@ -1,0 +1,373 @@
+// payload_template.cpp: JSON-with-Liquid payloads (see payload_template.hpp).
+#include "core/payload_template.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+namespace hyperline {
+namespace {
+
+bool StartsWith(std::string_view s, size_t pos, std::string_view prefix) {
+  return s.size() >= pos + prefix.size() && s.compare(pos, prefix.size(), prefix) == 0;
+}
+
+// Returns the tag name of the `{%` tag starting at `pos` (e.g. "if", "raw").
+std::string_view TagName(std::string_view s, size_t pos) {
+  size_t i = pos + 2;
+  if (i < s.size() && s[i] == '-') ++i;
+  while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
+  size_t start = i;
+  while (i < s.size() && (isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) ++i;
+  return s.substr(start, i - start);
+}
+
+// End (exclusive) of the Liquid span opened at `pos` by `{{` or `{%`; like
+// Shopify's tokenizer it ends at the first closing delimiter.
+size_t SpanEnd(std::string_view s, size_t pos) {
+  std::string_view close = s[pos + 1] == '{' ? "}}" : "%}";
+  size_t end = s.find(close, pos + 2);
+  return end == std::string_view::npos ? s.size() : end + 2;
+}
+
+// End of a block tag whose body is opaque ({% raw %}, {% comment %}).
+size_t BlockEnd(std::string_view s, size_t pos, std::string_view end_name) {
+  size_t i = SpanEnd(s, pos);
+  while (i < s.size()) {
+    size_t open = s.find("{%", i);
+    if (open == std::string_view::npos) return s.size();
+    if (TagName(s, open) == end_name) return SpanEnd(s, open);
+    i = open + 2;
+  }
+  return s.size();
+}
+
+// Position of the next non-space, non-comment byte at or after `i`.
+size_t SkipSpaceAndComments(std::string_view s, size_t i) {
+  while (i < s.size()) {
+    char c = s[i];
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      ++i;
+    } else if (StartsWith(s, i, "//")) {
+      size_t nl = s.find('\n', i);
+      i = nl == std::string_view::npos ? s.size() : nl;
+    } else if (StartsWith(s, i, "/*")) {
+      size_t end = s.find("*/", i + 2);
+      i = end == std::string_view::npos ? s.size() : end + 2;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+// Blanks [from, to) of `s`, keeping newlines so lines and columns stay put.
+void Blank(std::string& s, size_t from, size_t to) {
+  for (size_t i = from; i < to && i < s.size(); ++i) {
+    if (s[i] != '\n' && s[i] != '\r') s[i] = ' ';
+  }
+}
+
+struct ScanResult {
+  std::string cleaned;   // comments and trailing commas blanked; Liquid intact
+  std::string skeleton;  // cleaned with Liquid replaced: bare outputs by 0, rest blanked
+  std::vector<std::pair<size_t, size_t>> strings;  // JSON string bodies [start, end)
+  bool structural_tags = false;
+};
+
+// One pass over the template as JSON, treating Liquid spans as opaque.
+ScanResult Scan(std::string_view src) {
+  ScanResult r;
+  r.cleaned.assign(src);
+  r.skeleton.assign(src);
+  bool in_string = false;
+  size_t string_start = 0;
+  size_t i = 0;
+  while (i < src.size()) {
+    char c = src[i];
+    if (StartsWith(src, i, "{{") || StartsWith(src, i, "{%")) {
+      size_t end;
+      bool is_output = src[i + 1] == '{';
+      std::string_view tag = is_output ? std::string_view() : TagName(src, i);
+      if (tag == "raw" || tag == "comment" || tag == "doc") {
+        end = BlockEnd(src, i, tag == "raw" ? "endraw" : tag == "doc" ? "enddoc" : "endcomment");
+      } else {
+        end = SpanEnd(src, i);
+      }
+      Blank(r.skeleton, i, end);
+      if (!in_string) {
+        if (is_output) {
+          r.skeleton[i] = '0';
+        } else if (tag != "comment" && tag != "doc" && tag != "assign" && tag != "capture" &&
+                   tag != "endcapture") {
+          // A tag in JSON structure may emit or drop commas at render time.
+          r.structural_tags = true;
+        }
+      }
+      i = end;
+      continue;
+    }
+    if (in_string) {
+      if (c == '\\') {
+        i += 2;
+        continue;
+      }
+      if (c == '"') {
+        r.strings.emplace_back(string_start, i);
+        in_string = false;
+      }
+      ++i;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      string_start = i + 1;
+      ++i;
+    } else if (StartsWith(src, i, "//")) {
+      size_t nl = src.find('\n', i);
+      size_t end = nl == std::string_view::npos ? src.size() : nl;
+      Blank(r.cleaned, i, end);
+      Blank(r.skeleton, i, end);
+      i = end;
+    } else if (StartsWith(src, i, "/*")) {
+      size_t close = src.find("*/", i + 2);
+      size_t end = close == std::string_view::npos ? src.size() : close + 2;
+      Blank(r.cleaned, i, end);
+      Blank(r.skeleton, i, end);
+      i = end;
+    } else if (c == ',') {
+      size_t next = SkipSpaceAndComments(src, i + 1);
+      if (next < src.size() && (src[next] == '}' || src[next] == ']')) {
+        r.cleaned[i] = ' ';
+        r.skeleton[i] = ' ';
+      }
+      ++i;
+    } else {
+      ++i;
+    }
+  }
+  if (in_string) r.strings.emplace_back(string_start, src.size());
+  return r;
+}
+
+// Whether byte `offset` lies inside one of the (sorted) JSON string bodies.
+bool InsideString(const std::vector<std::pair<size_t, size_t>>& strings, size_t offset) {
+  auto it = std::upper_bound(strings.begin(), strings.end(), std::make_pair(offset, SIZE_MAX));
+  if (it == strings.begin()) return false;
+  --it;
+  return offset >= it->first && offset < it->second;
+}
+
+// Turns a nlohmann parse error into "line L, column C: what".
+std::string DescribeJsonError(const nlohmann::json::parse_error& e, std::string_view text,
+                              int& line, int& column) {
+  size_t byte = e.byte > 0 ? e.byte - 1 : 0;
+  LineColumn(text, std::min(byte, text.size()), line, column);
+  std::string what = e.what();
+  size_t colon = what.find(": ", what.find("column"));
+  std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
+  return "line " + std::to_string(line) + ", column " + std::to_string(column) + ": " + reason;
+}
+
+// Sink that writes JSON: escaped text inside strings, typed values elsewhere.
+class JsonSink : public liquid::Sink {
+ public:
+  explicit JsonSink(std::string& out) : out_(out) {}
+  void Text(std::string_view text) override { out_.append(text); }
+  void Output(const Value& value, uint8_t mode) override {
+    switch (mode) {
+      case kModeInString:
+        if (value.kind() == Value::Kind::String) {
+          AppendJsonEscaped(value.as_string(), out_);
+        } else {
+          scratch_.clear();
+          AppendLiquidString(value, scratch_);
+          AppendJsonEscaped(scratch_, out_);
+        }
+        break;
+      case kModeJsonValue:
+        AppendJsonValue(value, out_);
+        break;
+      default:
+        AppendLiquidString(value, out_);
+        break;
+    }
+  }
+
+ private:
+  std::string& out_;
+  std::string scratch_;
+};
+
+const char* JsonTypeName(const nlohmann::json& j) {
+  switch (j.type()) {
+    case nlohmann::json::value_t::object: return "an object";
+    case nlohmann::json::value_t::array: return "an array";
+    case nlohmann::json::value_t::string: return "a string";
+    case nlohmann::json::value_t::boolean: return "a boolean";
+    case nlohmann::json::value_t::null: return "null";
+    default: return "a number";
+  }
+}
+
+}  // namespace
+
+void LineColumn(std::string_view text, size_t offset, int& line, int& column) {
+  line = 1;
+  column = 1;
+  for (size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      ++column;  // count characters, not UTF-8 continuation bytes
+    }
+  }
+}
+
+std::unique_ptr<PayloadTemplate> PayloadTemplate::Compile(std::string_view source) {
+  ScanResult scan = Scan(source);
+  auto result = std::unique_ptr<PayloadTemplate>(new PayloadTemplate());
+  try {
+    result->tmpl_ = liquid::Template::Parse(scan.cleaned);
+  } catch (const liquid::ParseError& e) {
+    throw PayloadError(e.what(), e.line, e.column);
+  }
+  result->structural_tags_ = scan.structural_tags;
+  for (liquid::OutputSite& site : result->tmpl_->output_sites()) {
+    site.mode = InsideString(scan.strings, site.offset) ? kModeInString : kModeJsonValue;
+  }
+  // Without tags in the JSON structure the skeleton must itself be JSON, so
+  // syntax errors are reported against the template's own lines and columns.
+  if (!scan.structural_tags) {
+    try {
+      nlohmann::json parsed = nlohmann::json::parse(scan.skeleton);
+      (void)parsed;
+    } catch (const nlohmann::json::parse_error& e) {
+      int line = 0;
+      int column = 0;
+      std::string where = DescribeJsonError(e, scan.skeleton, line, column);
+      throw PayloadError("payload template is not valid JSON at " + where, line, column);
+    }
+  }
+  return result;
+}
+
+void PayloadTemplate::Render(const liquid::Context& ctx, std::string& out) const {
+  JsonSink sink(out);
+  size_t start = out.size();
+  tmpl_->Render(ctx, sink);
+  if (structural_tags_) {
+    std::string rendered = out.substr(start);
+    RemoveTrailingCommas(rendered);
+    out.resize(start);
+    out += rendered;
+  }
+}
+
+void RemoveTrailingCommas(std::string& json) {
+  bool in_string = false;
+  size_t pending_comma = std::string::npos;
+  std::string out;
+  out.reserve(json.size());
+  for (size_t i = 0; i < json.size(); ++i) {
+    char c = json[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < json.size()) {
+        out.push_back(json[++i]);
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == ' ' || c == '\n' || c == '\t' || c == '\r') {
+      out.push_back(c);
+      continue;
+    }
+    if ((c == '}' || c == ']') && pending_comma != std::string::npos) {
+      out[pending_comma] = ' ';
+    }
+    pending_comma = std::string::npos;
+    if (c == ',') pending_comma = out.size();
+    if (c == '"') in_string = true;
+    out.push_back(c);
+  }
+  json.swap(out);
+}
+
+std::string JsonSyntaxError(std::string_view json) {
+  if (nlohmann::json::accept(json)) return "";
+  try {
+    nlohmann::json parsed = nlohmann::json::parse(json);
+    (void)parsed;
+  } catch (const nlohmann::json::parse_error& e) {
+    int line = 0;
+    int column = 0;
+    return "the rendered payload is not valid JSON at " + DescribeJsonError(e, json, line, column);
+  }
+  return "the rendered payload is not valid JSON";
+}
+
+EventShapeReport CheckEventShape(std::string_view text) {
+  EventShapeReport report;
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::parse_error& e) {
+    int line = 0;
+    int column = 0;
+    report.errors.push_back("the rendered payload is not valid JSON at " +
+                            DescribeJsonError(e, text, line, column));
+    return report;
+  }
+  if (!j.is_object()) {
+    report.errors.push_back(std::string("the payload must be a JSON object, not ") +
+                            JsonTypeName(j));
+    return report;
+  }
+  for (const char* key : {"customer_id", "event_type", "timestamp"}) {
+    if (!j.contains(key)) {
+      report.errors.push_back(std::string("the payload has no \"") + key +
+                              "\" (Hyperline requires customer_id, event_type, timestamp and "
+                              "record.id)");
+    }
+  }
+  auto rec = j.find("record");
+  if (rec == j.end()) {
+    report.errors.push_back(
+        "the payload has no \"record\" object (Hyperline requires record.id, the event's "
+        "idempotency key)");
+  } else if (!rec->is_object()) {
+    report.errors.push_back(std::string("\"record\" must be a JSON object, not ") +
+                            JsonTypeName(*rec));
+  } else {
+    if (!rec->contains("id")) {
+      report.errors.push_back(
+          "the payload has no \"record.id\" (Hyperline requires it: it makes delivery "
+          "idempotent)");
+    }
+    for (auto it = rec->begin(); it != rec->end(); ++it) {
+      if (it->is_object()) {
+        report.warnings.push_back("record." + it.key() +
+                                  " is an object; Hyperline rejects objects inside record");
+      } else if (it->is_array() &&
+                 std::any_of(it->begin(), it->end(), [](const auto& e) { return e.is_object(); })) {
+        report.warnings.push_back("record." + it.key() +
+                                  " is an array of objects; Hyperline rejects those");
+      }
+    }
+  }
+  for (const char* key : {"customer_id", "event_type"}) {
+    auto f = j.find(key);
+    if (f != j.end() && !f->is_string()) {
+      report.warnings.push_back(std::string("\"") + key + "\" renders as " + JsonTypeName(*f) +
+                                "; Hyperline expects a string (quote the placeholder)");
+    }
+  }
+  return report;
+}
+
+}  // namespace hyperline

@@ -1,0 +1,648 @@
+// model.cpp: loading, compiling and caching models; rendering one event from a
+// heap tuple without SPI (columns are read straight from the tuple).
+#include "pg/model.hpp"
+
+extern "C" {
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+}
+
+#include <algorithm>
+#include <cctype>
+#include <unordered_map>
+
+#include "pg/guard.hpp"
+
+namespace hyperline::pg {
+namespace {
+
+// ---------------------------------------------------------------------------
+// Model cache
+// ---------------------------------------------------------------------------
+std::unordered_map<std::string, std::shared_ptr<const CompiledModel>>* model_cache = nullptr;
+bool cache_valid = false;
+// Relations whose change invalidates the cache: hyperline._models and the
+// sources of cached models. Fixed-size so the callback never allocates.
+constexpr int kMaxWatched = 64;
+Oid watched[kMaxWatched];
+int nwatched = 0;
+
+// Why only a flag: invalidation callbacks run at arbitrary points (inside
+// table_open, say); freeing compiled models there could pull them from under
+// a caller. The next GetModel clears the cache instead.
+void InvalidateCacheCallback(Datum, Oid relid) {
+  if (relid == InvalidOid || nwatched >= kMaxWatched) {
+    cache_valid = false;
+    return;
+  }
+  for (int i = 0; i < nwatched; ++i) {
+    if (watched[i] == relid) {
+      cache_valid = false;
+      return;
+    }
+  }
+}
+
+void Watch(Oid relid) {
+  for (int i = 0; i < nwatched; ++i) {
+    if (watched[i] == relid) return;
+  }
+  if (nwatched < kMaxWatched) watched[nwatched] = relid;
+  ++nwatched;  // past the limit every invalidation flushes (see callback)
+}
+
+// A model row read from hyperline._models (palloc'd strings).
+struct ModelRow {
+  bool found;
+  Oid source;
+  char* primary_key;
+  char* payload;
+  char* destination;
+};
+
+// Reads the model definition with SPI. Postgres-only code (runs under PgGuard).
+void ReadModelRow(const char* name, ModelRow* row) {
+  MemoryContext caller = CurrentMemoryContext;
+  row->found = false;
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
+  Oid argtypes[1] = {TEXTOID};
+  Datum args[1] = {CStringGetTextDatum(name)};
+  int rc = SPI_execute_with_args(
+      "SELECT source::oid, primary_key, payload, destination FROM hyperline._models "
+      "WHERE name = $1",
+      1, argtypes, args, nullptr, true, 1);
+  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: reading model failed (SPI code %d)", rc);
+  if (SPI_processed == 1) {
+    HeapTuple t = SPI_tuptable->vals[0];
+    TupleDesc d = SPI_tuptable->tupdesc;
+    bool isnull = false;
+    row->found = true;
+    row->source = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+    row->primary_key = MemoryContextStrdup(caller, SPI_getvalue(t, d, 2));
+    row->payload = MemoryContextStrdup(caller, SPI_getvalue(t, d, 3));
+    row->destination = MemoryContextStrdup(caller, SPI_getvalue(t, d, 4));
+  }
+  SPI_finish();
+}
+
+// ---------------------------------------------------------------------------
+// Column bindings
+// ---------------------------------------------------------------------------
+ColumnKind KindOf(Oid typid) {
+  switch (typid) {
+    case INT2OID:
+    case INT4OID:
+    case INT8OID:
+    case OIDOID:
+      return ColumnKind::Int;
+    case FLOAT4OID:
+    case FLOAT8OID:
+      return ColumnKind::Float;
+    case NUMERICOID:
+      return ColumnKind::Numeric;
+    case BOOLOID:
+      return ColumnKind::Bool;
+    case TEXTOID:
+    case VARCHAROID:
+    case BPCHAROID:
+      return ColumnKind::Text;
+    case NAMEOID:
+      return ColumnKind::Name;
+    case TIMESTAMPTZOID:
+    case TIMESTAMPOID:
+      return ColumnKind::Time;
+    case DATEOID:
+      return ColumnKind::Date;
+    case JSONOID:
+      return ColumnKind::Json;
+    case JSONBOID:
+      return ColumnKind::Jsonb;
+    default:
+      return ColumnKind::Other;
+  }
+}
+
+// Fills type information of a binding (catalog lookups; runs under PgGuard).
+void ResolveBinding(ColumnBinding* b) {
+  Oid base = getBaseType(b->typid);
+  b->base_typid = base;
+  b->kind = KindOf(base);
+  Oid elem = InvalidOid;
+  if (b->kind == ColumnKind::Other && (elem = get_element_type(base)) != InvalidOid) {
+    b->kind = ColumnKind::Array;
+    b->elem_typid = elem;
+    get_typlenbyvalalign(elem, &b->elem_len, &b->elem_byval, &b->elem_align);
+    Oid elem_base = getBaseType(elem);
+    b->elem_base_typid = elem_base;
+    b->elem_kind = KindOf(elem_base);
+    if (b->elem_kind == ColumnKind::Array) b->elem_kind = ColumnKind::Other;
+    Oid out = InvalidOid;
+    bool varlena = false;
+    getTypeOutputInfo(elem, &out, &varlena);
+    fmgr_info_cxt(out, &b->elem_out, TopMemoryContext);
+  }
+  Oid out = InvalidOid;
+  bool varlena = false;
+  getTypeOutputInfo(b->typid, &out, &varlena);
+  fmgr_info_cxt(out, &b->out, TopMemoryContext);
+}
+
+// Levenshtein distance, for did-you-mean hints.
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// "Did you mean ...?" for a name among the table's columns, or "".
+std::string DidYouMean(const std::string& wanted, const std::vector<std::string>& columns) {
+  for (const std::string& c : columns) {
+    if (Lower(c) == Lower(wanted)) {
+      return "Did you mean \"" + c + "\"? Column names are matched exactly, as Postgres stores them.";
+    }
+  }
+  const std::string* best = nullptr;
+  size_t best_distance = 3;
+  for (const std::string& c : columns) {
+    size_t d = EditDistance(Lower(c), Lower(wanted));
+    if (d < best_distance) {
+      best_distance = d;
+      best = &c;
+    }
+  }
+  return best ? "Did you mean \"" + *best + "\"?" : "";
+}
+
+struct TableColumn {
+  std::string name;
+  AttrNumber attnum;
+  Oid typid;
+};
+
+// Non-dropped columns of a relation.
+std::vector<TableColumn> ReadColumns(Oid relid, std::string& relname) {
+  int natts = 0;
+  NameData* names = nullptr;
+  AttrNumber* attnums = nullptr;
+  Oid* types = nullptr;
+  char* rel_display = nullptr;
+  PgGuard([&] {
+    Relation rel = table_open(relid, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    names = static_cast<NameData*>(palloc(sizeof(NameData) * (desc->natts + 1)));
+    attnums = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * (desc->natts + 1)));
+    types = static_cast<Oid*>(palloc(sizeof(Oid) * (desc->natts + 1)));
+    for (int i = 0; i < desc->natts; ++i) {
+      Form_pg_attribute att = TupleDescAttr(desc, i);
+      if (att->attisdropped) continue;
+      names[natts] = att->attname;
+      attnums[natts] = att->attnum;
+      types[natts] = att->atttypid;
+      ++natts;
+    }
+    rel_display = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+                                             RelationGetRelationName(rel));
+    table_close(rel, AccessShareLock);
+  });
+  relname = rel_display;
+  std::vector<TableColumn> columns;
+  for (int i = 0; i < natts; ++i) columns.push_back({NameStr(names[i]), attnums[i], types[i]});
+  return columns;
+}
+
+const TableColumn* FindColumn(const std::vector<TableColumn>& columns, const std::string& name) {
+  for (const TableColumn& c : columns) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+// Adds a binding for `column` to `list` unless present.
+void AddBinding(std::vector<ColumnBinding>& list, const TableColumn& column) {
+  for (const ColumnBinding& b : list) {
+    if (b.attnum == column.attnum) return;
+  }
+  ColumnBinding b;
+  b.name = column.name;
+  b.attnum = column.attnum;
+  b.typid = column.typid;
+  list.push_back(std::move(b));
+}
+
+// ---------------------------------------------------------------------------
+// Tuple -> Value, in two phases (Postgres extraction, then C++ conversion)
+// ---------------------------------------------------------------------------
+constexpr int64_t kUnixToPgEpochMicros =
+    int64_t(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+// A column value copied out of the tuple (palloc'd, plain data).
+struct RawDatum {
+  ColumnKind kind;
+  bool isnull;
+  bool date_only;
+  int64_t i;
+  double d;
+  const char* text;
+  int len;
+  int nelems;
+  int ndim;
+  int dims[MAXDIM];
+  RawDatum* elems;
+};
+
+void ExtractScalar(ColumnKind kind, FmgrInfo* out, Datum value, RawDatum* r) {
+  r->kind = kind;
+  switch (kind) {
+    case ColumnKind::Bool:
+      r->i = DatumGetBool(value) ? 1 : 0;
+      break;
+    case ColumnKind::Text: {
+      text* t = DatumGetTextPP(value);
+      r->text = VARDATA_ANY(t);
+      r->len = VARSIZE_ANY_EXHDR(t);
+      break;
+    }
+    case ColumnKind::Name:
+      r->text = NameStr(*DatumGetName(value));
+      r->len = strlen(r->text);
+      break;
+    case ColumnKind::Json: {
+      text* t = DatumGetTextPP(value);
+      r->text = VARDATA_ANY(t);
+      r->len = VARSIZE_ANY_EXHDR(t);
+      break;
+    }
+    case ColumnKind::Jsonb: {
+      Jsonb* jb = DatumGetJsonbP(value);
+      r->text = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+      r->len = strlen(r->text);
+      break;
+    }
+    default: {
+      r->text = OutputFunctionCall(out, value);
+      r->len = strlen(r->text);
+      break;
+    }
+  }
+}
+
+// Copies one datum of type `typid` (already classified) into `r`.
+void ExtractValue(Oid typid, ColumnKind kind, FmgrInfo* out, Datum value, RawDatum* r) {
+  r->isnull = false;
+  r->kind = kind;
+  switch (kind) {
+    case ColumnKind::Int: {
+      Oid base = typid;
+      if (base == INT2OID) {
+        r->i = DatumGetInt16(value);
+      } else if (base == INT4OID) {
+        r->i = DatumGetInt32(value);
+      } else if (base == OIDOID) {
+        r->i = DatumGetObjectId(value);
+      } else {
+        r->i = DatumGetInt64(value);
+      }
+      return;
+    }
+    case ColumnKind::Float:
+      r->d = typid == FLOAT4OID ? DatumGetFloat4(value) : DatumGetFloat8(value);
+      return;
+    case ColumnKind::Time: {
+      Timestamp ts = DatumGetTimestamp(value);
+      if (TIMESTAMP_NOT_FINITE(ts)) {
+        r->kind = ColumnKind::Other;
+        r->text = TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity";
+        r->len = strlen(r->text);
+        return;
+      }
+      // timestamp without time zone: the wall-clock time, read as UTC.
+      r->i = ts + kUnixToPgEpochMicros;
+      r->date_only = false;
+      return;
+    }
+    case ColumnKind::Date: {
+      DateADT date = DatumGetDateADT(value);
+      if (DATE_NOT_FINITE(date)) {
+        r->kind = ColumnKind::Other;
+        r->text = DATE_IS_NOBEGIN(date) ? "-infinity" : "infinity";
+        r->len = strlen(r->text);
+        return;
+      }
+      r->kind = ColumnKind::Time;
+      r->i = int64_t(date) * USECS_PER_DAY + kUnixToPgEpochMicros;
+      r->date_only = true;
+      return;
+    }
+    default:
+      ExtractScalar(kind, out, value, r);
+      return;
+  }
+}
+
+// Extracts a column of `tuple` per its binding (arrays element by element).
+void ExtractColumn(ColumnBinding* b, TupleDesc desc, HeapTuple tuple, RawDatum* r) {
+  memset(r, 0, sizeof(RawDatum));
+  bool isnull = false;
+  Datum value = heap_getattr(tuple, b->attnum, desc, &isnull);
+  if (isnull) {
+    r->isnull = true;
+    return;
+  }
+  if (b->kind != ColumnKind::Array) {
+    ExtractValue(b->base_typid, b->kind, &b->out, value, r);
+    return;
+  }
+  ArrayType* arr = DatumGetArrayTypeP(value);
+  Datum* elems = nullptr;
+  bool* nulls = nullptr;
+  int n = 0;
+  deconstruct_array(arr, b->elem_typid, b->elem_len, b->elem_byval, b->elem_align, &elems,
+                    &nulls, &n);
+  r->kind = ColumnKind::Array;
+  r->nelems = n;
+  r->ndim = ARR_NDIM(arr);
+  for (int d = 0; d < r->ndim && d < MAXDIM; ++d) r->dims[d] = ARR_DIMS(arr)[d];
+  r->elems = static_cast<RawDatum*>(palloc0(sizeof(RawDatum) * (n > 0 ? n : 1)));
+  for (int i = 0; i < n; ++i) {
+    if (nulls[i]) {
+      r->elems[i].isnull = true;
+    } else {
+      ExtractValue(b->elem_base_typid, b->elem_kind, &b->elem_out, elems[i], &r->elems[i]);
+    }
+  }
+}
+
+Value ScalarToValue(const RawDatum& r) {
+  if (r.isnull) return Value::Nil();
+  switch (r.kind) {
+    case ColumnKind::Int:
+      return Value::Int(r.i);
+    case ColumnKind::Float:
+      return Value::Float(r.d);
+    case ColumnKind::Numeric:
+      return Value::Decimal(std::string(r.text, r.len));
+    case ColumnKind::Bool:
+      return Value::Bool(r.i != 0);
+    case ColumnKind::Time:
+      return Value::Time(r.i, r.date_only);
+    case ColumnKind::Json:
+    case ColumnKind::Jsonb:
+      return ParseJsonValue(std::string_view(r.text, r.len));
+    default:
+      return Value::String(std::string(r.text, r.len));
+  }
+}
+
+// Builds nested arrays for multi-dimensional Postgres arrays.
+Value ArrayLevel(const RawDatum& r, int dim, int& pos) {
+  Array out;
+  int count = r.ndim == 0 ? 0 : r.dims[dim];
+  out.reserve(count);
+  for (int i = 0; i < count; ++i) {
+    if (dim + 1 < r.ndim) {
+      out.push_back(ArrayLevel(r, dim + 1, pos));
+    } else {
+      out.push_back(ScalarToValue(r.elems[pos++]));
+    }
+  }
+  return Value::MakeArray(std::move(out));
+}
+
+Value RawToValue(const RawDatum& r) {
+  if (r.isnull) return Value::Nil();
+  if (r.kind == ColumnKind::Array) {
+    int pos = 0;
+    return ArrayLevel(r, 0, pos);
+  }
+  return ScalarToValue(r);
+}
+
+// A typical non-null value of a column, for validating on an empty table.
+Value SyntheticValue(const ColumnBinding& b, int64_t now_micros) {
+  switch (b.kind) {
+    case ColumnKind::Int:
+      return Value::Int(1);
+    case ColumnKind::Float:
+      return Value::Float(1);
+    case ColumnKind::Numeric:
+      return Value::Decimal("1");
+    case ColumnKind::Bool:
+      return Value::Bool(true);
+    case ColumnKind::Time:
+      return Value::Time(now_micros);
+    case ColumnKind::Date:
+      return Value::Time(now_micros - now_micros % (int64_t(86400) * 1000000), true);
+    case ColumnKind::Json:
+    case ColumnKind::Jsonb:
+      return Value::MakeObject({});
+    case ColumnKind::Array:
+      return Value::MakeArray({});
+    default:
+      return Value::String("sample");
+  }
+}
+
+Value BuildObject(const std::vector<ColumnBinding>& columns, const RawDatum* raw) {
+  Object obj;
+  obj.reserve(columns.size());
+  for (size_t i = 0; i < columns.size(); ++i) obj.emplace_back(columns[i].name, RawToValue(raw[i]));
+  return Value::MakeObject(std::move(obj));
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// Compilation
+// ---------------------------------------------------------------------------
+std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
+                                            const std::string& primary_key,
+                                            const std::string& payload,
+                                            const std::string& destination) {
+  auto model = std::make_shared<CompiledModel>();
+  model->name = name;
+  model->destination = destination;
+  model->primary_key = primary_key;
+  model->source = source;
+
+  std::string relname;
+  std::vector<TableColumn> columns = ReadColumns(source, relname);
+  std::vector<std::string> names;
+  for (const TableColumn& c : columns) names.push_back(c.name);
+
+  const TableColumn* key = FindColumn(columns, primary_key);
+  if (key == nullptr) {
+    Throw(ERRCODE_UNDEFINED_COLUMN,
+          "primary key column \"" + primary_key + "\" does not exist in table " + relname, "",
+          DidYouMean(primary_key, names));
+  }
+  model->key.name = key->name;
+  model->key.attnum = key->attnum;
+  model->key.typid = key->typid;
+
+  try {
+    model->tmpl = PayloadTemplate::Compile(payload);
+  } catch (const PayloadError& e) {
+    Throw(ERRCODE_SYNTAX_ERROR, std::string("invalid payload template: ") + e.what());
+  }
+
+  for (const std::vector<std::string>& path : model->tmpl->VariablePaths()) {
+    if (path.empty() || (path[0] != "row" && path[0] != "old")) continue;
+    std::vector<ColumnBinding>& list = path[0] == "row" ? model->row_columns : model->old_columns;
+    if (path[0] == "old") model->uses_old = true;
+    if (path.size() == 1) {
+      for (const TableColumn& c : columns) AddBinding(list, c);
+      continue;
+    }
+    const TableColumn* column = FindColumn(columns, path[1]);
+    if (column == nullptr) {
+      Throw(ERRCODE_UNDEFINED_COLUMN,
+            "payload template uses " + path[0] + "." + path[1] + ", but column \"" + path[1] +
+                "\" does not exist in table " + relname,
+            "", DidYouMean(path[1], names));
+    }
+    AddBinding(list, *column);
+  }
+
+  PgGuard([&] {
+    ResolveBinding(&model->key);
+    for (ColumnBinding& b : model->row_columns) ResolveBinding(&b);
+    for (ColumnBinding& b : model->old_columns) ResolveBinding(&b);
+  });
+  return model;
+}
+
+std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
+  if (model_cache == nullptr) {
+    model_cache = new std::unordered_map<std::string, std::shared_ptr<const CompiledModel>>();
+  }
+  if (!cache_valid) {
+    model_cache->clear();
+    nwatched = 0;
+    cache_valid = true;
+  }
+  std::string cache_key = std::string(name) + "/" + std::to_string(relid);
+  auto it = model_cache->find(cache_key);
+  if (it != model_cache->end()) return it->second;
+
+  ModelRow row = {};
+  Oid models_relid = InvalidOid;
+  PgGuard([&] {
+    models_relid = get_relname_relid("_models", get_namespace_oid("hyperline", false));
+    ReadModelRow(name, &row);
+  });
+  Watch(models_relid);
+  if (!row.found) {
+    Throw(ERRCODE_UNDEFINED_OBJECT, std::string("model \"") + name + "\" does not exist");
+  }
+  Oid bound = relid == InvalidOid ? row.source : relid;
+  std::shared_ptr<CompiledModel> model;
+  try {
+    model = CompileModel(name, bound, row.primary_key, row.payload, row.destination);
+  } catch (const PgException& e) {
+    if (e.from_postgres) throw;
+    model = std::make_shared<CompiledModel>();
+    model->name = name;
+    model->destination = row.destination;
+    model->source = bound;
+    model->error = std::string("model \"") + name + "\" cannot render: " + e.what();
+  }
+  Watch(row.source);
+  Watch(bound);
+  if (cache_valid) (*model_cache)[cache_key] = model;
+  return model;
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------
+bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
+                 HeapTuple old_tuple, const char* operation, std::string& key,
+                 std::string& payload, std::string& error) {
+  // The bindings' FmgrInfo are used (not changed) by the output calls.
+  auto& m = const_cast<CompiledModel&>(model);
+  if (!m.error.empty()) {
+    key.clear();
+    error = m.error;
+    return false;
+  }
+  size_t nrow = m.row_columns.size();
+  size_t nold = m.old_columns.size();
+  RawDatum* raw = nullptr;
+  RawDatum key_raw;
+  bool have_old = old_tuple != nullptr && m.uses_old;
+  PgGuard([&] {
+    raw = static_cast<RawDatum*>(palloc(sizeof(RawDatum) * (nrow + nold + 1)));
+    ExtractColumn(&m.key, desc, tuple, &key_raw);
+    for (size_t i = 0; i < nrow; ++i) ExtractColumn(&m.row_columns[i], desc, tuple, &raw[i]);
+    if (have_old) {
+      for (size_t i = 0; i < nold; ++i) {
+        ExtractColumn(&m.old_columns[i], desc, old_tuple, &raw[nrow + i]);
+      }
+    }
+  });
+  try {
+    Value key_value = RawToValue(key_raw);
+    key.clear();
+    AppendLiquidString(key_value, key);
+    liquid::Context ctx;
+    ctx.Set("row", BuildObject(m.row_columns, raw));
+    ctx.Set("old", have_old ? BuildObject(m.old_columns, raw + nrow) : Value::Nil());
+    ctx.Set("model", Value::String(m.name));
+    ctx.Set("operation", Value::String(operation));
+    payload.clear();
+    m.tmpl->Render(ctx, payload);
+    error = JsonSyntaxError(payload);
+    return error.empty();
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    error = e.what();
+    return false;
+  }
+}
+
+std::string RenderSynthetic(const CompiledModel& model, TupleDesc) {
+  int64_t now = 0;
+  PgGuard([&] { now = GetCurrentTimestamp() + kUnixToPgEpochMicros; });
+  liquid::Context ctx;
+  Object row;
+  for (const ColumnBinding& b : model.row_columns) row.emplace_back(b.name, SyntheticValue(b, now));
+  ctx.Set("row", Value::MakeObject(std::move(row)));
+  ctx.Set("old", Value::Nil());
+  ctx.Set("model", Value::String(model.name));
+  ctx.Set("operation", Value::String("insert"));
+  std::string out;
+  model.tmpl->Render(ctx, out);
+  return out;
+}
+
+void InstallModelCacheCallbacks() {
+  CacheRegisterRelcacheCallback(InvalidateCacheCallback, 0);
+}
+
+}  // namespace hyperline::pg

@@ -1,0 +1,90 @@
+// model.hpp: compiled models — what the trigger needs to render one event.
+//
+// Vocabulary: a CompiledModel is a model's definition (hyperline._models row)
+// plus its compiled payload template and the bindings of the template's
+// `row.x` / `old.x` names to the source table's columns. Compiled once per
+// backend; the cache is invalidated by relcache callbacks that only set a flag
+// (hyperline._models_changed() sends one at commit of every model change).
+#pragma once
+
+// C++ headers first: core/cpp_only.hpp refuses to compile after postgres.h.
+#include "core/payload_template.hpp"
+#include "core/value.hpp"
+#include <memory>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "fmgr.h"
+}
+
+namespace hyperline::pg {
+
+// How a column's datum becomes a Value.
+enum class ColumnKind : uint8_t { Int, Float, Numeric, Bool, Text, Name, Time, Date, Json, Jsonb, Array, Other };
+
+struct ColumnBinding {
+  std::string name;
+  AttrNumber attnum = 0;
+  Oid typid = InvalidOid;
+  Oid base_typid = InvalidOid;  // typid, or the base type of a domain
+  ColumnKind kind = ColumnKind::Other;
+  FmgrInfo out = {};  // output function, for Numeric/Other
+  // Arrays: element type.
+  Oid elem_typid = InvalidOid;
+  Oid elem_base_typid = InvalidOid;
+  ColumnKind elem_kind = ColumnKind::Other;
+  int16 elem_len = 0;
+  bool elem_byval = false;
+  char elem_align = 'i';
+  FmgrInfo elem_out = {};
+};
+
+struct CompiledModel {
+  std::string name;
+  std::string destination;
+  std::string primary_key;
+  Oid source = InvalidOid;
+  std::unique_ptr<PayloadTemplate> tmpl;
+  std::vector<ColumnBinding> row_columns;  // columns the template reads from `row`
+  std::vector<ColumnBinding> old_columns;  // columns read from `old`
+  bool uses_old = false;
+  ColumnBinding key;  // the primary key column
+  // Set when the model cannot be compiled any more (e.g. a column it uses was
+  // dropped): every event then fails with this error instead of blocking writes.
+  std::string error;
+};
+
+// Returns the compiled model `name` bound to relation `relid` (the model's
+// source, or one of its partitions; InvalidOid = the source), loading and
+// compiling it on first use in this backend. Template and column errors are
+// kept in CompiledModel::error; throws PgException when the model is unknown.
+std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid);
+
+// Compiles a definition without caching it; throws PgException naming the
+// problem (create_model's validation).
+std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
+                                            const std::string& primary_key,
+                                            const std::string& payload,
+                                            const std::string& destination);
+
+// Renders one event. `tuple`/`old_tuple` may be null (insert has no old row;
+// delete renders the old row as `row`). Returns true and sets `payload`, or
+// false and sets `error` (a rendering error the user must see, never thrown).
+// `key` receives the primary key value as text.
+bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
+                 HeapTuple old_tuple, const char* operation, std::string& key,
+                 std::string& payload, std::string& error);
+
+// Renders with a synthetic row of typical values (numbers 1, text "sample",
+// now, true, empty arrays) for validating a model on an empty table.
+std::string RenderSynthetic(const CompiledModel& model, TupleDesc desc);
+
+// Registers the relcache callback that invalidates the cache (from _PG_init).
+void InstallModelCacheCallbacks();
+
+}  // namespace hyperline::pg
