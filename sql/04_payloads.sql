@@ -1,0 +1,109 @@
+-- JSON-aware typing and escaping of rendered payloads, straight from tuples.
+\set VERBOSITY default
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS pg_hyperline CASCADE;
+CREATE EXTENSION pg_hyperline;
+RESET client_min_messages;
+SELECT hyperline.create_destination('hyperline', api_key => 'sk_test_key_1234');
+
+CREATE TABLE typed (
+  id bigint PRIMARY KEY,
+  "customerId" text,
+  "Event Type" varchar(40),
+  amount numeric,
+  big bigint,
+  small smallint,
+  ratio double precision,
+  flag boolean,
+  tags text[],
+  counts int[],
+  props jsonb,
+  raw json,
+  at timestamptz,
+  local_at timestamp,
+  day date,
+  uid uuid
+);
+SELECT hyperline.create_model('typed', 'typed', 'id', $$ {
+  // comments and trailing commas are accepted, as pasted from Hightouch
+  "customer_id": "{{ row.customerId }}",
+  "event_type": "{{ row["Event Type"] }}",
+  "timestamp": "{{ row.at }}",
+  /* bare placeholders are typed */
+  "record": {
+    "id": "{{ row.id }}",
+    "amount": {{ row.amount }},
+    "big": {{ row.big }},
+    "small": {{ row.small }},
+    "ratio": {{ row.ratio }},
+    "flag": {{ row.flag }},
+    "tags": {{ row.tags }},
+    "counts": {{ row.counts }},
+    "localAt": "{{ row.local_at }}",
+    "day": "{{ row.day }}",
+    "uid": "{{ row.uid }}",
+    "amountText": "{{ row.amount }}",
+  },
+  "props": {{ row.props }},
+  "raw": {{ row.raw }},
+} $$);
+
+-- the session's TimeZone and DateStyle do not change what is sent
+SET TimeZone = 'America/New_York';
+SET DateStyle = 'SQL, DMY';
+INSERT INTO typed VALUES (1, 'cus_"quoted"\back', 'api call', 12345678901234567890.123456789,
+  9007199254740993, -7, 0.1, true, '{a,"b c",NULL}', '{1,2,3}',
+  '{"plan": "pro", "seats": 3, "nested": {"x": [1, 2.50]}}', '{"k": 12345678901234567890}',
+  '2024-12-20 11:04:11-05', '2024-12-20 16:04:11', '2024-12-20',
+  'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+INSERT INTO typed (id, "customerId", "Event Type", at, local_at)
+  VALUES (2, E'line1\nline2\ttab \u00e9\u4e2d\U0001F600 \\ "', 'e', '2024-01-02 03:04:05.123+00', '2024-01-02 03:04:05.5');
+-- NULLs: null as a bare value, "" inside a string
+INSERT INTO typed (id) VALUES (3);
+RESET TimeZone;
+RESET DateStyle;
+
+SELECT event_key, operation, status, jsonb_pretty(payload) FROM hyperline.outbox ORDER BY id;
+-- exactness, checked as text (jsonb keeps numeric exactly)
+SELECT payload->'record'->>'amount' AS amount, payload->'record'->>'big' AS big,
+       payload->'record'->>'amountText' AS amount_text
+  FROM hyperline.outbox WHERE event_key = '1';
+SELECT payload->>'customer_id' = E'cus_"quoted"\\back' AS quotes_ok,
+       (SELECT payload->>'customer_id' FROM hyperline.outbox WHERE event_key = '2')
+         = E'line1\nline2\ttab \u00e9\u4e2d\U0001F600 \\ "' AS unicode_ok
+  FROM hyperline.outbox WHERE event_key = '1';
+
+-- Hyperline's own Hightouch example shape, pasted as is
+CREATE TABLE usage_events (
+  id text PRIMARY KEY, customer_id text, event_type text, created_at timestamptz,
+  duration_ms int, is_verified boolean);
+SELECT hyperline.create_model('usage', 'usage_events', 'id', $$
+{
+  "customer_id": "{{ row.customer_id }}",
+  "event_type": "{{ row.event_type }}",
+  "timestamp": "{{ row.created_at }}",
+  "record": {
+    "id": "{{ row.id }}",
+    "durationInMs": {{ row.duration_ms }},
+    "isVerified": {{ row.is_verified }}, // Any other property you want to ingest
+  }
+}
+$$);
+INSERT INTO usage_events VALUES ('D32NAA8', 'cus_CrqwefTRWBWRT', 'api_call', '2024-12-20 16:04:11Z', 32, true);
+SELECT payload FROM hyperline.outbox WHERE model = 'usage';
+
+-- Liquid filters and conditionals inside the JSON structure
+CREATE TABLE orders (id int PRIMARY KEY, customer text, total numeric, coupon text);
+SELECT hyperline.create_model('orders', 'orders', 'id', $$ {
+  "customer_id": "{{ row.customer | upcase }}",
+  "event_type": "order_{{ operation }}",
+  "timestamp": {{ row.id | times: 1000 }},
+  "record": {
+    "id": "{{ model }}-{{ row.id }}",
+    "cents": {{ row.total | times: 100 }},
+    {% if row.coupon %}"coupon": "{{ row.coupon }}",{% endif %}
+    "size": {{ row.customer | size }},
+  }
+} $$);
+INSERT INTO orders VALUES (1, 'acme', 10.5, 'WINTER'), (2, 'globex', 3, NULL);
+SELECT event_key, payload FROM hyperline.outbox WHERE model = 'orders' ORDER BY id;

@@ -1,0 +1,81 @@
+-- Row changes become outbox rows in the same transaction.
+\set VERBOSITY default
+SET client_min_messages = warning;
+DROP EXTENSION IF EXISTS pg_hyperline CASCADE;
+CREATE EXTENSION pg_hyperline;
+RESET client_min_messages;
+SELECT hyperline.create_destination('hyperline', api_key => 'sk_test_key_1234');
+CREATE TABLE meter (id int PRIMARY KEY, customer text NOT NULL, qty numeric);
+SELECT hyperline.create_model('meter', 'meter', 'id', $$ {"customer_id": "{{ row.customer }}",
+  "event_type": "meter", "timestamp": 0,
+  "record": {"id": "m{{ row.id }}", "qty": {{ row.qty }}, "was": {{ old.qty }}}} $$,
+  triggers => '{insert,update,delete}');
+
+INSERT INTO meter VALUES (1, 'c1', 10), (2, 'c2', 20);
+UPDATE meter SET qty = 11 WHERE id = 1;
+-- an UPDATE that changes nothing is not a change
+UPDATE meter SET qty = qty WHERE id = 2;
+DELETE FROM meter WHERE id = 2;
+SELECT event_key, operation, status, payload FROM hyperline.outbox ORDER BY id;
+
+-- rollback leaves no outbox row; a rolled back savepoint neither
+BEGIN;
+INSERT INTO meter VALUES (3, 'c3', 1);
+ROLLBACK;
+BEGIN;
+INSERT INTO meter VALUES (4, 'c4', 1);
+SAVEPOINT s;
+INSERT INTO meter VALUES (5, 'c5', 1);
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT event_key FROM hyperline.outbox WHERE event_key IN ('3', '4', '5') ORDER BY event_key;
+
+-- only the chosen triggers fire
+CREATE TABLE inserts_only (id int PRIMARY KEY, c text);
+SELECT hyperline.create_model('inserts_only', 'inserts_only', 'id', $$ {"customer_id": "{{ row.c }}",
+  "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$, triggers => '{insert}');
+INSERT INTO inserts_only VALUES (1, 'a');
+UPDATE inserts_only SET c = 'b';
+DELETE FROM inserts_only;
+SELECT event_key, operation FROM hyperline.outbox WHERE model = 'inserts_only';
+
+-- several models on one table each get their event
+SELECT hyperline.create_model('meter_copy', 'meter', 'id', $$ {"customer_id": "{{ row.customer }}",
+  "event_type": "copy", "timestamp": 0, "record": {"id": "copy{{ row.id }}"}} $$);
+INSERT INTO meter VALUES (6, 'c6', 6);
+SELECT model, event_key FROM hyperline.outbox WHERE event_key = '6' ORDER BY model;
+
+-- a rendering error never fails the user's write: the event is recorded failed
+CREATE TABLE fragile (id int PRIMARY KEY, c text, n numeric, d int);
+SELECT hyperline.create_model('fragile', 'fragile', 'id', $$ {"customer_id": "{{ row.c }}",
+  "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}", "n": {{ row.n }},
+  "q": {{ 10 | divided_by: row.d }}}} $$);
+INSERT INTO fragile VALUES (1, 'ok', 1, 2), (2, 'nan', 'NaN', 1), (3, 'zero', 1, 0);
+SELECT * FROM fragile ORDER BY id;
+SELECT event_key, status, payload, last_error FROM hyperline.outbox WHERE model = 'fragile' ORDER BY id;
+-- a dropped column makes every later event fail visibly, not the writes
+ALTER TABLE fragile DROP COLUMN d;
+INSERT INTO fragile VALUES (4, 'after drop', 1);
+SELECT event_key, status, last_error FROM hyperline.outbox WHERE model = 'fragile' AND event_key = '4';
+
+-- partitioned tables: the model on the parent sees rows of every partition
+CREATE TABLE part (id int, region text, amount int, PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+CREATE TABLE part_eu PARTITION OF part FOR VALUES IN ('eu');
+CREATE TABLE part_us (amount int, region text, id int, PRIMARY KEY (id, region));
+ALTER TABLE part ATTACH PARTITION part_us FOR VALUES IN ('us');
+SELECT hyperline.create_model('part', 'part', 'id', $$ {"customer_id": "{{ row.region }}",
+  "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}", "amount": {{ row.amount }}}} $$);
+INSERT INTO part VALUES (1, 'eu', 100), (2, 'us', 200);
+SELECT event_key, payload FROM hyperline.outbox WHERE model = 'part' ORDER BY id;
+
+-- COPY goes through the trigger too
+COPY meter FROM STDIN;
+7	c7	7
+\.
+SELECT model, event_key FROM hyperline.outbox WHERE event_key = '7' ORDER BY model;
+
+-- status view
+SELECT model, pending, sending, delivered, failed, last_error FROM hyperline.model_status ORDER BY model;
+-- failed rows can be retried; rows that could not render stay failed
+SELECT hyperline.retry('fragile');
+SELECT hyperline.retry('no_such_model');
