@@ -1,0 +1,145 @@
+// Unit tests for the JSON-with-Liquid payload layer (src/core/payload_template).
+#include "core/payload_template.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace hyperline {
+namespace {
+
+std::string Render(const std::string& source, const Object& row) {
+  auto tmpl = PayloadTemplate::Compile(source);
+  liquid::Context ctx;
+  ctx.Set("row", Value::MakeObject(row));
+  ctx.Set("old", Value::Nil());
+  std::string out;
+  tmpl->Render(ctx, out);
+  return out;
+}
+
+TEST(PayloadTemplate, QuotedPlaceholdersAreEscapedText) {
+  std::string out = Render(R"({"a": "x{{ row.s }}y"})",
+                           {{"s", Value::String("q\"b\\n\n\t\x01 é")}});
+  EXPECT_EQ(nlohmann::json::parse(out)["a"], "xq\"b\\n\n\t\x01 éy");
+}
+
+TEST(PayloadTemplate, NilInsideStringIsEmpty) {
+  EXPECT_EQ(nlohmann::json::parse(Render(R"({"a": "{{ row.s }}"})", {{"s", Value::Nil()}}))["a"],
+            "");
+}
+
+TEST(PayloadTemplate, BarePlaceholdersAreTyped) {
+  std::string out = Render(
+      R"({"i": {{ row.i }}, "d": {{ row.d }}, "b": {{ row.b }}, "n": {{ row.n }},
+          "s": {{ row.s }}, "a": {{ row.a }}, "t": {{ row.t }}})",
+      {{"i", Value::Int(9007199254740993)},
+       {"d", Value::Decimal("12345678901234567890.123456789")},
+       {"b", Value::Bool(false)},
+       {"n", Value::Nil()},
+       {"s", Value::String("text")},
+       {"a", Value::MakeArray({Value::Int(1), Value::String("x"), Value::Nil()})},
+       {"t", Value::Time(1734710651000000)}});
+  EXPECT_NE(out.find("9007199254740993"), std::string::npos);
+  EXPECT_NE(out.find("12345678901234567890.123456789"), std::string::npos);
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["b"], false);
+  EXPECT_TRUE(j["n"].is_null());
+  EXPECT_EQ(j["s"], "text");
+  EXPECT_EQ(j["a"], nlohmann::json::parse(R"([1, "x", null])"));
+  EXPECT_EQ(j["t"], "2024-12-20T16:04:11Z");
+}
+
+TEST(PayloadTemplate, CommentsAndTrailingCommasAccepted) {
+  std::string out = Render(R"({
+    // a line comment with "quotes" and {{ braces }}
+    "a": "{{ row.x }}", /* block
+    comment */ "b": [1, 2,],
+    "url": "http://example.com/x", // slashes inside strings are not comments
+  })",
+                           {{"x", Value::Int(5)}});
+  auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["a"], "5");
+  EXPECT_EQ(j["b"].size(), 2u);
+  EXPECT_EQ(j["url"], "http://example.com/x");
+}
+
+TEST(PayloadTemplate, ConditionalMembersDropTrailingCommas) {
+  const std::string source = R"({"a": 1, {% if row.c %}"c": "{{ row.c }}",{% endif %} })";
+  EXPECT_EQ(nlohmann::json::parse(Render(source, {{"c", Value::String("x")}}))["c"], "x");
+  EXPECT_FALSE(nlohmann::json::parse(Render(source, {{"c", Value::Nil()}})).contains("c"));
+}
+
+TEST(PayloadTemplate, JsonSyntaxErrorNamesLineAndColumn) {
+  try {
+    PayloadTemplate::Compile("{\n  \"a\": \"{{ row.a }}\"\n  \"b\": 1\n}");
+    FAIL() << "expected PayloadError";
+  } catch (const PayloadError& e) {
+    EXPECT_EQ(e.line, 3);
+    EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(PayloadTemplate, LiquidSyntaxErrorIsPayloadError) {
+  EXPECT_THROW(PayloadTemplate::Compile(R"({"a": "{% if row.a %}"})"), PayloadError);
+  EXPECT_THROW(PayloadTemplate::Compile(R"({"a": {{ row.a | }}})"), PayloadError);
+}
+
+TEST(PayloadTemplate, ReportsVariablePaths) {
+  auto tmpl = PayloadTemplate::Compile(R"({"a": "{{ row.x }}", "b": {{ old.y | default: 1 }}})");
+  auto paths = tmpl->VariablePaths();
+  bool saw_x = false;
+  bool saw_y = false;
+  for (const auto& p : paths) {
+    if (p.size() >= 2 && p[0] == "row" && p[1] == "x") saw_x = true;
+    if (p.size() >= 2 && p[0] == "old" && p[1] == "y") saw_y = true;
+  }
+  EXPECT_TRUE(saw_x);
+  EXPECT_TRUE(saw_y);
+}
+
+TEST(PayloadTemplate, NonFiniteFloatIsARenderError) {
+  EXPECT_THROW(Render(R"({"a": {{ row.f }}})", {{"f", Value::Float(0.0 / 0.0)}}),
+               std::invalid_argument);
+}
+
+TEST(EventShape, AcceptsAValidEvent) {
+  auto r = CheckEventShape(
+      R"({"customer_id": "c", "event_type": "e", "timestamp": "2024-01-01T00:00:00Z",
+          "record": {"id": "x", "n": 1, "tags": ["a"]}})");
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_TRUE(r.warnings.empty());
+}
+
+TEST(EventShape, NamesEachMissingField) {
+  auto r = CheckEventShape(R"({"event_type": "e", "record": {}})");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_NE(r.errors[0].find("customer_id"), std::string::npos);
+  EXPECT_NE(r.errors[1].find("timestamp"), std::string::npos);
+  EXPECT_NE(r.errors[2].find("record.id"), std::string::npos);
+}
+
+TEST(EventShape, WarnsOnObjectsInsideRecord) {
+  auto r = CheckEventShape(
+      R"({"customer_id": "c", "event_type": "e", "timestamp": 1,
+          "record": {"id": "x", "o": {"a": 1}, "l": [{"b": 1}]}})");
+  EXPECT_TRUE(r.errors.empty());
+  EXPECT_EQ(r.warnings.size(), 2u);
+}
+
+TEST(EventShape, SyntaxErrorHasPosition) {
+  auto r = CheckEventShape("{\"a\": 1,\n \"b\" 2}");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_NE(r.errors[0].find("line 2"), std::string::npos) << r.errors[0];
+}
+
+TEST(RemoveTrailingCommas, KeepsStringsIntact) {
+  std::string s = R"({"a": ",}", "b": [1, 2, ], })";
+  RemoveTrailingCommas(s);
+  auto j = nlohmann::json::parse(s);
+  EXPECT_EQ(j["a"], ",}");
+  EXPECT_EQ(j["b"].size(), 2u);
+}
+
+}  // namespace
+}  // namespace hyperline
