@@ -39,7 +39,8 @@ int DaysInMonth(int year, int month) {
 // Checks one record property value: scalar, null, or array of scalars.
 std::string ValidateRecordValue(const std::string& name, const nlohmann::json& v) {
   if (v.is_object()) {
-    return "record." + name + " is an object; record properties must be strings, numbers, "
+    return "record." + name +
+           " is an object; record properties must be strings, numbers, "
            "booleans or arrays of those (nested objects are rejected)";
   }
   if (v.is_array()) {
@@ -137,7 +138,8 @@ std::string ValidateEvent(const nlohmann::json& event) {
   if (!rec->is_object()) return "record must be an object";
   auto id = rec->find("id");
   if (id == rec->end() || id->is_null()) return "record.id is required";
-  if (!(id->is_string() || id->is_number()) || (id->is_string() && id->get_ref<const std::string&>().empty())) {
+  if (!(id->is_string() || id->is_number()) ||
+      (id->is_string() && id->get_ref<const std::string&>().empty())) {
     return "record.id must be a non-empty string or a number";
   }
   for (auto it = rec->begin(); it != rec->end(); ++it) {

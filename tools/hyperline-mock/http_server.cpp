@@ -53,27 +53,48 @@ bool HasToken(const std::string& value, const char* token) {
 // Returns the standard reason phrase for an HTTP status code.
 const char* ReasonPhrase(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Status";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 422:
+      return "Unprocessable Entity";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Status";
   }
 }
 
@@ -120,17 +141,23 @@ ChunkResult DecodeChunked(const std::string& buf, size_t start, std::string* out
   size_t p = start;
   for (;;) {
     size_t eol = buf.find("\r\n", p);
-    if (eol == std::string::npos) return buf.size() - p > 1024 ? ChunkResult::kError : ChunkResult::kNeedMore;
+    if (eol == std::string::npos)
+      return buf.size() - p > 1024 ? ChunkResult::kError : ChunkResult::kNeedMore;
     size_t size = 0;
     size_t digits = 0;
     for (size_t i = p; i < eol; i++) {
       char ch = buf[i];
       int v;
-      if (ch >= '0' && ch <= '9') v = ch - '0';
-      else if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
-      else if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
-      else if (ch == ';' || ch == ' ' || ch == '\t') break;
-      else return ChunkResult::kError;
+      if (ch >= '0' && ch <= '9')
+        v = ch - '0';
+      else if (ch >= 'a' && ch <= 'f')
+        v = ch - 'a' + 10;
+      else if (ch >= 'A' && ch <= 'F')
+        v = ch - 'A' + 10;
+      else if (ch == ';' || ch == ' ' || ch == '\t')
+        break;
+      else
+        return ChunkResult::kError;
       if (++digits > 15) return ChunkResult::kError;
       size = size * 16 + static_cast<size_t>(v);
     }
@@ -267,9 +294,8 @@ int HttpServer::Listen(const std::string& host, int port) {
   sockaddr_storage addr{};
   socklen_t len = sizeof(addr);
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-  int bound = addr.ss_family == AF_INET6
-                  ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
-                  : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+  int bound = addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port)
+                                         : ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
 
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   stop_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -384,9 +410,10 @@ bool HttpServer::Serve(Connection* c) {
   };
   auto send_simple = [c](int status, const std::string& message) {
     std::string body = "{\"message\":\"" + message + "\"}";
-    std::string head = "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) +
-                       "\r\nContent-Type: application/json\r\nContent-Length: " +
-                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
+    std::string head =
+        "HTTP/1.1 " + std::to_string(status) + " " + ReasonPhrase(status) +
+        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+        "\r\nConnection: close\r\n\r\n";
     WriteAll(c->fd, head, &body);
   };
 

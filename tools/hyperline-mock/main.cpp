@@ -64,8 +64,8 @@ double Number(const std::string& flag, const std::string& v, double lo, double h
   double d = strtod(v.c_str(), &end);
   if (v.empty() || *end != '\0' || d < lo || d > hi || (integer && d != static_cast<int64_t>(d))) {
     Usage(flag + " expects " + (integer ? "an integer" : "a number") + " between " +
-          std::to_string(static_cast<int64_t>(lo)) + " and " + std::to_string(static_cast<int64_t>(hi)) +
-          ", got '" + v + "'");
+          std::to_string(static_cast<int64_t>(lo)) + " and " +
+          std::to_string(static_cast<int64_t>(hi)) + ", got '" + v + "'");
   }
   return d;
 }
@@ -175,8 +175,9 @@ int Main(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);
 
   MockService service(config, opt.force_429, opt.seed, opt.verbose, opt.quiet);
-  HttpServer server([&service](const HttpRequest& req, HttpResponse& res) { service.Handle(req, res); },
-                    opt.threads);
+  HttpServer server(
+      [&service](const HttpRequest& req, HttpResponse& res) { service.Handle(req, res); },
+      opt.threads);
   int port;
   try {
     port = server.Listen(opt.host, opt.port);
@@ -185,7 +186,8 @@ int Main(int argc, char** argv) {
     fprintf(stderr, "hyperline-mock: %s\n", e.what());
     return 1;
   }
-  std::string shown_host = opt.host.find(':') != std::string::npos ? "[" + opt.host + "]" : opt.host;
+  std::string shown_host =
+      opt.host.find(':') != std::string::npos ? "[" + opt.host + "]" : opt.host;
   printf("hyperline-mock listening on http://%s:%d\n", shown_host.c_str(), port);
   fflush(stdout);
   if (!opt.quiet) {

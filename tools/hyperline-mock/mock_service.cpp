@@ -137,8 +137,9 @@ void MockService::Handle(const HttpRequest& req, HttpResponse& res) {
     by_status_[res.status]++;
   }
   if (verbose_) {
-    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-                    .count();
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
     fprintf(stderr, "hyperline-mock: %s %s -> %s (%zu bytes in, %.1f ms)\n", req.method.c_str(),
             req.path.c_str(), dropped ? "dropped" : std::to_string(res.status).c_str(),
             req.body.size(), ms);
@@ -161,8 +162,9 @@ bool MockService::RateLimited(const Snapshot& s, HttpResponse& res) {
   res.headers.emplace_back("X-RateLimit-Reset", std::to_string(reset_s));
   if (limited) {
     res.headers.emplace_back("Retry-After", std::to_string(s.config.retry_after));
-    Error(res, 429, "Too many requests: rate limit of " + std::to_string(limit) +
-                        " requests per second exceeded");
+    Error(res, 429,
+          "Too many requests: rate limit of " + std::to_string(limit) +
+              " requests per second exceeded");
   }
   return limited;
 }
@@ -183,7 +185,8 @@ void MockService::HandleApi(const HttpRequest& req, HttpResponse& res, bool* dro
   }
   if (pending > 0) {
     res.headers.emplace_back("Retry-After", std::to_string(cfg.retry_after));
-    res.headers.emplace_back("X-RateLimit-Limit", std::to_string(std::max<int64_t>(0, cfg.rate_limit)));
+    res.headers.emplace_back("X-RateLimit-Limit",
+                             std::to_string(std::max<int64_t>(0, cfg.rate_limit)));
     res.headers.emplace_back("X-RateLimit-Remaining", "0");
     res.headers.emplace_back("X-RateLimit-Reset", std::to_string(cfg.retry_after));
     Error(res, 429, "Too many requests (forced by hyperline-mock)");
@@ -274,8 +277,8 @@ void MockService::PostBatch(const Snapshot& s, const HttpRequest& req, HttpRespo
     return;
   }
   if (events.empty() || events.size() > kMaxBatch) {
-    Error(res, 400, "A batch must hold between 1 and 5000 events, got " +
-                        std::to_string(events.size()));
+    Error(res, 400,
+          "A batch must hold between 1 and 5000 events, got " + std::to_string(events.size()));
     return;
   }
   std::string compact = CompactJson(req.body);
@@ -381,7 +384,8 @@ void MockService::ListEvents(const HttpRequest& req, HttpResponse& res, bool api
   if (const std::string* v = req.Param("take")) {
     int64_t take;
     if (!ParseInt(*v, &take) || take < 0 || (api && take > static_cast<int64_t>(kMaxTake))) {
-      Error(res, 400, api ? "take must be an integer between 0 and 100" : "take must be an integer >= 0");
+      Error(res, 400,
+            api ? "take must be an integer between 0 and 100" : "take must be an integer >= 0");
       return;
     }
     filter.take = static_cast<size_t>(take);
