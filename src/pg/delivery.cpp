@@ -1,0 +1,790 @@
+// delivery.cpp: claim, send, record, purge (see delivery.hpp for the vocabulary).
+//
+// Why the shape: every Postgres call runs inside PgGuard, one guard per
+// transaction step, and only reads C++ containers there (nothing that can throw
+// inside PG_TRY). Results leave Postgres as palloc'd C strings and become C++
+// objects outside the guard. HTTP runs outside any transaction.
+#include "pg/delivery.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/protocol.hpp"
+#include "pg/guard.hpp"
+#include "pg/guc.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+}
+
+#ifndef HYPERLINE_VERSION
+#define HYPERLINE_VERSION "dev"
+#endif
+
+namespace hyperline::pg {
+namespace {
+
+constexpr const char* kUserAgent = "pg_hyperline/" HYPERLINE_VERSION;
+constexpr int kPurgeBatch = 10000;
+
+// --- SQL (every name schema-qualified, values only as $n) -------------------
+
+constexpr const char* kLoadDestinationsSql =
+    "SELECT d.name, d.base_url, k.api_key, d.batch_size, d.max_requests_per_second::float8,"
+    " d.timeout_ms, d.state, d.last_error, d.key_version"
+    " FROM hyperline._destinations d LEFT JOIN _hyperline.api_keys k ON k.destination = d.name";
+
+constexpr const char* kClaimSql =
+    "SELECT o.id, o.model, o.event_key, o.operation, o.payload::text, o.destination, o.attempts"
+    " FROM hyperline.outbox o"
+    " WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND o.destination = ANY($1)"
+    " ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED";
+
+// Sets the status of claimed rows: 'sending', 'superseded', or 'failed' (with why).
+constexpr const char* kSetStatusSql =
+    "UPDATE hyperline.outbox o SET status = u.status, last_error = coalesce(u.err, o.last_error)"
+    " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, status, err)"
+    " WHERE o.id = u.id";
+
+// Older rows of a claimed key still waiting (e.g. for a retry) will never be
+// sent: the claimed row is newer. Uses outbox_key_idx.
+constexpr const char* kSupersedeOlderSql =
+    "UPDATE hyperline.outbox o SET status = 'superseded'"
+    " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(model, event_key, id)"
+    " WHERE o.model = k.model AND o.event_key = k.event_key"
+    " AND o.status = 'pending' AND o.id < k.id";
+
+constexpr const char* kRecordSql =
+    "UPDATE hyperline.outbox o SET status = u.status, attempts = o.attempts + u.inc,"
+    " http_status = u.http, last_error = u.err,"
+    " delivered_at = CASE WHEN u.status = 'delivered' THEN now() ELSE o.delivered_at END,"
+    " next_attempt_at = CASE"
+    "   WHEN u.delay IS NULL THEN o.next_attempt_at"
+    "   WHEN u.kv IS NOT NULL AND u.kv IS DISTINCT FROM"
+    "     (SELECT d.key_version FROM hyperline._destinations d WHERE d.name = o.destination)"
+    "     THEN now()"
+    "   ELSE now() + u.delay * interval '1 millisecond' END"
+    " FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::bigint[],"
+    "   $7::int[]) AS u(id, status, inc, http, err, delay, kv)"
+    " WHERE o.id = u.id AND o.status = 'sending'";
+
+constexpr const char* kDestinationUpdateSql =
+    "UPDATE hyperline._destinations d SET state = $2, last_error = $3"
+    " WHERE d.name = $1 AND d.key_version = $4"
+    " AND (d.state IS DISTINCT FROM $2 OR d.last_error IS DISTINCT FROM $3)";
+
+constexpr const char* kResetSendingSql =
+    "UPDATE hyperline.outbox SET status = 'pending' WHERE status = 'sending'";
+
+constexpr const char* kPurgeSql =
+    "DELETE FROM hyperline.outbox o WHERE o.id IN (SELECT p.id FROM hyperline.outbox p"
+    " WHERE p.status IN ('delivered', 'superseded')"
+    " AND coalesce(p.delivered_at, p.created_at) < now() - $1 * interval '1 second'"
+    " LIMIT $2)";
+
+// --- Postgres helpers (call only inside PgGuard) -----------------------------
+
+struct Plans {
+  SPIPlanPtr load_destinations = nullptr;
+  SPIPlanPtr claim = nullptr;
+  SPIPlanPtr set_status = nullptr;
+  SPIPlanPtr supersede_older = nullptr;
+  SPIPlanPtr record = nullptr;
+  SPIPlanPtr destination_update = nullptr;
+  SPIPlanPtr purge = nullptr;
+};
+Plans plans;
+
+// Prepares a statement once and keeps it for the life of the worker.
+SPIPlanPtr Prepare(SPIPlanPtr* slot, const char* sql, int nargs, Oid* types) {
+  if (*slot == nullptr) {
+    SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+    if (plan == nullptr) {
+      elog(ERROR, "pg_hyperline: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    }
+    if (SPI_keepplan(plan) != 0) elog(ERROR, "pg_hyperline: SPI_keepplan failed");
+    *slot = plan;
+  }
+  return *slot;
+}
+
+// Starts a short transaction with SPI and a snapshot.
+void BeginTxn() {
+  SetCurrentStatementStartTimestamp();
+  StartTransactionCommand();
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
+  PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+// Commits the transaction begun by BeginTxn.
+void CommitTxn() {
+  SPI_finish();
+  PopActiveSnapshot();
+  CommitTransactionCommand();
+}
+
+// Runs a prepared statement and checks its result code.
+void Execute(SPIPlanPtr plan, Datum* values, const char* nulls, int expected) {
+  int rc = SPI_execute_plan(plan, values, nulls, false, 0);
+  if (rc != expected) {
+    elog(ERROR, "pg_hyperline: statement failed: %s", SPI_result_code_string(rc));
+  }
+}
+
+// A one-dimensional array from Datums (NULLs allowed).
+Datum MakeArray(Datum* elems, bool* nulls, int n, Oid type) {
+  int16 typlen;
+  bool byval;
+  char align;
+  get_typlenbyvalalign(type, &typlen, &byval, &align);
+  int dims[1] = {n};
+  int lbs[1] = {1};
+  return PointerGetDatum(
+      construct_md_array(elems, nulls, 1, dims, lbs, type, typlen, byval, align));
+}
+
+Datum TextDatum(const std::string& s) {
+  return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())));
+}
+
+// Column value as a palloc'd C string, or nullptr for NULL.
+char* TextOrNull(HeapTuple tuple, TupleDesc desc, int column) {
+  bool isnull = false;
+  Datum d = SPI_getbinval(tuple, desc, column, &isnull);
+  return isnull ? nullptr : TextDatumGetCString(d);
+}
+
+std::string Str(const char* s) { return s == nullptr ? std::string() : std::string(s); }
+
+// Raw claimed row, as copied out of SPI (C strings, palloc'd).
+struct RawRow {
+  int64 id;
+  char* model;
+  char* event_key;
+  char* operation;
+  char* payload;
+  char* destination;
+  int32 attempts;
+};
+
+// Raw destination row.
+struct RawDestination {
+  char* name;
+  char* base_url;
+  char* api_key;
+  int32 batch_size;
+  double rps;
+  bool rps_null;
+  int32 timeout_ms;
+  char* state;
+  char* last_error;
+  int32 key_version;
+};
+
+}  // namespace
+
+Delivery::Delivery()
+    : client_(std::make_unique<http::Client>(std::max(1, guc_max_concurrent_requests))),
+      rng_(static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) ^
+           static_cast<uint64_t>(MyProcPid)) {}
+
+std::string Delivery::KeyOf(const Row& row) {
+  std::string key;
+  key.reserve(row.model.size() + row.event_key.size() + 1);
+  key.append(row.model).push_back('\x1f');
+  key.append(row.event_key);
+  return key;
+}
+
+bool Delivery::TxnExtensionExists() {
+  bool exists = false;
+  PgGuard([&] {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    exists = OidIsValid(get_extension_oid("pg_hyperline", true));
+    CommitTransactionCommand();
+  });
+  return exists;
+}
+
+void Delivery::TxnResetSending() {
+  PgGuard([&] {
+    BeginTxn();
+    int rc = SPI_execute(kResetSendingSql, false, 0);
+    if (rc != SPI_OK_UPDATE) elog(ERROR, "pg_hyperline: %s", SPI_result_code_string(rc));
+    if (SPI_processed > 0) {
+      elog(LOG, "pg_hyperline: %llu events left in sending state are pending again",
+           static_cast<unsigned long long>(SPI_processed));
+    }
+    CommitTxn();
+  });
+}
+
+int Delivery::TxnClaim() {
+  auto now = SteadyClock::now();
+  RawDestination* raw_dest = nullptr;
+  int n_dest = 0;
+  bool extension = true;
+  // Step 1: the destinations (settings and keys), in a new transaction.
+  PgGuard([&] {
+    BeginTxn();
+    if (!OidIsValid(get_extension_oid("pg_hyperline", true))) {
+      extension = false;
+      CommitTxn();
+      return;
+    }
+    SPIPlanPtr plan = Prepare(&plans.load_destinations, kLoadDestinationsSql, 0, nullptr);
+    Execute(plan, nullptr, nullptr, SPI_OK_SELECT);
+    n_dest = static_cast<int>(SPI_processed);
+    raw_dest = static_cast<RawDestination*>(palloc0(sizeof(RawDestination) * (n_dest + 1)));
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    for (int i = 0; i < n_dest; ++i) {
+      HeapTuple t = SPI_tuptable->vals[i];
+      RawDestination& r = raw_dest[i];
+      bool isnull = false;
+      r.name = TextOrNull(t, desc, 1);
+      r.base_url = TextOrNull(t, desc, 2);
+      r.api_key = TextOrNull(t, desc, 3);
+      r.batch_size = DatumGetInt32(SPI_getbinval(t, desc, 4, &isnull));
+      Datum rps = SPI_getbinval(t, desc, 5, &r.rps_null);
+      r.rps = r.rps_null ? 0 : DatumGetFloat8(rps);
+      r.timeout_ms = DatumGetInt32(SPI_getbinval(t, desc, 6, &isnull));
+      r.state = TextOrNull(t, desc, 7);
+      r.last_error = TextOrNull(t, desc, 8);
+      r.key_version = DatumGetInt32(SPI_getbinval(t, desc, 9, &isnull));
+    }
+  });
+  if (!extension) return -1;
+
+  // Step 2 (C++): refresh the destination memory; decide which may be claimed.
+  for (auto& [name, d] : destinations_) d.seen = false;
+  std::vector<std::string> eligible;
+  std::unordered_map<std::string, long> quota;  // rows each destination may take
+  for (int i = 0; i < n_dest; ++i) {
+    const RawDestination& r = raw_dest[i];
+    Destination& d = destinations_[Str(r.name)];
+    d.name = Str(r.name);
+    d.base_url = Str(r.base_url);
+    d.api_key = Str(r.api_key);
+    d.batch_size = std::clamp(r.batch_size, 1, static_cast<int>(kMaxBatchEvents));
+    d.timeout_ms = r.timeout_ms;
+    d.state = Str(r.state);
+    d.has_last_error = r.last_error != nullptr;
+    d.last_error = Str(r.last_error);
+    if (d.key_version != r.key_version) {
+      // A new key: forget the pause an unauthorized answer caused.
+      d.key_version = r.key_version;
+      d.probe_at = {};
+    }
+    double rps = r.rps_null ? 0 : r.rps;
+    if (rps != d.max_rps || !d.seen) d.bucket.SetRate(rps, std::max(1.0, rps), now);
+    d.max_rps = rps;
+    d.seen = true;
+    bool waiting_for_key = d.probe_key_version == d.key_version && now < d.probe_at;
+    if (now < d.paused_until || waiting_for_key || r.api_key == nullptr) continue;
+    long limit = -1;                                      // unlimited
+    if (d.state == "unauthorized") limit = d.batch_size;  // probe the key with one request
+    if (d.max_rps > 0) {
+      limit =
+          std::max<long>(d.batch_size, static_cast<long>(std::ceil(d.max_rps * 2)) * d.batch_size);
+    }
+    if (limit >= 0) {
+      for (const Job& j : queued_) {
+        if (j.destination == d.name) limit -= static_cast<long>(j.rows.size());
+      }
+      for (const auto& [tag, j] : in_flight_) {
+        if (j.destination == d.name) limit -= static_cast<long>(j.rows.size());
+      }
+      if (limit <= 0) continue;
+      quota[d.name] = limit;
+    }
+    eligible.push_back(d.name);
+  }
+  for (auto it = destinations_.begin(); it != destinations_.end();) {
+    it = it->second.seen ? std::next(it) : destinations_.erase(it);
+  }
+
+  long room = 2L * guc_claim_batch - static_cast<long>(held_rows_);
+  int limit = static_cast<int>(std::min<long>(guc_claim_batch, room));
+  more_due_ = false;
+  keys_were_busy_ = false;
+  if (eligible.empty() || limit <= 0) {
+    PgGuard([&] { CommitTxn(); });
+    return 0;
+  }
+
+  // Step 3: select due rows, oldest first, skipping rows someone else locked.
+  RawRow* raw = nullptr;
+  int n = 0;
+  PgGuard([&] {
+    Oid types[2] = {TEXTARRAYOID, INT4OID};
+    SPIPlanPtr plan = Prepare(&plans.claim, kClaimSql, 2, types);
+    Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * eligible.size()));
+    for (size_t i = 0; i < eligible.size(); ++i) names[i] = TextDatum(eligible[i]);
+    Datum values[2] = {MakeArray(names, nullptr, static_cast<int>(eligible.size()), TEXTOID),
+                       Int32GetDatum(limit)};
+    Execute(plan, values, nullptr, SPI_OK_SELECT);
+    n = static_cast<int>(SPI_processed);
+    raw = static_cast<RawRow*>(palloc0(sizeof(RawRow) * (n + 1)));
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    for (int i = 0; i < n; ++i) {
+      HeapTuple t = SPI_tuptable->vals[i];
+      bool isnull = false;
+      raw[i].id = DatumGetInt64(SPI_getbinval(t, desc, 1, &isnull));
+      raw[i].model = TextOrNull(t, desc, 2);
+      raw[i].event_key = TextOrNull(t, desc, 3);
+      raw[i].operation = TextOrNull(t, desc, 4);
+      raw[i].payload = TextOrNull(t, desc, 5);
+      raw[i].destination = TextOrNull(t, desc, 6);
+      raw[i].attempts = DatumGetInt32(SPI_getbinval(t, desc, 7, &isnull));
+    }
+  });
+
+  // Step 4 (C++): per-key order. Only the newest row of a key is sent; older
+  // ones are superseded; a key already in flight waits (its newest row stays
+  // pending).
+  std::vector<Row> rows(n);
+  std::unordered_map<std::string, int> newest;
+  newest.reserve(n);
+  std::vector<std::string> keys(n);
+  for (int i = 0; i < n; ++i) {
+    Row& r = rows[i];
+    r.id = raw[i].id;
+    r.model = Str(raw[i].model);
+    r.event_key = Str(raw[i].event_key);
+    r.operation = Str(raw[i].operation);
+    r.has_payload = raw[i].payload != nullptr;
+    r.payload = Str(raw[i].payload);
+    r.destination = Str(raw[i].destination);
+    r.attempts = raw[i].attempts;
+    keys[i] = KeyOf(r);
+    newest[keys[i]] = i;
+  }
+  std::vector<int64_t> status_ids;
+  std::vector<const char*> status_values;
+  std::vector<std::string> status_errors;  // "" → NULL
+  std::vector<int> taken;
+  for (int i = 0; i < n; ++i) {
+    if (newest[keys[i]] != i) {
+      status_ids.push_back(rows[i].id);
+      status_values.push_back("superseded");
+      status_errors.emplace_back();
+      continue;
+    }
+    if (keys_in_flight_.count(keys[i]) != 0) {
+      keys_were_busy_ = true;
+      continue;
+    }
+    auto q = quota.find(rows[i].destination);
+    if (q != quota.end()) {
+      if (q->second <= 0) continue;
+      --q->second;
+    }
+    if (!rows[i].has_payload) {
+      status_ids.push_back(rows[i].id);
+      status_values.push_back("failed");
+      status_errors.emplace_back("nothing to send: the payload is NULL");
+      continue;
+    }
+    status_ids.push_back(rows[i].id);
+    status_values.push_back("sending");
+    status_errors.emplace_back();
+    taken.push_back(i);
+  }
+  more_due_ = n == limit && !taken.empty();
+
+  // Step 5: mark the rows and commit.
+  PgGuard([&] {
+    if (!status_ids.empty()) {
+      int m = static_cast<int>(status_ids.size());
+      Oid types[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+      SPIPlanPtr plan = Prepare(&plans.set_status, kSetStatusSql, 3, types);
+      Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      Datum* sts = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      Datum* errs = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      bool* err_nulls = static_cast<bool*>(palloc(sizeof(bool) * m));
+      for (int i = 0; i < m; ++i) {
+        ids[i] = Int64GetDatum(status_ids[i]);
+        sts[i] = CStringGetTextDatum(status_values[i]);
+        err_nulls[i] = status_errors[i].empty();
+        errs[i] = err_nulls[i] ? (Datum)0 : TextDatum(status_errors[i]);
+      }
+      Datum values[3] = {MakeArray(ids, nullptr, m, INT8OID), MakeArray(sts, nullptr, m, TEXTOID),
+                         MakeArray(errs, err_nulls, m, TEXTOID)};
+      Execute(plan, values, nullptr, SPI_OK_UPDATE);
+    }
+    if (!taken.empty()) {
+      int m = static_cast<int>(taken.size());
+      Oid types[3] = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
+      SPIPlanPtr plan = Prepare(&plans.supersede_older, kSupersedeOlderSql, 3, types);
+      Datum* models = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      Datum* ekeys = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      for (int i = 0; i < m; ++i) {
+        const Row& r = rows[taken[i]];
+        models[i] = TextDatum(r.model);
+        ekeys[i] = TextDatum(r.event_key);
+        ids[i] = Int64GetDatum(r.id);
+      }
+      Datum values[3] = {MakeArray(models, nullptr, m, TEXTOID),
+                         MakeArray(ekeys, nullptr, m, TEXTOID),
+                         MakeArray(ids, nullptr, m, INT8OID)};
+      Execute(plan, values, nullptr, SPI_OK_UPDATE);
+    }
+    CommitTxn();
+  });
+
+  // Step 6 (C++): group the taken rows into jobs per destination, in id order.
+  std::unordered_map<std::string, Job*> open_post, open_delete;
+  for (int i : taken) {
+    Row& r = rows[i];
+    const Destination& d = destinations_[r.destination];
+    bool is_delete = r.operation == "delete";
+    auto& open = is_delete ? open_delete : open_post;
+    Job*& job = open[r.destination];
+    if (job == nullptr || static_cast<int>(job->rows.size()) >= d.batch_size) {
+      queued_.emplace_back();
+      job = &queued_.back();
+      job->destination = r.destination;
+      job->key_version = d.key_version;
+      job->is_delete = is_delete;
+      job->batch = d.batch_size > 1;
+      job->rows.reserve(std::min<size_t>(d.batch_size, taken.size()));
+    }
+    keys_in_flight_.insert(std::move(keys[i]));
+    job->rows.push_back(std::move(r));
+    ++held_rows_;
+  }
+  return static_cast<int>(taken.size());
+}
+
+void Delivery::Requeue(Job& job, int64_t delay_ms) {
+  for (const Row& r : job.rows) {
+    Outcome o;
+    o.id = r.id;
+    o.status = "pending";
+    o.http_status = 429;
+    o.error = "postponed: the destination asked to wait (Retry-After)";
+    o.has_error = true;
+    o.delay_ms = std::max<int64_t>(0, delay_ms);
+    outcomes_.push_back(std::move(o));
+    keys_to_release_.push_back(KeyOf(r));
+  }
+  held_rows_ -= job.rows.size();
+}
+
+std::chrono::milliseconds Delivery::StartJobs() {
+  using std::chrono::milliseconds;
+  auto now = SteadyClock::now();
+  auto wait = milliseconds::max();
+  size_t max_in_flight = static_cast<size_t>(std::max(1, guc_max_concurrent_requests));
+  for (auto it = queued_.begin(); it != queued_.end() && in_flight_.size() < max_in_flight;) {
+    Job& job = *it;
+    auto d = destinations_.find(job.destination);
+    if (d == destinations_.end()) {
+      Requeue(job, 1000);  // destination gone from memory: try again later
+      it = queued_.erase(it);
+      continue;
+    }
+    Destination& dest = d->second;
+    if (now < dest.paused_until) {
+      Requeue(job, std::chrono::duration_cast<milliseconds>(dest.paused_until - now).count());
+      it = queued_.erase(it);
+      continue;
+    }
+    if (!dest.bucket.TryTake(now)) {
+      auto w =
+          std::chrono::duration_cast<milliseconds>(dest.bucket.WaitTime(now)) + milliseconds(1);
+      wait = std::min(wait, w);
+      ++it;
+      continue;
+    }
+    http::Request req;
+    req.url = dest.base_url + EndpointPath(job.is_delete, job.batch);
+    req.method = job.is_delete ? "DELETE" : "POST";
+    if (job.is_delete) {
+      std::vector<std::string> ids;
+      std::vector<Row> kept;
+      for (Row& r : job.rows) {
+        std::optional<std::string> id = RecordIdOf(r.payload);
+        if (id) {
+          ids.push_back(std::move(*id));
+          kept.push_back(std::move(r));
+          continue;
+        }
+        Outcome o;
+        o.id = r.id;
+        o.status = "failed";
+        o.error = "cannot delete: the payload has no record.id";
+        o.has_error = true;
+        outcomes_.push_back(std::move(o));
+        keys_to_release_.push_back(KeyOf(r));
+        --held_rows_;
+      }
+      job.rows = std::move(kept);
+      if (job.rows.empty()) {
+        it = queued_.erase(it);
+        continue;
+      }
+      req.body = BuildDeleteBody(ids);
+    } else if (job.batch) {
+      std::vector<std::string_view> payloads;
+      payloads.reserve(job.rows.size());
+      for (const Row& r : job.rows) payloads.emplace_back(r.payload);
+      req.body = BuildBatchBody(payloads);
+    } else {
+      req.body = job.rows.front().payload;
+    }
+    req.bearer_token = dest.api_key;
+    req.user_agent = kUserAgent;
+    req.timeout_ms = dest.timeout_ms;
+    req.allow_http = guc_allow_http;  // re-checked at send time, not only at create
+    job.tag = next_tag_++;
+    req.tag = job.tag;
+    uint64_t tag = job.tag;
+    in_flight_.emplace(tag, std::move(job));
+    it = queued_.erase(it);
+    client_->Start(std::move(req));
+  }
+  return wait;
+}
+
+void Delivery::Pump(int timeout_ms) {
+  if (in_flight_.empty()) return;
+  client_->Poll(timeout_ms);
+  std::vector<http::Response> done;
+  client_->TakeCompleted(done);
+  for (http::Response& r : done) ProcessResponse(r);
+}
+
+void Delivery::NoteDestination(const Job& job, const char* state, const std::string* error) {
+  auto d = destinations_.find(job.destination);
+  if (d == destinations_.end()) return;
+  Destination& dest = d->second;
+  bool has_error = error != nullptr;
+  std::string text = has_error ? Truncate(*error, 1000) : std::string();
+  if (dest.state == state && dest.has_last_error == has_error && dest.last_error == text) return;
+  dest.state = state;
+  dest.has_last_error = has_error;
+  dest.last_error = text;
+  DestinationUpdate& u = destination_updates_[dest.name];
+  u.state = state;
+  u.error = text;
+  u.has_error = has_error;
+  u.key_version = job.key_version;
+}
+
+void Delivery::AddOutcomesForRetry(const Job& job, const std::string& message,
+                                   std::optional<int64_t> retry_after_ms, int http_status) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  for (const Row& r : job.rows) {
+    Outcome o;
+    o.id = r.id;
+    o.attempts_inc = 1;
+    o.http_status = http_status;
+    o.has_error = true;
+    int attempts = r.attempts + 1;
+    if (attempts >= guc_max_attempts) {
+      o.status = "failed";
+      o.error = "gave up after " + std::to_string(attempts) + " attempts: " + message;
+    } else {
+      o.status = "pending";
+      o.error = message;
+      // A Retry-After is honoured in full, even beyond retry_max_ms.
+      o.delay_ms = retry_after_ms
+                       ? *retry_after_ms
+                       : BackoffMs(attempts, guc_retry_base_ms, guc_retry_max_ms, unit(rng_));
+    }
+    outcomes_.push_back(std::move(o));
+  }
+}
+
+void Delivery::ProcessResponse(http::Response& response) {
+  auto found = in_flight_.find(response.tag);
+  if (found == in_flight_.end()) return;
+  Job job = std::move(found->second);
+  in_flight_.erase(found);
+  auto d = destinations_.find(job.destination);
+  Destination* dest = d == destinations_.end() ? nullptr : &d->second;
+  const std::string no_key;
+  const std::string& key = dest != nullptr ? dest->api_key : no_key;
+  Answer a = Classify(response.status, response.body, response.error, response.retry_after,
+                      job.batch && !job.is_delete, std::chrono::system_clock::now());
+  std::string message = Redact(a.message, key);
+  auto now = SteadyClock::now();
+  switch (a.verdict) {
+    case Verdict::kDelivered: {
+      std::unordered_map<std::string, std::string> rejected;
+      for (FailedEvent& f : a.failed) rejected[f.record_id] = std::move(f.error);
+      for (const Row& r : job.rows) {
+        Outcome o;
+        o.id = r.id;
+        o.status = "delivered";
+        o.attempts_inc = 1;
+        o.http_status = response.status;
+        if (!rejected.empty()) {
+          std::optional<std::string> id = RecordIdOf(r.payload);
+          auto why = id ? rejected.find(*id) : rejected.end();
+          if (why != rejected.end()) {
+            o.status = "failed";
+            o.error = Truncate(Redact("rejected by the destination: " + why->second, key), 2000);
+            o.has_error = true;
+          }
+        }
+        outcomes_.push_back(std::move(o));
+      }
+      NoteDestination(job, "active", nullptr);
+      break;
+    }
+    case Verdict::kRetry: {
+      if (response.status == 429 && a.retry_after_ms && dest != nullptr) {
+        dest->paused_until = now + std::chrono::milliseconds(*a.retry_after_ms);
+      }
+      AddOutcomesForRetry(job, message, a.retry_after_ms, response.status);
+      if (dest != nullptr) NoteDestination(job, dest->state.c_str(), &message);
+      break;
+    }
+    case Verdict::kFailNow: {
+      for (const Row& r : job.rows) {
+        Outcome o;
+        o.id = r.id;
+        o.status = "failed";
+        o.attempts_inc = 1;
+        o.http_status = response.status;
+        o.error = message;
+        o.has_error = true;
+        outcomes_.push_back(std::move(o));
+      }
+      break;
+    }
+    case Verdict::kUnauthorized: {
+      // Nothing fails: the rows wait for a working key; the attempt is not counted.
+      for (const Row& r : job.rows) {
+        Outcome o;
+        o.id = r.id;
+        o.status = "pending";
+        o.http_status = response.status;
+        o.error = message;
+        o.has_error = true;
+        o.delay_ms = guc_retry_max_ms;
+        o.key_version = job.key_version;
+        outcomes_.push_back(std::move(o));
+      }
+      if (dest != nullptr && dest->key_version == job.key_version) {
+        dest->probe_at = now + std::chrono::milliseconds(guc_retry_max_ms);
+        dest->probe_key_version = job.key_version;
+      }
+      NoteDestination(job, "unauthorized", &message);
+      break;
+    }
+  }
+  for (const Row& r : job.rows) keys_to_release_.push_back(KeyOf(r));
+  held_rows_ -= job.rows.size();
+}
+
+void Delivery::TxnRecord() {
+  if (outcomes_.empty() && destination_updates_.empty()) return;
+  std::vector<std::pair<std::string, DestinationUpdate>> updates(destination_updates_.begin(),
+                                                                 destination_updates_.end());
+  PgGuard([&] {
+    BeginTxn();
+    int m = static_cast<int>(outcomes_.size());
+    if (m > 0) {
+      Oid types[7] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+                      TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID};
+      SPIPlanPtr plan = Prepare(&plans.record, kRecordSql, 7, types);
+      Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      Datum* sts = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      Datum* inc = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      Datum* http = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      bool* http_n = static_cast<bool*>(palloc(sizeof(bool) * m));
+      Datum* err = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      bool* err_n = static_cast<bool*>(palloc(sizeof(bool) * m));
+      Datum* delay = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      bool* delay_n = static_cast<bool*>(palloc(sizeof(bool) * m));
+      Datum* kv = static_cast<Datum*>(palloc(sizeof(Datum) * m));
+      bool* kv_n = static_cast<bool*>(palloc(sizeof(bool) * m));
+      for (int i = 0; i < m; ++i) {
+        const Outcome& o = outcomes_[i];
+        ids[i] = Int64GetDatum(o.id);
+        sts[i] = CStringGetTextDatum(o.status);
+        inc[i] = Int32GetDatum(o.attempts_inc);
+        http_n[i] = o.http_status == 0;
+        http[i] = Int32GetDatum(o.http_status);
+        err_n[i] = !o.has_error;
+        err[i] = o.has_error ? TextDatum(o.error) : (Datum)0;
+        delay_n[i] = o.delay_ms < 0;
+        delay[i] = Int64GetDatum(o.delay_ms < 0 ? 0 : o.delay_ms);
+        kv_n[i] = o.key_version <= 0;
+        kv[i] = Int32GetDatum(o.key_version);
+      }
+      Datum values[7] = {MakeArray(ids, nullptr, m, INT8OID), MakeArray(sts, nullptr, m, TEXTOID),
+                         MakeArray(inc, nullptr, m, INT4OID), MakeArray(http, http_n, m, INT4OID),
+                         MakeArray(err, err_n, m, TEXTOID),   MakeArray(delay, delay_n, m, INT8OID),
+                         MakeArray(kv, kv_n, m, INT4OID)};
+      Execute(plan, values, nullptr, SPI_OK_UPDATE);
+    }
+    for (const auto& [name, u] : updates) {
+      Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, INT4OID};
+      SPIPlanPtr plan = Prepare(&plans.destination_update, kDestinationUpdateSql, 4, types);
+      Datum values[4] = {TextDatum(name), TextDatum(u.state),
+                         u.has_error ? TextDatum(u.error) : (Datum)0, Int32GetDatum(u.key_version)};
+      char nulls[5] = "    ";
+      if (!u.has_error) nulls[2] = 'n';
+      Execute(plan, values, nulls, SPI_OK_UPDATE);
+    }
+    CommitTxn();
+  });
+  for (const std::string& k : keys_to_release_) keys_in_flight_.erase(k);
+  if (!keys_to_release_.empty() && keys_were_busy_) more_due_ = true;
+  keys_to_release_.clear();
+  outcomes_.clear();
+  destination_updates_.clear();
+}
+
+int64_t Delivery::TxnPurge() {
+  if (guc_delivered_retention_s < 0) return 0;
+  int64_t total = 0;
+  for (int round = 0; round < 100; ++round) {
+    uint64 deleted = 0;
+    PgGuard([&] {
+      BeginTxn();
+      Oid types[2] = {INT4OID, INT4OID};
+      SPIPlanPtr plan = Prepare(&plans.purge, kPurgeSql, 2, types);
+      Datum values[2] = {Int32GetDatum(guc_delivered_retention_s), Int32GetDatum(kPurgeBatch)};
+      Execute(plan, values, nullptr, SPI_OK_DELETE);
+      deleted = SPI_processed;
+      CommitTxn();
+    });
+    total += static_cast<int64_t>(deleted);
+    if (deleted < static_cast<uint64>(kPurgeBatch)) break;
+  }
+  return total;
+}
+
+void Delivery::Reset() {
+  queued_.clear();
+  in_flight_.clear();
+  keys_in_flight_.clear();
+  outcomes_.clear();
+  keys_to_release_.clear();
+  destination_updates_.clear();
+  destinations_.clear();
+  held_rows_ = 0;
+  more_due_ = false;
+  keys_were_busy_ = false;
+  // Abandon transfers in progress by replacing the client.
+  client_ = std::make_unique<http::Client>(std::max(1, guc_max_concurrent_requests));
+}
+
+void Delivery::OnSettingsChanged() { client_->SetMaxConnections(guc_max_concurrent_requests); }
+
+}  // namespace hyperline::pg
