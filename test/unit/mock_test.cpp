@@ -180,6 +180,11 @@ class Mock {
       std::ifstream f(port_file_);
       if (f >> port_) break;
       port_ = 0;
+      int status;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {  // died before listening
+        pid_ = -1;
+        break;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
@@ -241,6 +246,49 @@ TEST(MockTest, StartsPrintsOneLineAndStopsOnSigterm) {
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.body, "ok");
   EXPECT_EQ(mock.Stop(), 0);
+}
+
+// Runs the mock with args until it exits; returns its exit status and stderr.
+std::pair<int, std::string> RunToExit(std::vector<std::string> args) {
+  int err[2];
+  if (pipe(err) != 0) abort();
+  args.insert(args.begin(), HYPERLINE_MOCK_BIN);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(err[1], 2);
+    close(err[0]);
+    close(err[1]);
+    std::vector<char*> cargv;
+    for (auto& a : args) cargv.push_back(const_cast<char*>(a.c_str()));
+    cargv.push_back(nullptr);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  close(err[1]);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  pollfd p{err[0], POLLIN, 0};
+  // A mock that wrongly accepted the flags would serve forever: give it 5 s.
+  while (poll(&p, 1, 5000) > 0 && (n = read(err[0], buf, sizeof(buf))) > 0) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  kill(pid, SIGKILL);
+  close(err[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
+
+TEST(MockTest, BadFlagsStopWithAMessage) {
+  auto bad_rate = RunToExit({"--fail-rate", "1.5"});
+  EXPECT_EQ(bad_rate.first, 2);
+  EXPECT_NE(bad_rate.second.find("--fail-rate"), std::string::npos) << bad_rate.second;
+  auto unknown = RunToExit({"--frobnicate"});
+  EXPECT_EQ(unknown.first, 2);
+  EXPECT_NE(unknown.second.find("--frobnicate"), std::string::npos) << unknown.second;
+  auto bad_mode = RunToExit({"--drop-mode", "sometimes"});
+  EXPECT_EQ(bad_mode.first, 2);
 }
 
 TEST(MockTest, SingleEventIsEchoedAndStoredExactly) {

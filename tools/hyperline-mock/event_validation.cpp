@@ -154,7 +154,9 @@ std::string CompactJson(const std::string& text) {
   std::string out;
   out.reserve(text.size());
   bool in_string = false;
-  for (size_t i = 0; i < text.size(); i++) {
+  // A UTF-8 byte order mark is skipped by the parser, so it goes here too.
+  size_t first = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  for (size_t i = first; i < text.size(); i++) {
     char ch = text[i];
     if (in_string) {
       out.push_back(ch);

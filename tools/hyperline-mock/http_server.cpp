@@ -270,7 +270,16 @@ int HttpServer::Listen(const std::string& host, int port) {
   int rc = getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
   if (rc != 0) throw std::runtime_error("cannot resolve host " + host + ": " + gai_strerror(rc));
   std::string last_error = "no address";
+  // Why IPv4 first: "localhost" may resolve to ::1 first, and clients told
+  // http://localhost:PORT usually try 127.0.0.1.
+  std::vector<addrinfo*> candidates;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_family == AF_INET) candidates.push_back(ai);
+  }
+  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET) candidates.push_back(ai);
+  }
+  for (addrinfo* ai : candidates) {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
     if (fd < 0) {
       last_error = strerror(errno);
