@@ -1,0 +1,629 @@
+// eval.cpp: expression evaluation, comparisons and render-state bookkeeping.
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
+#include <string>
+
+#include "core/liquid/internal.hpp"
+#include "core/liquid/number.hpp"
+
+namespace hyperline::liquid {
+
+void RenderState::Text(std::string_view text) {
+  if (text.empty()) return;
+  output_bytes += text.size();
+  if (output_bytes > limits.max_output_bytes)
+    throw RenderError("Liquid error: output limit exceeded");
+  if (!captures.empty()) {
+    captures.back().append(text);
+  } else {
+    sink.Text(text);
+  }
+}
+
+void RenderState::Output(const Value& v, size_t site) {
+  if (!captures.empty()) {
+    std::string& buf = captures.back();
+    size_t before = buf.size();
+    AppendLiquidString(v, buf);
+    output_bytes += buf.size() - before;
+  } else {
+    // Why: the sink formats the value (text or JSON); estimate its size for the limit.
+    switch (v.kind()) {
+      case Value::Kind::String:
+      case Value::Kind::Decimal:
+        output_bytes += v.as_string().size();
+        break;
+      case Value::Kind::Array:
+        output_bytes += 16 * v.as_array().size();
+        break;
+      case Value::Kind::Object:
+        output_bytes += 32 * v.as_object().size();
+        break;
+      default:
+        output_bytes += 8;
+    }
+    if (output_bytes <= limits.max_output_bytes) {
+      sink.Output(v, site < sites.size() ? sites[site].mode : 0);
+    }
+  }
+  if (output_bytes > limits.max_output_bytes)
+    throw RenderError("Liquid error: output limit exceeded");
+}
+
+void RenderState::CountIteration() {
+  if (++iterations > static_cast<int64_t>(limits.max_loop_iterations)) {
+    throw RenderError("Liquid error: loop iteration limit exceeded");
+  }
+}
+
+void RenderState::ChargeWork(size_t bytes) {
+  // Why: filters can double a string per loop iteration; bound the total work of
+  // one render, not only the final output.
+  work_bytes += bytes;
+  if (bytes > limits.max_output_bytes || work_bytes / 8 > limits.max_output_bytes) {
+    throw RenderError("Liquid error: memory limit exceeded");
+  }
+}
+
+const Value* RenderState::FindRoot(std::string_view name, int& loop_drop) const {
+  loop_drop = -1;
+  for (size_t i = locals.size(); i-- > 0;) {
+    if (locals[i].name == name) {
+      loop_drop = locals[i].loop;
+      return &locals[i].value;
+    }
+  }
+  for (const auto& kv : globals) {
+    if (kv.first == name) return &kv.second;
+  }
+  for (const auto& kv : counters) {
+    if (kv.first == name) return &kv.second;
+  }
+  return ctx.Find(name);
+}
+
+void RenderState::Assign(std::string_view name, Value v) {
+  for (auto& kv : globals) {
+    if (kv.first == name) {
+      kv.second = std::move(v);
+      return;
+    }
+  }
+  globals.emplace_back(std::string(name), std::move(v));
+}
+
+namespace {
+
+const Value kNil;
+
+// Number of UTF-8 characters in `s` (Ruby's String#size).
+int64_t CharCount(const std::string& s) {
+  int64_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// Value of a forloop/tablerowloop property, or false if unknown.
+bool LoopProperty(const RenderState& st, int loop, std::string_view key, Value& out, int& next) {
+  const RenderState::Loop& l = st.loops[static_cast<size_t>(loop)];
+  next = -1;
+  int64_t i0 = l.index0;
+  if (key == "length")
+    out = Value::Int(l.length);
+  else if (key == "index")
+    out = Value::Int(i0 + 1);
+  else if (key == "index0")
+    out = Value::Int(i0);
+  else if (key == "rindex")
+    out = Value::Int(l.length - i0);
+  else if (key == "rindex0")
+    out = Value::Int(l.length - i0 - 1);
+  else if (key == "first")
+    out = Value::Bool(i0 == 0);
+  else if (key == "last")
+    out = Value::Bool(i0 == l.length - 1);
+  else if (key == "name" && !l.tablerow)
+    out = Value::String(l.name);
+  else if (key == "parentloop" && !l.tablerow) {
+    next = l.parent;
+    out = Value();
+  } else if (l.tablerow && l.cols > 0 && key == "col")
+    out = Value::Int(i0 % l.cols + 1);
+  else if (l.tablerow && l.cols > 0 && key == "col0")
+    out = Value::Int(i0 % l.cols);
+  else if (l.tablerow && l.cols > 0 && key == "col_first")
+    out = Value::Bool(i0 % l.cols == 0);
+  else if (l.tablerow && l.cols > 0 && key == "col_last")
+    out = Value::Bool(i0 % l.cols == l.cols - 1);
+  else if (l.tablerow && l.cols > 0 && key == "row")
+    out = Value::Int(i0 / l.cols + 1);
+  else
+    return false;
+  return true;
+}
+
+// The whole drop as an object (for `{{ forloop }}`).
+Value LoopObject(const RenderState& st, int loop) {
+  Object o;
+  static const char* kKeys[] = {"first", "index", "index0", "last", "length", "rindex", "rindex0"};
+  for (const char* k : kKeys) {
+    Value v;
+    int next;
+    LoopProperty(st, loop, k, v, next);
+    o.emplace_back(k, std::move(v));
+  }
+  return Value::MakeObject(std::move(o));
+}
+
+}  // namespace
+
+Value RangeToArray(const Value& r, RenderState* st) {
+  Array a;
+  int64_t lo = r.range_first(), hi = r.range_last();
+  if (hi >= lo) {
+    uint64_t n = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) + 1;
+    size_t cap = st ? st->limits.max_loop_iterations : 1000000;
+    if (n == 0 || n > cap) throw RenderError("Liquid error: range too large");
+    if (st) st->ChargeWork(n * sizeof(Value));
+    a.reserve(n);
+    for (int64_t i = lo;; ++i) {
+      a.push_back(Value::Int(i));
+      if (i == hi) break;
+    }
+  }
+  return Value::MakeArray(std::move(a));
+}
+
+int64_t ToInteger(const Value& v, const char* what) {
+  switch (v.kind()) {
+    case Value::Kind::Int:
+      return v.as_int();
+    case Value::Kind::String: {
+      // Ruby Integer(str): optional sign, digits, surrounding whitespace.
+      const std::string& s = v.as_string();
+      size_t b = s.find_first_not_of(" \t\n\r\f\v");
+      size_t e = s.find_last_not_of(" \t\n\r\f\v");
+      if (b != std::string::npos) {
+        std::string t = s.substr(b, e - b + 1);
+        size_t i = (t[0] == '-' || t[0] == '+') ? 1 : 0;
+        bool ok = i < t.size();
+        for (size_t k = i; k < t.size(); ++k)
+          ok = ok && (std::isdigit(static_cast<unsigned char>(t[k])) ||
+                      (t[k] == '_' && k > i && k + 1 < t.size()));
+        if (ok) {
+          t.erase(std::remove(t.begin(), t.end(), '_'), t.end());
+          errno = 0;
+          long long r = std::strtoll(t.c_str(), nullptr, 10);
+          if (errno == 0) return r;
+        }
+      }
+      break;
+    }
+    case Value::Kind::Float: {
+      double d = v.as_float();
+      if (std::isfinite(d) && std::fabs(d) < 9.2e18) return static_cast<int64_t>(d);
+      break;
+    }
+    case Value::Kind::Decimal: {
+      auto d = ParseDec(v.as_string());
+      if (d) {
+        auto i = DecToInt64(d->m < 0 ? DecCeil(*d) : DecFloor(*d));
+        if (i) return *i;
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  throw RenderError(std::string("Liquid error: invalid integer for ") + what);
+}
+
+const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
+  switch (e.kind) {
+    case Expr::Kind::Literal:
+      return e.literal;
+    case Expr::Kind::Range: {
+      Value a, b;
+      int64_t lo = ToInteger(Eval(*e.lo, st, a), "range start");
+      int64_t hi = ToInteger(Eval(*e.hi, st, b), "range end");
+      scratch = Value::Range(lo, hi);
+      return scratch;
+    }
+    case Expr::Kind::Variable:
+      break;
+  }
+  int drop = -1;
+  const Value* cur;
+  if (e.dynamic_root) {
+    Value k;
+    const Value& key = Eval(*e.dynamic_root, st, k);
+    cur = key.kind() == Value::Kind::String ? st.FindRoot(key.as_string(), drop) : nullptr;
+  } else {
+    cur = st.FindRoot(e.root, drop);
+  }
+  // Computed steps (size, hash first, loop properties) live in `scratch`; the
+  // new value is built before the old one is overwritten, so `cur` may point
+  // into scratch's previous content while it is computed.
+  auto set_temp = [&](Value v) {
+    scratch = std::move(v);
+    cur = &scratch;
+  };
+  for (const PathSeg& seg : e.path) {
+    if (!cur) return kNil;
+    // Resolve the key of this step.
+    const std::string* key = nullptr;
+    int64_t index = 0;
+    bool is_index = false;
+    Value dk;
+    if (seg.kind == PathSeg::Kind::Key) {
+      key = &seg.key;
+    } else if (seg.kind == PathSeg::Kind::Index) {
+      index = seg.index;
+      is_index = true;
+    } else {
+      const Value& k = Eval(*seg.dynamic, st, dk);
+      if (k.kind() == Value::Kind::String) {
+        key = &k.as_string();
+      } else if (k.kind() == Value::Kind::Int) {
+        index = k.as_int();
+        is_index = true;
+      } else {
+        return kNil;
+      }
+    }
+    if (drop >= 0) {
+      if (!key) return kNil;
+      Value out;
+      int next;
+      if (!LoopProperty(st, drop, *key, out, next)) return kNil;
+      drop = next;
+      if (next >= 0) {
+        cur = &kNil;  // a parentloop drop; resolved by the next step
+        continue;
+      }
+      set_temp(std::move(out));
+      continue;
+    }
+    switch (cur->kind()) {
+      case Value::Kind::Object: {
+        if (key) {
+          if (const Value* f = cur->Find(*key)) {
+            cur = f;
+            continue;
+          }
+          if (seg.command) {
+            if (*key == "size") {
+              set_temp(Value::Int(static_cast<int64_t>(cur->as_object().size())));
+              continue;
+            }
+            if (*key == "first" && !cur->as_object().empty()) {
+              const auto& kv = cur->as_object().front();
+              set_temp(Value::MakeArray({Value::String(kv.first), kv.second}));
+              continue;
+            }
+          }
+        }
+        return kNil;
+      }
+      case Value::Kind::Array: {
+        const Array& a = cur->as_array();
+        if (is_index) {
+          int64_t n = static_cast<int64_t>(a.size());
+          int64_t i = index < 0 ? index + n : index;
+          if (i < 0 || i >= n) return kNil;
+          cur = &a[static_cast<size_t>(i)];
+          continue;
+        }
+        if (seg.command) {
+          if (*key == "size") {
+            set_temp(Value::Int(static_cast<int64_t>(a.size())));
+            continue;
+          }
+          if (*key == "first") {
+            if (a.empty()) return kNil;
+            cur = &a.front();
+            continue;
+          }
+          if (*key == "last") {
+            if (a.empty()) return kNil;
+            cur = &a.back();
+            continue;
+          }
+        }
+        return kNil;
+      }
+      case Value::Kind::String:
+        if (key && seg.command && *key == "size") {
+          set_temp(Value::Int(CharCount(cur->as_string())));
+          continue;
+        }
+        return kNil;
+      case Value::Kind::Range:
+        if (key && seg.command) {
+          int64_t lo = cur->range_first(), hi = cur->range_last();
+          if (*key == "size") {
+            set_temp(Value::Int(hi >= lo ? hi - lo + 1 : 0));
+            continue;
+          }
+          if (*key == "first") {
+            set_temp(Value::Int(lo));
+            continue;
+          }
+          if (*key == "last") {
+            set_temp(Value::Int(hi));
+            continue;
+          }
+        }
+        return kNil;
+      case Value::Kind::Int:
+        if (key && seg.command && *key == "size") {
+          set_temp(Value::Int(8));
+          continue;
+        }
+        return kNil;
+      default:
+        return kNil;
+    }
+  }
+  if (!cur) return kNil;
+  if (drop >= 0) {
+    scratch = LoopObject(st, drop);
+    return scratch;
+  }
+  return *cur;
+}
+
+Value EvalCopy(const Expr& e, RenderState& st) {
+  Value scratch;
+  const Value& v = Eval(e, st, scratch);
+  if (&v == &scratch) return scratch;
+  return v;
+}
+
+Value EvalPipeline(const Pipeline& p, RenderState& st) {
+  FilterArgs fa;
+  fa.state = &st;
+  fa.input = EvalCopy(p.expr, st);
+  for (const FilterCall& f : p.filters) {
+    fa.args.clear();
+    fa.kwargs.clear();
+    fa.name = f.name;
+    for (const Expr& a : f.args) fa.args.push_back(EvalCopy(a, st));
+    for (const auto& kw : f.kwargs) fa.kwargs.emplace_back(kw.first, EvalCopy(kw.second, st));
+    Value r = f.fn(fa);
+    fa.input = std::move(r);
+  }
+  return std::move(fa.input);
+}
+
+bool IsEmptyValue(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::String:
+      return v.as_string().empty();
+    case Value::Kind::Array:
+      return v.as_array().empty();
+    case Value::Kind::Object:
+      return v.as_object().empty();
+    case Value::Kind::Range:
+      return v.range_last() < v.range_first();
+    default:
+      return false;
+  }
+}
+
+bool IsBlankValue(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Nil:
+      return true;
+    case Value::Kind::Bool:
+      return !v.as_bool();
+    case Value::Kind::String:
+      return v.as_string().find_first_not_of(" \t\n\r\f\v") == std::string::npos;
+    default:
+      return IsEmptyValue(v);
+  }
+}
+
+namespace {
+
+bool IsNumeric(const Value& v) { return v.is_number(); }
+
+// Compares two numbers exactly where possible; -1, 0, 1 (2 for NaN).
+int CompareNumbers(const Value& a, const Value& b) {
+  if (a.kind() == Value::Kind::Int && b.kind() == Value::Kind::Int) {
+    return a.as_int() < b.as_int() ? -1 : a.as_int() > b.as_int() ? 1 : 0;
+  }
+  auto to_dec = [](const Value& v) -> std::optional<Dec> {
+    if (v.kind() == Value::Kind::Int) return Dec{v.as_int(), 0};
+    if (v.kind() == Value::Kind::Float) {
+      double d = v.as_float();
+      if (!std::isfinite(d)) return std::nullopt;
+      // Exact comparison for floats that are integers; otherwise via shortest digits.
+      return DecFromDouble(d);
+    }
+    return ParseDec(v.as_string());
+  };
+  auto x = to_dec(a), y = to_dec(b);
+  if (x && y) return DecCompare(*x, *y);
+  auto to_d = [](const Value& v) {
+    if (v.kind() == Value::Kind::Int) return static_cast<double>(v.as_int());
+    if (v.kind() == Value::Kind::Float) return v.as_float();
+    return std::strtod(v.as_string().c_str(), nullptr);
+  };
+  double p = to_d(a), q = to_d(b);
+  if (std::isnan(p) || std::isnan(q)) return 2;
+  return p < q ? -1 : p > q ? 1 : 0;
+}
+
+const char* RubyClass(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Nil:
+      return "NilClass";
+    case Value::Kind::Bool:
+      return v.as_bool() ? "TrueClass" : "FalseClass";
+    case Value::Kind::Int:
+      return "Integer";
+    case Value::Kind::Float:
+      return "Float";
+    case Value::Kind::Decimal:
+      return "BigDecimal";
+    case Value::Kind::String:
+      return "String";
+    case Value::Kind::Time:
+      return "Time";
+    case Value::Kind::Array:
+      return "Array";
+    case Value::Kind::Object:
+      return "Hash";
+    case Value::Kind::Range:
+      return "Range";
+    default:
+      return "Object";
+  }
+}
+
+}  // namespace
+
+bool LiquidEquals(const Value& a, const Value& b) {
+  using K = Value::Kind;
+  if (a.kind() == K::Empty || a.kind() == K::Blank) {
+    if (b.kind() == K::Empty || b.kind() == K::Blank) return false;
+    return a.kind() == K::Empty ? IsEmptyValue(b) : IsBlankValue(b);
+  }
+  if (b.kind() == K::Empty || b.kind() == K::Blank) return LiquidEquals(b, a);
+  if (IsNumeric(a) && IsNumeric(b)) return CompareNumbers(a, b) == 0;
+  if (a.kind() != b.kind()) return false;
+  switch (a.kind()) {
+    case K::Nil:
+      return true;
+    case K::Bool:
+      return a.as_bool() == b.as_bool();
+    case K::String:
+      return a.as_string() == b.as_string();
+    case K::Time:
+      return a.time_micros() == b.time_micros();
+    case K::Range:
+      return a.range_first() == b.range_first() && a.range_last() == b.range_last();
+    case K::Array: {
+      const Array& x = a.as_array();
+      const Array& y = b.as_array();
+      if (x.size() != y.size()) return false;
+      for (size_t i = 0; i < x.size(); ++i) {
+        if (!LiquidEquals(x[i], y[i])) return false;
+      }
+      return true;
+    }
+    case K::Object: {
+      const Object& x = a.as_object();
+      const Object& y = b.as_object();
+      if (x.size() != y.size()) return false;
+      for (const auto& kv : x) {
+        const Value* o = b.Find(kv.first);
+        if (!o || !LiquidEquals(kv.second, *o)) return false;
+      }
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+int LiquidCompare(const Value& a, const Value& b) {
+  using K = Value::Kind;
+  if (IsNumeric(a) && IsNumeric(b)) {
+    int c = CompareNumbers(a, b);
+    if (c != 2) return c;
+  } else if (a.kind() == K::String && b.kind() == K::String) {
+    int c = a.as_string().compare(b.as_string());
+    return c < 0 ? -1 : c > 0 ? 1 : 0;
+  } else if (a.kind() == K::Time && b.kind() == K::Time) {
+    return a.time_micros() < b.time_micros() ? -1 : a.time_micros() > b.time_micros() ? 1 : 0;
+  }
+  throw RenderError(std::string("Liquid error: comparison of ") + RubyClass(a) + " with " +
+                    RubyClass(b) + " failed");
+}
+
+namespace {
+
+// Ruby responds_to?(:<) for the value kinds Liquid compares.
+bool Orderable(const Value& v) {
+  using K = Value::Kind;
+  return v.kind() == K::Int || v.kind() == K::Float || v.kind() == K::Decimal ||
+         v.kind() == K::String || v.kind() == K::Time;
+}
+
+bool EvalComparison(const Comparison& c, RenderState& st) {
+  Value s1;
+  const Value& left = Eval(c.left, st, s1);
+  if (c.op == CmpOp::None) return Truthy(left);
+  Value s2;
+  const Value& right = Eval(c.right, st, s2);
+  switch (c.op) {
+    case CmpOp::Eq:
+      return LiquidEquals(left, right);
+    case CmpOp::Ne:
+      return !LiquidEquals(left, right);
+    case CmpOp::Contains: {
+      if (!Truthy(left) || !Truthy(right)) return false;
+      if (left.kind() == Value::Kind::String) {
+        std::string needle = ToLiquidString(right);
+        return left.as_string().find(needle) != std::string::npos;
+      }
+      if (left.kind() == Value::Kind::Array) {
+        for (const Value& e : left.as_array()) {
+          if (LiquidEquals(e, right)) return true;
+        }
+        return false;
+      }
+      if (left.kind() == Value::Kind::Object) {
+        return right.kind() == Value::Kind::String && left.Find(right.as_string()) != nullptr;
+      }
+      if (left.kind() == Value::Kind::Range) {
+        if (right.kind() != Value::Kind::Int) return false;
+        return right.as_int() >= left.range_first() && right.as_int() <= left.range_last();
+      }
+      return false;
+    }
+    default:
+      break;
+  }
+  if (!Orderable(left) || !Orderable(right)) return false;
+  int r;
+  if (IsNumeric(left) && IsNumeric(right)) {
+    r = CompareNumbers(left, right);
+    if (r == 2) return false;
+  } else {
+    r = LiquidCompare(left, right);
+  }
+  switch (c.op) {
+    case CmpOp::Lt:
+      return r < 0;
+    case CmpOp::Gt:
+      return r > 0;
+    case CmpOp::Le:
+      return r <= 0;
+    case CmpOp::Ge:
+      return r >= 0;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+bool EvalCondition(const Condition& c, RenderState& st) {
+  // Ruby Liquid nests to the right: a and b or c == a and (b or c).
+  for (size_t i = 0; i < c.items.size(); ++i) {
+    bool r = EvalComparison(c.items[i], st);
+    if (i + 1 == c.items.size()) return r;
+    if (c.joins_and[i] && !r) return false;
+    if (!c.joins_and[i] && r) return true;
+  }
+  return false;
+}
+
+}  // namespace hyperline::liquid

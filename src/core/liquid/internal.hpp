@@ -1,0 +1,199 @@
+// internal.hpp: the compiled form of a Liquid template, shared by the parser,
+// the renderer and the filters (not part of the public interface).
+//
+// Vocabulary: an Expr is a literal, a variable path (`a.b[0]`) or a range; a
+// Pipeline is an Expr followed by filters (`x | plus: 1`); a Condition is a chain
+// of comparisons joined by and/or; a Node is one element of a block body (text,
+// output, or tag). Names are resolved once at parse time: filters to function
+// pointers, `size`/`first`/`last` to commands, literal indexes to integers.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/cpp_only.hpp"
+#include "core/liquid.hpp"
+#include "core/value.hpp"
+
+namespace hyperline::liquid {
+
+struct Expr;
+class RenderState;
+
+// One step of a variable path.
+struct PathSeg {
+  enum class Kind : uint8_t { Key, Index, Dynamic };
+  Kind kind = Kind::Key;
+  bool command = false;  // dot-notation `size`/`first`/`last` may apply
+  std::string key;
+  int64_t index = 0;
+  std::unique_ptr<Expr> dynamic;
+};
+
+struct Expr {
+  enum class Kind : uint8_t { Literal, Variable, Range };
+  Kind kind = Kind::Literal;
+  Value literal;
+  std::string root;                    // variable root name
+  std::unique_ptr<Expr> dynamic_root;  // `[expr]` as the root
+  std::vector<PathSeg> path;
+  std::unique_ptr<Expr> lo, hi;  // range bounds
+};
+
+// Evaluated filter arguments handed to a filter implementation.
+struct FilterArgs {
+  Value input;
+  std::vector<Value> args;
+  std::vector<std::pair<std::string_view, Value>> kwargs;
+  RenderState* state = nullptr;
+  std::string_view name;
+};
+using FilterFn = Value (*)(FilterArgs&);
+
+// Finds a filter by name; sets min/max positional argument counts.
+FilterFn FindFilter(std::string_view name, int& min_args, int& max_args);
+
+struct FilterCall {
+  FilterFn fn = nullptr;
+  std::string name;
+  std::vector<Expr> args;
+  std::vector<std::pair<std::string, Expr>> kwargs;
+};
+
+struct Pipeline {
+  Expr expr;
+  std::vector<FilterCall> filters;
+};
+
+enum class CmpOp : uint8_t { None, Eq, Ne, Lt, Gt, Le, Ge, Contains };
+
+struct Comparison {
+  Expr left;
+  CmpOp op = CmpOp::None;
+  Expr right;
+};
+
+// Comparisons joined by and/or; evaluated right-associatively as Ruby Liquid does.
+struct Condition {
+  std::vector<Comparison> items;
+  std::vector<bool> joins_and;  // joins_and[i] links items[i] and items[i+1]
+};
+
+class Node {
+ public:
+  virtual ~Node() = default;
+  virtual void Render(RenderState& st) const = 0;
+  // Ruby Liquid's blank?: a body made only of blank nodes drops its whitespace.
+  virtual bool Blank() const { return false; }
+};
+using Body = std::vector<std::unique_ptr<Node>>;
+
+// Result of interrupting a loop body.
+enum class Interrupt : uint8_t { None, Break, Continue };
+
+// Per-render mutable state: scopes, counters, output routing and limits.
+class RenderState {
+ public:
+  RenderState(const Context& ctx, Sink& sink, const Limits& limits,
+              const std::vector<OutputSite>& sites)
+      : ctx(ctx), sink(sink), limits(limits), sites(sites) {}
+
+  const Context& ctx;
+  Sink& sink;
+  const Limits& limits;
+  const std::vector<OutputSite>& sites;
+
+  // Local bindings (for-loop variables), innermost last. A binding with
+  // loop >= 0 is a `forloop`/`tablerowloop` drop for loops[loop].
+  struct Local {
+    std::string_view name;
+    Value value;
+    int loop = -1;
+  };
+  std::vector<Local> locals;
+  // assign/capture targets (Ruby's outermost scope).
+  std::vector<std::pair<std::string, Value>> globals;
+  // increment/decrement counters (Ruby's first environment).
+  std::vector<std::pair<std::string, Value>> counters;
+  // offset:continue positions and cycle positions, by key.
+  std::vector<std::pair<std::string, Value>> for_offsets;
+  std::vector<std::pair<std::string, Value>> cycles;
+  // Last ifchanged output.
+  std::string last_ifchanged;
+  bool has_ifchanged = false;
+
+  struct Loop {
+    int64_t length = 0;
+    int64_t index0 = 0;
+    int64_t cols = 0;  // tablerow only
+    bool tablerow = false;
+    std::string_view name;
+    int parent = -1;
+  };
+  std::vector<Loop> loops;
+
+  Interrupt interrupt = Interrupt::None;
+  int depth = 0;
+  int64_t iterations = 0;
+  size_t output_bytes = 0;
+  size_t work_bytes = 0;
+
+  // Capture buffers (capture/ifchanged); when non-empty, output goes to back().
+  std::vector<std::string> captures;
+
+  // Sends template text to the current destination.
+  void Text(std::string_view text);
+  // Sends an output site's final value to the current destination.
+  void Output(const Value& v, size_t site);
+  // Counts one loop iteration against the limit.
+  void CountIteration();
+  // Charges bytes of values built by filters against the work budget.
+  void ChargeWork(size_t bytes);
+  // Looks up a root variable (locals, assigns, counters, context), or nullptr.
+  const Value* FindRoot(std::string_view name, int& loop_drop) const;
+  // Sets an assign/capture variable.
+  void Assign(std::string_view name, Value v);
+};
+
+// Evaluates an expression to a value reference (into the context, a literal or
+// `scratch`).
+const Value& Eval(const Expr& e, RenderState& st, Value& scratch);
+// Evaluates an expression into a fresh Value.
+Value EvalCopy(const Expr& e, RenderState& st);
+// Evaluates a pipeline (expression plus filters).
+Value EvalPipeline(const Pipeline& p, RenderState& st);
+bool EvalCondition(const Condition& c, RenderState& st);
+
+// Truthiness: only nil and false are falsy.
+inline bool Truthy(const Value& v) {
+  return !(v.kind() == Value::Kind::Nil || (v.kind() == Value::Kind::Bool && !v.as_bool()));
+}
+// Liquid equality (==) with empty/blank semantics.
+bool LiquidEquals(const Value& a, const Value& b);
+// Ordering for <, >, sort; throws RenderError when types cannot be compared.
+int LiquidCompare(const Value& a, const Value& b);
+// Ruby's blank?/empty? as Liquid uses them.
+bool IsEmptyValue(const Value& v);
+bool IsBlankValue(const Value& v);
+// Ruby Integer(): converts a value to an integer or throws RenderError.
+int64_t ToInteger(const Value& v, const char* what);
+// Materialises a Range as an Array (bounded by the loop limit).
+Value RangeToArray(const Value& r, RenderState* st);
+
+// Formats a time (micros since epoch, UTC) with a strftime format.
+std::string Strftime(int64_t micros, std::string_view format);
+// Parses a date/time string as Ruby's Time.parse would (UTC); false if not a date.
+bool ParseDateTime(std::string_view s, int64_t& micros);
+// Current time in microseconds since the epoch.
+int64_t NowMicros();
+
+}  // namespace hyperline::liquid
+
+namespace hyperline {
+// Civil date <-> days since 1970-01-01 (value.cpp).
+void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d);
+int64_t CivilToDays(int64_t y, unsigned m, unsigned d);
+}  // namespace hyperline

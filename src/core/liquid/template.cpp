@@ -1,0 +1,1605 @@
+// template.cpp: the Liquid tokenizer, parser and tag nodes.
+//
+// Parsing happens once per template: names, literals and filters are resolved
+// into the node tree here so Render only walks it. The parser is strict (Ruby
+// Liquid's strict mode): anything it does not understand is a ParseError with
+// line, column and the offending token.
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/liquid/internal.hpp"
+
+namespace hyperline::liquid {
+
+namespace {
+
+// Why: every nested block is a C++ stack frame in the parser and renderer; a
+// hostile template must not be able to overflow the stack.
+constexpr int kMaxParseDepth = 100;
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Ruby's String#rstrip / #lstrip (whitespace and NUL).
+void RStrip(std::string& s) {
+  while (!s.empty() && (IsSpace(s.back()) || s.back() == '\0')) s.pop_back();
+}
+void LStrip(std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && (IsSpace(s[i]) || s[i] == '\0')) ++i;
+  s.erase(0, i);
+}
+
+bool IsWhitespaceOnly(std::string_view s) {
+  for (char c : s) {
+    if (!IsSpace(c)) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// Template-level tokens.
+
+struct Token {
+  enum class Kind : uint8_t { End, Text, Output, Tag };
+  Kind kind = Kind::End;
+  size_t offset = 0;  // in the source
+  size_t length = 0;
+  bool trim_left = false;
+  bool trim_right = false;
+  std::string_view text;    // Text: the text; Output: inner markup
+  std::string_view name;    // Tag: name
+  std::string_view markup;  // Tag: arguments
+};
+
+// Builds ParseError messages with line/column from a source offset.
+class ErrorReporter {
+ public:
+  explicit ErrorReporter(std::string_view src) : src_(src) {}
+  [[noreturn]] void Fail(const std::string& msg, size_t offset, std::string_view near) const {
+    int line = 1, col = 1;
+    for (size_t i = 0; i < offset && i < src_.size(); ++i) {
+      if (src_[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
+    }
+    std::string n(near.substr(0, 80));
+    std::string full = "Liquid syntax error (line " + std::to_string(line) + ", column " +
+                       std::to_string(col) + "): " + msg;
+    if (!n.empty()) full += " near '" + n + "'";
+    throw ParseError(full, line, col);
+  }
+  std::string_view src() const { return src_; }
+
+ private:
+  std::string_view src_;
+};
+
+// Produces tokens from template source, or from the lines of a `liquid` tag.
+class Tokenizer {
+ public:
+  Tokenizer(std::string_view src, size_t base, bool liquid_lines, const ErrorReporter& err)
+      : src_(src), base_(base), lines_(liquid_lines), err_(err) {}
+
+  bool liquid_lines() const { return lines_; }
+
+  Token Next() {
+    Token t;
+    if (lines_) return NextLine();
+    if (pos_ >= src_.size()) return t;
+    size_t open = FindOpen(pos_);
+    if (open != pos_) {
+      t.kind = Token::Kind::Text;
+      t.offset = base_ + pos_;
+      size_t end = open == std::string_view::npos ? src_.size() : open;
+      t.length = end - pos_;
+      t.text = src_.substr(pos_, end - pos_);
+      pos_ = end;
+      return t;
+    }
+    t.offset = base_ + pos_;
+    if (src_[pos_ + 1] == '{') {
+      size_t close = src_.find('}', pos_ + 2);
+      if (close == std::string_view::npos || close + 1 >= src_.size() || src_[close + 1] != '}') {
+        err_.Fail("Variable was not properly terminated with '}}'", base_ + pos_,
+                  src_.substr(pos_, 40));
+      }
+      size_t end = close + 2;
+      t.kind = Token::Kind::Output;
+      t.length = end - pos_;
+      std::string_view inner = src_.substr(pos_ + 2, close - pos_ - 2);
+      if (!inner.empty() && inner.front() == '-') {
+        t.trim_left = true;
+        inner.remove_prefix(1);
+      }
+      if (!inner.empty() && inner.back() == '-') {
+        t.trim_right = true;
+        inner.remove_suffix(1);
+      } else if (t.length >= 5 && src_[end - 3] == '-') {
+        t.trim_right = true;  // `{{-}}`
+      }
+      t.text = inner;
+      pos_ = end;
+      return t;
+    }
+    size_t close = src_.find("%}", pos_ + 2);
+    if (close == std::string_view::npos) {
+      err_.Fail("Tag was not properly terminated with '%}'", base_ + pos_, src_.substr(pos_, 40));
+    }
+    size_t end = close + 2;
+    t.kind = Token::Kind::Tag;
+    t.length = end - pos_;
+    std::string_view inner = src_.substr(pos_ + 2, close - pos_ - 2);
+    if (!inner.empty() && inner.front() == '-') {
+      t.trim_left = true;
+      inner.remove_prefix(1);
+    }
+    if (!inner.empty() && inner.back() == '-') {
+      t.trim_right = true;
+      inner.remove_suffix(1);
+    } else if (t.length >= 5 && src_[end - 3] == '-') {
+      t.trim_right = true;
+    }
+    SplitTag(inner, t);
+    pos_ = end;
+    return t;
+  }
+
+  // Reads raw text up to `{% endNAME %}`; returns the text, or npos offset if
+  // missing. Used by raw (and doc bodies are parsed token by token instead).
+  bool ReadRaw(std::string_view end_name, std::string_view& body, Token& end_tok) {
+    size_t p = pos_;
+    while (true) {
+      size_t open = src_.find("{%", p);
+      if (open == std::string_view::npos) return false;
+      size_t q = open + 2;
+      bool trim_left = false;
+      if (q < src_.size() && src_[q] == '-') {
+        trim_left = true;
+        ++q;
+      }
+      while (q < src_.size() && IsSpace(src_[q])) ++q;
+      if (src_.compare(q, end_name.size(), end_name) == 0) {
+        size_t r = q + end_name.size();
+        while (r < src_.size() && IsSpace(src_[r])) ++r;
+        bool trim_right = false;
+        if (r < src_.size() && src_[r] == '-') {
+          trim_right = true;
+          ++r;
+        }
+        if (src_.compare(r, 2, "%}") == 0) {
+          body = src_.substr(pos_, open - pos_);
+          end_tok.kind = Token::Kind::Tag;
+          end_tok.offset = base_ + open;
+          end_tok.length = r + 2 - open;
+          end_tok.trim_left = trim_left;
+          end_tok.trim_right = trim_right;
+          end_tok.name = end_name;
+          pos_ = r + 2;
+          return true;
+        }
+      }
+      p = open + 2;
+    }
+  }
+
+ private:
+  size_t FindOpen(size_t from) const {
+    size_t p = from;
+    while (true) {
+      size_t i = src_.find('{', p);
+      if (i == std::string_view::npos || i + 1 >= src_.size()) return std::string_view::npos;
+      if (src_[i + 1] == '{' || src_[i + 1] == '%') return i;
+      p = i + 1;
+    }
+  }
+
+  // Splits a tag's inner text into name and markup.
+  void SplitTag(std::string_view inner, Token& t) const {
+    size_t i = 0;
+    while (i < inner.size() && IsSpace(inner[i])) ++i;
+    size_t start = i;
+    if (i < inner.size() && inner[i] == '#') {
+      ++i;
+    } else {
+      while (i < inner.size() && IsWordChar(inner[i])) ++i;
+    }
+    t.name = inner.substr(start, i - start);
+    t.markup = Trim(inner.substr(i));
+    if (t.name.empty()) {
+      err_.Fail("Tag was not properly terminated with '%}' or has no name", t.offset,
+                src_.substr(t.offset - base_, t.length));
+    }
+  }
+
+  // One line of a `liquid` tag as a tag token.
+  Token NextLine() {
+    Token t;
+    while (pos_ < src_.size()) {
+      size_t nl = src_.find('\n', pos_);
+      size_t end = nl == std::string_view::npos ? src_.size() : nl;
+      std::string_view line = src_.substr(pos_, end - pos_);
+      size_t line_off = pos_;
+      pos_ = nl == std::string_view::npos ? src_.size() : nl + 1;
+      size_t lead = 0;
+      while (lead < line.size() && IsSpace(line[lead])) ++lead;
+      std::string_view body = Trim(line);
+      if (body.empty()) continue;
+      t.kind = Token::Kind::Tag;
+      t.offset = base_ + line_off + lead;
+      t.length = body.size();
+      size_t i = 0;
+      if (body[0] == '#') {
+        i = 1;
+      } else {
+        while (i < body.size() && IsWordChar(body[i])) ++i;
+      }
+      if (i == 0) err_.Fail("invalid line in liquid tag", t.offset, body);
+      t.name = body.substr(0, i);
+      t.markup = Trim(body.substr(i));
+      return t;
+    }
+    return t;
+  }
+
+  std::string_view src_;
+  size_t base_;
+  bool lines_;
+  const ErrorReporter& err_;
+  size_t pos_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Expression lexer.
+
+enum class Tk : uint8_t {
+  End,
+  Id,
+  String,
+  Number,
+  Comparison,
+  Dot,
+  DotDot,
+  Colon,
+  Comma,
+  Pipe,
+  OpenSquare,
+  CloseSquare,
+  OpenRound,
+  CloseRound,
+  Question,
+  Dash,
+};
+
+struct Lexeme {
+  Tk type = Tk::End;
+  std::string_view text;
+  size_t offset = 0;  // in the source
+};
+
+// Tokenizes markup (Ruby Liquid's Lexer), reporting errors against the source.
+class Lexer {
+ public:
+  Lexer(std::string_view markup, size_t base, const ErrorReporter& err, std::string_view near)
+      : err_(err), near_(near) {
+    size_t i = 0;
+    const size_t n = markup.size();
+    while (true) {
+      while (i < n && IsSpace(markup[i])) ++i;
+      Lexeme l;
+      l.offset = base + i;
+      if (i >= n) {
+        toks_.push_back(l);
+        break;
+      }
+      char c = markup[i];
+      size_t start = i;
+      auto rest = markup.substr(i);
+      if (rest.rfind("==", 0) == 0 || rest.rfind("!=", 0) == 0 || rest.rfind("<>", 0) == 0 ||
+          rest.rfind("<=", 0) == 0 || rest.rfind(">=", 0) == 0) {
+        l.type = Tk::Comparison;
+        i += 2;
+      } else if (c == '<' || c == '>') {
+        l.type = Tk::Comparison;
+        i += 1;
+      } else if (rest.rfind("contains", 0) == 0 && rest.size() > 8 && IsSpace(rest[8])) {
+        l.type = Tk::Comparison;
+        i += 8;
+      } else if (c == '\'' || c == '"') {
+        size_t close = markup.find(c, i + 1);
+        if (close == std::string_view::npos) {
+          err_.Fail("unterminated string literal", base + i, near_);
+        }
+        l.type = Tk::String;
+        i = close + 1;
+      } else if (std::isdigit(static_cast<unsigned char>(c)) ||
+                 (c == '-' && i + 1 < n &&
+                  std::isdigit(static_cast<unsigned char>(markup[i + 1])))) {
+        l.type = Tk::Number;
+        ++i;
+        while (i < n && std::isdigit(static_cast<unsigned char>(markup[i]))) ++i;
+        if (i + 1 < n && markup[i] == '.' &&
+            std::isdigit(static_cast<unsigned char>(markup[i + 1]))) {
+          ++i;
+          while (i < n && std::isdigit(static_cast<unsigned char>(markup[i]))) ++i;
+        }
+      } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+        l.type = Tk::Id;
+        ++i;
+        while (i < n && (IsWordChar(markup[i]) || markup[i] == '-')) ++i;
+        if (i < n && markup[i] == '?') ++i;
+      } else if (rest.rfind("..", 0) == 0) {
+        l.type = Tk::DotDot;
+        i += 2;
+      } else {
+        switch (c) {
+          case '|':
+            l.type = Tk::Pipe;
+            break;
+          case '.':
+            l.type = Tk::Dot;
+            break;
+          case ':':
+            l.type = Tk::Colon;
+            break;
+          case ',':
+            l.type = Tk::Comma;
+            break;
+          case '[':
+            l.type = Tk::OpenSquare;
+            break;
+          case ']':
+            l.type = Tk::CloseSquare;
+            break;
+          case '(':
+            l.type = Tk::OpenRound;
+            break;
+          case ')':
+            l.type = Tk::CloseRound;
+            break;
+          case '?':
+            l.type = Tk::Question;
+            break;
+          case '-':
+            l.type = Tk::Dash;
+            break;
+          default:
+            err_.Fail(std::string("unexpected character '") + c + "'", base + i, near_);
+        }
+        i += 1;
+      }
+      l.text = markup.substr(start, i - start);
+      toks_.push_back(l);
+    }
+  }
+
+  const Lexeme& Peek(size_t ahead = 0) const {
+    size_t k = std::min(p_ + ahead, toks_.size() - 1);
+    return toks_[k];
+  }
+  bool Look(Tk t, size_t ahead = 0) const { return Peek(ahead).type == t; }
+  Lexeme Consume() {
+    Lexeme l = toks_[p_];
+    if (p_ + 1 < toks_.size()) ++p_;
+    return l;
+  }
+  Lexeme Expect(Tk t, const char* what) {
+    if (!Look(t)) Fail(std::string("expected ") + what);
+    return Consume();
+  }
+  bool Accept(Tk t) {
+    if (!Look(t)) return false;
+    Consume();
+    return true;
+  }
+  bool AcceptId(std::string_view word) {
+    if (Look(Tk::Id) && Peek().text == word) {
+      Consume();
+      return true;
+    }
+    return false;
+  }
+  void ExpectEnd() {
+    if (!Look(Tk::End)) Fail("unexpected token");
+  }
+  [[noreturn]] void Fail(const std::string& msg) const {
+    const Lexeme& l = Peek();
+    std::string m = msg;
+    if (l.type == Tk::End) {
+      m += " (found end of markup)";
+    } else {
+      m += " (found '" + std::string(l.text) + "')";
+    }
+    err_.Fail(m, l.offset, near_);
+  }
+
+ private:
+  const ErrorReporter& err_;
+  std::string_view near_;
+  std::vector<Lexeme> toks_;
+  size_t p_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Nodes.
+
+void RenderBody(const Body& body, RenderState& st) {
+  for (const auto& n : body) {
+    n->Render(st);
+    if (st.interrupt != Interrupt::None) return;
+  }
+}
+
+bool BodyBlank(const Body& body) {
+  for (const auto& n : body) {
+    if (!n->Blank()) return false;
+  }
+  return true;
+}
+
+// Guards render recursion depth.
+struct DepthGuard {
+  explicit DepthGuard(RenderState& st) : st(st) {
+    if (++st.depth > st.limits.max_depth) throw RenderError("Liquid error: nesting too deep");
+  }
+  ~DepthGuard() { --st.depth; }
+  RenderState& st;
+};
+
+class TextNode : public Node {
+ public:
+  explicit TextNode(std::string t) : text(std::move(t)) {}
+  void Render(RenderState& st) const override { st.Text(text); }
+  bool Blank() const override { return IsWhitespaceOnly(text); }
+  std::string text;
+};
+
+class OutputNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    if (pipe.filters.empty()) {
+      Value scratch;
+      const Value& v = Eval(pipe.expr, st, scratch);
+      st.Output(v, site);
+    } else {
+      st.Output(EvalPipeline(pipe, st), site);
+    }
+  }
+  Pipeline pipe;
+  size_t site = 0;
+};
+
+class AssignNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    Value v = EvalPipeline(pipe, st);
+    if (v.kind() == Value::Kind::String) st.ChargeWork(v.as_string().size());
+    st.Assign(name, std::move(v));
+  }
+  bool Blank() const override { return true; }
+  std::string name;
+  Pipeline pipe;
+};
+
+class CaptureNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    DepthGuard g(st);
+    st.captures.emplace_back();
+    RenderBody(body, st);
+    std::string s = std::move(st.captures.back());
+    st.captures.pop_back();
+    st.ChargeWork(s.size());
+    st.Assign(name, Value::String(std::move(s)));
+  }
+  bool Blank() const override { return true; }
+  std::string name;
+  Body body;
+};
+
+class IfNode : public Node {
+ public:
+  struct Branch {
+    Condition cond;
+    Body body;
+  };
+  void Render(RenderState& st) const override {
+    DepthGuard g(st);
+    for (size_t i = 0; i < branches.size(); ++i) {
+      bool r = EvalCondition(branches[i].cond, st);
+      if (i == 0 && negate_first) r = !r;
+      if (r) {
+        RenderBody(branches[i].body, st);
+        return;
+      }
+    }
+    if (has_else) RenderBody(else_body, st);
+  }
+  bool Blank() const override {
+    for (const auto& b : branches) {
+      if (!BodyBlank(b.body)) return false;
+    }
+    return BodyBlank(else_body);
+  }
+  std::vector<Branch> branches;
+  Body else_body;
+  bool has_else = false;
+  bool negate_first = false;  // unless
+};
+
+class CaseNode : public Node {
+ public:
+  struct When {
+    bool is_else = false;
+    Expr value;
+    size_t body = 0;
+  };
+  void Render(RenderState& st) const override {
+    DepthGuard g(st);
+    Value scratch;
+    const Value& subject = Eval(subject_expr, st, scratch);
+    bool run_else = true;
+    for (const When& w : whens) {
+      if (w.is_else) {
+        if (run_else) RenderBody(bodies[w.body], st);
+      } else {
+        Value s2;
+        if (LiquidEquals(subject, Eval(w.value, st, s2))) {
+          run_else = false;
+          RenderBody(bodies[w.body], st);
+        }
+      }
+      if (st.interrupt != Interrupt::None) return;
+    }
+  }
+  bool Blank() const override {
+    for (const auto& b : bodies) {
+      if (!BodyBlank(b)) return false;
+    }
+    return true;
+  }
+  Expr subject_expr;
+  std::vector<When> whens;
+  std::vector<Body> bodies;
+};
+
+// Shared collection handling of for and tablerow.
+struct LoopSpec {
+  std::string var;
+  std::string name;  // "var-collection" for offset:continue
+  Expr collection;
+  bool reversed = false;
+  bool has_limit = false, has_offset = false, offset_continue = false, has_cols = false;
+  Expr limit, offset, cols;
+};
+
+// Evaluates the loop's collection into `items` (sliced by offset/limit).
+void LoopItems(const LoopSpec& spec, RenderState& st, Array& items, int64_t& from_out) {
+  Value scratch;
+  Value coll = EvalCopy(spec.collection, st);
+  int64_t from = 0;
+  if (spec.offset_continue) {
+    for (const auto& kv : st.for_offsets) {
+      if (kv.first == spec.name) from = kv.second.as_int();
+    }
+  } else if (spec.has_offset) {
+    Value ov = EvalCopy(spec.offset, st);
+    if (!ov.is_nil()) from = ToInteger(ov, "offset");
+  }
+  bool has_to = false;
+  int64_t to = 0;
+  if (spec.has_limit) {
+    Value lv = EvalCopy(spec.limit, st);
+    if (!lv.is_nil()) {
+      has_to = true;
+      int64_t lim = ToInteger(lv, "limit");
+      if (__builtin_add_overflow(lim, from, &to)) to = lim < 0 ? INT64_MIN : INT64_MAX;
+    }
+  }
+  from_out = from;
+  auto in_window = [&](int64_t i) { return i >= from && (!has_to || i < to); };
+  switch (coll.kind()) {
+    case Value::Kind::Array: {
+      const Array& a = coll.as_array();
+      for (size_t i = 0; i < a.size(); ++i) {
+        if (has_to && static_cast<int64_t>(i) >= to) break;
+        if (in_window(static_cast<int64_t>(i))) items.push_back(a[i]);
+      }
+      break;
+    }
+    case Value::Kind::Range: {
+      int64_t lo = coll.range_first(), hi = coll.range_last();
+      if (hi < lo) break;
+      int64_t start = std::max<int64_t>(from, 0);
+      int64_t count = 0;
+      for (int64_t k = start;; ++k) {
+        if (has_to && k >= to) break;
+        int64_t v;
+        if (__builtin_add_overflow(lo, k, &v) || v > hi) break;
+        st.CountIteration();
+        items.push_back(Value::Int(v));
+        ++count;
+      }
+      st.iterations -= count;  // counted again when the body runs
+      break;
+    }
+    case Value::Kind::Object: {
+      const Object& o = coll.as_object();
+      for (size_t i = 0; i < o.size(); ++i) {
+        if (has_to && static_cast<int64_t>(i) >= to) break;
+        if (in_window(static_cast<int64_t>(i))) {
+          items.push_back(Value::MakeArray({Value::String(o[i].first), o[i].second}));
+        }
+      }
+      break;
+    }
+    case Value::Kind::String:
+      if (!coll.as_string().empty() && in_window(0)) items.push_back(coll);
+      break;
+    default:
+      break;
+  }
+}
+
+class ForNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    DepthGuard g(st);
+    Array items;
+    int64_t from;
+    LoopItems(spec, st, items, from);
+    if (spec.reversed) std::reverse(items.begin(), items.end());
+    // Remember where offset:continue resumes.
+    int64_t next = from + static_cast<int64_t>(items.size());
+    bool found = false;
+    for (auto& kv : st.for_offsets) {
+      if (kv.first == spec.name) {
+        kv.second = Value::Int(next);
+        found = true;
+      }
+    }
+    if (!found) st.for_offsets.emplace_back(spec.name, Value::Int(next));
+    if (items.empty()) {
+      if (has_else) RenderBody(else_body, st);
+      return;
+    }
+    int parent = -1;
+    for (size_t i = st.loops.size(); i-- > 0;) {
+      if (!st.loops[i].tablerow) {
+        parent = static_cast<int>(i);
+        break;
+      }
+    }
+    st.loops.push_back(
+        RenderState::Loop{static_cast<int64_t>(items.size()), 0, 0, false, spec.name, parent});
+    int loop = static_cast<int>(st.loops.size() - 1);
+    size_t base = st.locals.size();
+    st.locals.push_back({spec.var, Value(), -1});
+    st.locals.push_back({"forloop", Value(), loop});
+    for (size_t i = 0; i < items.size(); ++i) {
+      st.CountIteration();
+      st.loops[static_cast<size_t>(loop)].index0 = static_cast<int64_t>(i);
+      st.locals[base].value = std::move(items[i]);
+      RenderBody(body, st);
+      if (st.interrupt == Interrupt::Break) {
+        st.interrupt = Interrupt::None;
+        break;
+      }
+      if (st.interrupt == Interrupt::Continue) st.interrupt = Interrupt::None;
+    }
+    st.locals.resize(base);
+    st.loops.pop_back();
+  }
+  bool Blank() const override { return BodyBlank(body) && BodyBlank(else_body); }
+  LoopSpec spec;
+  Body body, else_body;
+  bool has_else = false;
+};
+
+void AppendIntText(int64_t v, std::string& s) { s += std::to_string(v); }
+
+class TablerowNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    DepthGuard g(st);
+    Value coll_check = EvalCopy(spec.collection, st);
+    if (coll_check.is_nil()) return;
+    Array items;
+    int64_t from;
+    LoopItems(spec, st, items, from);
+    int64_t length = static_cast<int64_t>(items.size());
+    int64_t cols = length;
+    if (spec.has_cols) {
+      Value cv = EvalCopy(spec.cols, st);
+      if (!cv.is_nil()) cols = ToInteger(cv, "cols");
+    }
+    if (cols <= 0) cols = length > 0 ? length : 1;
+    st.Text("<tr class=\"row1\">\n");
+    st.loops.push_back(RenderState::Loop{length, 0, cols, true, spec.name, -1});
+    int loop = static_cast<int>(st.loops.size() - 1);
+    size_t base = st.locals.size();
+    st.locals.push_back({spec.var, Value(), -1});
+    st.locals.push_back({"tablerowloop", Value(), loop});
+    std::string buf;
+    for (int64_t i = 0; i < length; ++i) {
+      st.CountIteration();
+      st.loops[static_cast<size_t>(loop)].index0 = i;
+      st.locals[base].value = std::move(items[static_cast<size_t>(i)]);
+      buf = "<td class=\"col";
+      AppendIntText(i % cols + 1, buf);
+      buf += "\">";
+      st.Text(buf);
+      RenderBody(body, st);
+      st.Text("</td>");
+      if (st.interrupt == Interrupt::Break) {
+        st.interrupt = Interrupt::None;
+        break;
+      }
+      if (st.interrupt == Interrupt::Continue) st.interrupt = Interrupt::None;
+      if (i % cols == cols - 1 && i != length - 1) {
+        buf = "</tr>\n<tr class=\"row";
+        AppendIntText(i / cols + 2, buf);
+        buf += "\">";
+        st.Text(buf);
+      }
+    }
+    st.locals.resize(base);
+    st.loops.pop_back();
+    st.Text("</tr>\n");
+  }
+  LoopSpec spec;
+  Body body;
+};
+
+class CycleNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    std::string key = key_text;
+    if (has_group) key = "g:" + ToLiquidString(EvalCopy(group, st));
+    Value* pos = nullptr;
+    for (auto& kv : st.cycles) {
+      if (kv.first == key) pos = &kv.second;
+    }
+    if (!pos) {
+      st.cycles.emplace_back(key, Value::Int(0));
+      pos = &st.cycles.back().second;
+    }
+    int64_t i = pos->as_int();
+    *pos = Value::Int((i + 1) % static_cast<int64_t>(values.size()));
+    st.Text(ToLiquidString(EvalCopy(values[static_cast<size_t>(i) % values.size()], st)));
+  }
+  bool has_group = false;
+  Expr group;
+  std::string key_text;
+  std::vector<Expr> values;
+};
+
+class CounterNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    Value* slot = nullptr;
+    for (auto& kv : st.counters) {
+      if (kv.first == name) slot = &kv.second;
+    }
+    if (!slot) {
+      const Value* init = st.ctx.Find(name);
+      st.counters.emplace_back(name,
+                               init && init->kind() == Value::Kind::Int ? *init : Value::Int(0));
+      slot = &st.counters.back().second;
+    }
+    int64_t v = slot->as_int();
+    if (decrement) {
+      if (v == INT64_MIN) throw RenderError("Liquid error: counter overflow");
+      --v;
+      *slot = Value::Int(v);
+      st.Text(std::to_string(v));
+    } else {
+      if (v == INT64_MAX) throw RenderError("Liquid error: counter overflow");
+      st.Text(std::to_string(v));
+      *slot = Value::Int(v + 1);
+    }
+  }
+  std::string name;
+  bool decrement = false;
+};
+
+class InterruptNode : public Node {
+ public:
+  explicit InterruptNode(Interrupt i) : kind(i) {}
+  void Render(RenderState& st) const override { st.interrupt = kind; }
+  Interrupt kind;
+};
+
+class IfchangedNode : public Node {
+ public:
+  void Render(RenderState& st) const override {
+    DepthGuard g(st);
+    st.captures.emplace_back();
+    RenderBody(body, st);
+    std::string s = std::move(st.captures.back());
+    st.captures.pop_back();
+    if (!st.has_ifchanged || s != st.last_ifchanged) {
+      st.has_ifchanged = true;
+      st.last_ifchanged = s;
+      st.Text(s);
+    }
+  }
+  Body body;
+};
+
+class RawNode : public Node {
+ public:
+  explicit RawNode(std::string t) : text(std::move(t)) {}
+  void Render(RenderState& st) const override { st.Text(text); }
+  bool Blank() const override { return text.empty(); }
+  std::string text;
+};
+
+class BlankNode : public Node {  // comment, doc, inline comment
+ public:
+  void Render(RenderState&) const override {}
+  bool Blank() const override { return true; }
+};
+
+// Drops the whitespace-only text of a blank block (Ruby's remove_blank_strings).
+void RemoveBlankStrings(Body& body) {
+  body.erase(std::remove_if(body.begin(), body.end(),
+                            [](const std::unique_ptr<Node>& n) {
+                              return dynamic_cast<TextNode*>(n.get()) != nullptr;
+                            }),
+             body.end());
+}
+
+// ---------------------------------------------------------------------------
+// Parser.
+
+class Parser {
+ public:
+  Parser(std::string_view src, std::vector<OutputSite>& sites,
+         std::vector<std::vector<std::string>>& paths, std::vector<std::string>& locals)
+      : err_(src), src_(src), sites_(sites), paths_(paths), local_names_(locals) {}
+
+  void ParseDocument(Body& body) {
+    Tokenizer tz(src_, 0, false, err_);
+    Token end;
+    ParseBody(tz, body, {}, end);
+  }
+
+ private:
+  using Ends = std::initializer_list<std::string_view>;
+
+  std::string_view TokenText(const Token& t) const { return src_.substr(t.offset, t.length); }
+
+  // Parses nodes until a tag named in `ends` (returned in `end`) or the end of input.
+  void ParseBody(Tokenizer& tz, Body& body, Ends ends, Token& end) {
+    while (true) {
+      Token t = tz.Next();
+      if (t.kind == Token::Kind::End) {
+        end = t;
+        return;
+      }
+      if (t.kind == Token::Kind::Text) {
+        std::string text(t.text);
+        if (trim_next_) LStrip(text);
+        trim_next_ = false;
+        if (!text.empty()) body.push_back(std::make_unique<TextNode>(std::move(text)));
+        continue;
+      }
+      if (t.trim_left && !body.empty()) {
+        if (auto* tn = dynamic_cast<TextNode*>(body.back().get())) {
+          RStrip(tn->text);
+          if (tn->text.empty()) body.pop_back();
+        }
+      }
+      trim_next_ = t.trim_right;
+      if (t.kind == Token::Kind::Output) {
+        auto node = std::make_unique<OutputNode>();
+        Lexer lx(t.text, t.offset + 2 + (t.trim_left ? 1 : 0), err_, TokenText(t));
+        if (lx.Look(Tk::End)) {
+          node->pipe.expr.kind = Expr::Kind::Literal;
+        } else {
+          ParsePipeline(lx, node->pipe);
+        }
+        lx.ExpectEnd();
+        node->site = AddSite(t);
+        body.push_back(std::move(node));
+        continue;
+      }
+      for (std::string_view e : ends) {
+        if (t.name == e) {
+          end = t;
+          return;
+        }
+      }
+      ParseTag(tz, t, body);
+    }
+  }
+
+  size_t AddSite(const Token& t) {
+    OutputSite s;
+    s.offset = t.offset;
+    s.length = t.length;
+    sites_.push_back(s);
+    return sites_.size() - 1;
+  }
+
+  [[noreturn]] void Fail(const std::string& msg, const Token& t) const {
+    err_.Fail(msg, t.offset, TokenText(t));
+  }
+
+  // Lexer over a tag's markup.
+  Lexer MarkupLexer(const Token& t) const {
+    size_t base = static_cast<size_t>(t.markup.data() - src_.data());
+    return Lexer(t.markup, base, err_, TokenText(t));
+  }
+
+  void EnterBlock(const Token& t) {
+    if (++depth_ > kMaxParseDepth) Fail("nesting too deep", t);
+  }
+
+  // Parses the body of a block tag up to one of `ends`; fails if never closed.
+  Token BlockBody(Tokenizer& tz, const Token& open, Body& body, Ends ends) {
+    Token end;
+    ParseBody(tz, body, ends, end);
+    if (end.kind == Token::Kind::End) {
+      Fail("'" + std::string(open.name) + "' tag was never closed", open);
+    }
+    return end;
+  }
+
+  void ParseTag(Tokenizer& tz, const Token& t, Body& body) {
+    std::string_view n = t.name;
+    if (n == "assign") return ParseAssign(t, body);
+    if (n == "capture") return ParseCapture(tz, t, body);
+    if (n == "if" || n == "unless") return ParseIf(tz, t, body);
+    if (n == "case") return ParseCase(tz, t, body);
+    if (n == "for") return ParseFor(tz, t, body);
+    if (n == "tablerow") return ParseTablerow(tz, t, body);
+    if (n == "cycle") return ParseCycle(t, body);
+    if (n == "increment" || n == "decrement") return ParseCounter(t, body);
+    if (n == "echo") return ParseEcho(t, body);
+    if (n == "raw") return ParseRaw(tz, t, body);
+    if (n == "comment") return ParseComment(tz, t, body);
+    if (n == "doc") return ParseDoc(tz, t, body);
+    if (n == "#") {
+      // Inline comment: in a liquid tag, every line must start with '#' too.
+      if (tz.liquid_lines()) return;
+      for (size_t i = 0; i < t.markup.size(); ++i) {
+        if (t.markup[i] == '\n') {
+          size_t j = i + 1;
+          while (j < t.markup.size() && IsSpace(t.markup[j]) && t.markup[j] != '\n') ++j;
+          if (j < t.markup.size() && t.markup[j] != '#' && t.markup[j] != '\n') {
+            Fail("every line of an inline comment must start with '#'", t);
+          }
+        }
+      }
+      body.push_back(std::make_unique<BlankNode>());
+      return;
+    }
+    if (n == "liquid") return ParseLiquid(t, body);
+    if (n == "ifchanged") return ParseIfchanged(tz, t, body);
+    if (n == "break" || n == "continue") {
+      if (!t.markup.empty()) Fail("'" + std::string(n) + "' takes no arguments", t);
+      body.push_back(
+          std::make_unique<InterruptNode>(n == "break" ? Interrupt::Break : Interrupt::Continue));
+      return;
+    }
+    if (n == "include" || n == "render") {
+      Fail("the '" + std::string(n) +
+               "' tag is not supported (templates have no file system to load partials from)",
+           t);
+    }
+    if (n == "else" || n == "elsif" || n == "when" || n.rfind("end", 0) == 0) {
+      Fail("unexpected tag '" + std::string(n) + "'", t);
+    }
+    Fail("unknown tag '" + std::string(n) + "'", t);
+  }
+
+  void ParseAssign(const Token& t, Body& body) {
+    size_t eq = t.markup.find('=');
+    if (eq == std::string_view::npos) Fail("assign needs 'name = value'", t);
+    std::string_view target = Trim(t.markup.substr(0, eq));
+    if (!IsIdentifier(target)) Fail("invalid variable name in assign", t);
+    auto node = std::make_unique<AssignNode>();
+    node->name = std::string(target);
+    std::string_view rhs = t.markup.substr(eq + 1);
+    size_t base = static_cast<size_t>(rhs.data() - src_.data());
+    Lexer lx(rhs, base, err_, TokenText(t));
+    ParsePipeline(lx, node->pipe);
+    lx.ExpectEnd();
+    local_names_.push_back(node->name);
+    body.push_back(std::move(node));
+  }
+
+  static bool IsIdentifier(std::string_view s) {
+    if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+    for (char c : s) {
+      if (!IsWordChar(c) && c != '-') return false;
+    }
+    return true;
+  }
+
+  void ParseCapture(Tokenizer& tz, const Token& t, Body& body) {
+    std::string_view name = Trim(t.markup);
+    if (name.size() >= 2 && (name[0] == '\'' || name[0] == '"') && name.back() == name[0]) {
+      name = name.substr(1, name.size() - 2);
+    } else if (!IsIdentifier(name)) {
+      Fail("capture needs a variable name", t);
+    }
+    auto node = std::make_unique<CaptureNode>();
+    node->name = std::string(name);
+    local_names_.push_back(node->name);
+    EnterBlock(t);
+    BlockBody(tz, t, node->body, {"endcapture"});
+    --depth_;
+    body.push_back(std::move(node));
+  }
+
+  void ParseIf(Tokenizer& tz, const Token& t, Body& body) {
+    auto node = std::make_unique<IfNode>();
+    node->negate_first = t.name == "unless";
+    std::string end_name = t.name == "unless" ? "endunless" : "endif";
+    EnterBlock(t);
+    Token cur = t;
+    while (true) {
+      IfNode::Branch br;
+      ParseCondition(cur, br.cond);
+      node->branches.push_back(std::move(br));
+      Token end = BlockBody(tz, t, node->branches.back().body, {"elsif", "else", end_name});
+      if (end.name == "elsif") {
+        cur = end;
+        continue;
+      }
+      if (end.name == "else") {
+        node->has_else = true;
+        Token e2 = BlockBody(tz, t, node->else_body, {"elsif", "else", end_name});
+        if (e2.name != end_name) Fail("unexpected '" + std::string(e2.name) + "' after else", e2);
+      }
+      break;
+    }
+    --depth_;
+    if (node->Blank()) {
+      for (auto& b : node->branches) RemoveBlankStrings(b.body);
+      RemoveBlankStrings(node->else_body);
+    }
+    body.push_back(std::move(node));
+  }
+
+  void ParseCondition(const Token& t, Condition& c) {
+    Lexer lx = MarkupLexer(t);
+    if (lx.Look(Tk::End)) Fail("'" + std::string(t.name) + "' needs a condition", t);
+    while (true) {
+      Comparison cmp;
+      ParseExpr(lx, cmp.left, 0);
+      if (lx.Look(Tk::Comparison)) {
+        std::string_view op = lx.Consume().text;
+        if (op == "==")
+          cmp.op = CmpOp::Eq;
+        else if (op == "!=" || op == "<>")
+          cmp.op = CmpOp::Ne;
+        else if (op == "<")
+          cmp.op = CmpOp::Lt;
+        else if (op == ">")
+          cmp.op = CmpOp::Gt;
+        else if (op == "<=")
+          cmp.op = CmpOp::Le;
+        else if (op == ">=")
+          cmp.op = CmpOp::Ge;
+        else
+          cmp.op = CmpOp::Contains;
+        ParseExpr(lx, cmp.right, 0);
+      }
+      c.items.push_back(std::move(cmp));
+      if (lx.AcceptId("and")) {
+        c.joins_and.push_back(true);
+      } else if (lx.AcceptId("or")) {
+        c.joins_and.push_back(false);
+      } else {
+        break;
+      }
+    }
+    lx.ExpectEnd();
+  }
+
+  void ParseCase(Tokenizer& tz, const Token& t, Body& body) {
+    auto node = std::make_unique<CaseNode>();
+    {
+      Lexer lx = MarkupLexer(t);
+      ParseExpr(lx, node->subject_expr, 0);
+      lx.ExpectEnd();
+    }
+    EnterBlock(t);
+    Body ignored;
+    Token end = BlockBody(tz, t, ignored, {"when", "else", "endcase"});
+    while (end.name != "endcase") {
+      node->bodies.emplace_back();
+      size_t idx = node->bodies.size() - 1;
+      if (end.name == "when") {
+        Lexer lx = MarkupLexer(end);
+        if (lx.Look(Tk::End)) Fail("'when' needs a value", end);
+        while (true) {
+          CaseNode::When w;
+          ParseExpr(lx, w.value, 0);
+          w.body = idx;
+          node->whens.push_back(std::move(w));
+          if (lx.Accept(Tk::Comma) || lx.AcceptId("or")) continue;
+          break;
+        }
+        lx.ExpectEnd();
+      } else {
+        CaseNode::When w;
+        w.is_else = true;
+        w.body = idx;
+        node->whens.push_back(std::move(w));
+      }
+      end = BlockBody(tz, t, node->bodies[idx], {"when", "else", "endcase"});
+    }
+    --depth_;
+    if (node->Blank()) {
+      for (auto& b : node->bodies) RemoveBlankStrings(b);
+    }
+    body.push_back(std::move(node));
+  }
+
+  // `var in collection [reversed] [limit: x] [offset: y|continue] [cols: z]`
+  void ParseLoopSpec(const Token& t, LoopSpec& spec, bool tablerow) {
+    Lexer lx = MarkupLexer(t);
+    Lexeme var = lx.Expect(Tk::Id, "a loop variable name");
+    spec.var = std::string(var.text);
+    if (!lx.AcceptId("in")) lx.Fail("expected 'in'");
+    size_t start = lx.Peek().offset;
+    ParseExpr(lx, spec.collection, 0);
+    size_t stop = lx.Peek().offset;
+    std::string_view coll_text = Trim(src_.substr(start, stop - start));
+    spec.name = spec.var + "-" + std::string(coll_text);
+    while (!lx.Look(Tk::End)) {
+      lx.Accept(Tk::Comma);
+      if (lx.AcceptId("reversed")) {
+        spec.reversed = true;
+        continue;
+      }
+      Lexeme attr = lx.Expect(Tk::Id, "'limit', 'offset' or 'reversed'");
+      lx.Expect(Tk::Colon, "':'");
+      if (attr.text == "limit") {
+        spec.has_limit = true;
+        ParseExpr(lx, spec.limit, 0);
+      } else if (attr.text == "offset") {
+        if (!tablerow && lx.Look(Tk::Id) && lx.Peek().text == "continue") {
+          lx.Consume();
+          spec.offset_continue = true;
+        } else {
+          spec.has_offset = true;
+          ParseExpr(lx, spec.offset, 0);
+        }
+      } else if (attr.text == "cols" && tablerow) {
+        spec.has_cols = true;
+        ParseExpr(lx, spec.cols, 0);
+      } else {
+        err_.Fail("unknown loop attribute '" + std::string(attr.text) + "'", attr.offset,
+                  TokenText(t));
+      }
+    }
+    local_names_.push_back(spec.var);
+  }
+
+  void ParseFor(Tokenizer& tz, const Token& t, Body& body) {
+    auto node = std::make_unique<ForNode>();
+    ParseLoopSpec(t, node->spec, false);
+    EnterBlock(t);
+    Token end = BlockBody(tz, t, node->body, {"else", "endfor"});
+    if (end.name == "else") {
+      node->has_else = true;
+      Token e2 = BlockBody(tz, t, node->else_body, {"else", "endfor"});
+      if (e2.name != "endfor") Fail("unexpected 'else'", e2);
+    }
+    --depth_;
+    if (node->Blank()) {
+      RemoveBlankStrings(node->body);
+      RemoveBlankStrings(node->else_body);
+    }
+    body.push_back(std::move(node));
+  }
+
+  void ParseTablerow(Tokenizer& tz, const Token& t, Body& body) {
+    auto node = std::make_unique<TablerowNode>();
+    ParseLoopSpec(t, node->spec, true);
+    EnterBlock(t);
+    BlockBody(tz, t, node->body, {"endtablerow"});
+    --depth_;
+    body.push_back(std::move(node));
+  }
+
+  void ParseCycle(const Token& t, Body& body) {
+    auto node = std::make_unique<CycleNode>();
+    Lexer lx = MarkupLexer(t);
+    if (lx.Look(Tk::End)) Fail("cycle needs values", t);
+    Expr first;
+    ParseExpr(lx, first, 0);
+    size_t values_start = lx.Peek().offset;
+    if (lx.Accept(Tk::Colon)) {
+      node->has_group = true;
+      node->group = std::move(first);
+      values_start = lx.Peek().offset;
+      Expr v;
+      ParseExpr(lx, v, 0);
+      node->values.push_back(std::move(v));
+    } else {
+      node->values.push_back(std::move(first));
+      values_start = static_cast<size_t>(t.markup.data() - src_.data());
+    }
+    while (lx.Accept(Tk::Comma)) {
+      Expr v;
+      ParseExpr(lx, v, 0);
+      node->values.push_back(std::move(v));
+    }
+    lx.ExpectEnd();
+    size_t values_end = static_cast<size_t>(t.markup.data() - src_.data()) + t.markup.size();
+    if (!node->has_group) {
+      // Unnamed cycles share state when their values are spelled the same.
+      std::string key;
+      for (char c : src_.substr(values_start, values_end - values_start)) {
+        if (!IsSpace(c)) key.push_back(c);
+      }
+      node->key_text = "v:" + key;
+    }
+    body.push_back(std::move(node));
+  }
+
+  void ParseCounter(const Token& t, Body& body) {
+    Lexer lx = MarkupLexer(t);
+    Lexeme id = lx.Expect(Tk::Id, "a variable name");
+    lx.ExpectEnd();
+    auto node = std::make_unique<CounterNode>();
+    node->name = std::string(id.text);
+    node->decrement = t.name == "decrement";
+    body.push_back(std::move(node));
+  }
+
+  void ParseEcho(const Token& t, Body& body) {
+    auto node = std::make_unique<OutputNode>();
+    Lexer lx = MarkupLexer(t);
+    if (lx.Look(Tk::End)) {
+      node->pipe.expr.kind = Expr::Kind::Literal;
+    } else {
+      ParsePipeline(lx, node->pipe);
+    }
+    lx.ExpectEnd();
+    node->site = AddSite(t);
+    body.push_back(std::move(node));
+  }
+
+  void ParseRaw(Tokenizer& tz, const Token& t, Body& body) {
+    if (tz.liquid_lines()) Fail("raw is not allowed in a liquid tag", t);
+    if (!t.markup.empty()) Fail("raw takes no arguments", t);
+    std::string_view text;
+    Token end;
+    if (!tz.ReadRaw("endraw", text, end)) Fail("'raw' tag was never closed", t);
+    std::string s(text);
+    if (trim_next_) LStrip(s);
+    if (end.trim_left) RStrip(s);
+    trim_next_ = end.trim_right;
+    body.push_back(std::make_unique<RawNode>(std::move(s)));
+  }
+
+  // Skips a comment body, honouring nested comment and raw blocks.
+  void ParseComment(Tokenizer& tz, const Token& t, Body& body) {
+    int nesting = 1;
+    while (true) {
+      Token k = tz.Next();
+      if (k.kind == Token::Kind::End) Fail("'comment' tag was never closed", t);
+      if (k.kind != Token::Kind::Tag) continue;
+      if (k.name == "comment") {
+        ++nesting;
+        if (nesting > kMaxParseDepth) Fail("nesting too deep", k);
+      } else if (k.name == "endcomment") {
+        if (--nesting == 0) {
+          if (!tz.liquid_lines()) ApplyEndTrim(k, body);
+          break;
+        }
+      } else if (k.name == "raw" && !tz.liquid_lines()) {
+        std::string_view text;
+        Token end;
+        if (!tz.ReadRaw("endraw", text, end)) Fail("'raw' tag was never closed", k);
+      }
+    }
+    body.push_back(std::make_unique<BlankNode>());
+  }
+
+  // Whitespace control of a closing tag swallowed by a comment/doc body.
+  void ApplyEndTrim(const Token& k, Body&) { trim_next_ = k.trim_right; }
+
+  void ParseDoc(Tokenizer& tz, const Token& t, Body& body) {
+    if (!t.markup.empty()) Fail("doc takes no arguments", t);
+    while (true) {
+      Token k = tz.Next();
+      if (k.kind == Token::Kind::End) Fail("'doc' tag was never closed", t);
+      if (k.kind != Token::Kind::Tag) continue;
+      if (k.name == "doc") Fail("nested doc tags are not allowed", k);
+      if (k.name == "enddoc") {
+        trim_next_ = k.trim_right;
+        break;
+      }
+    }
+    body.push_back(std::make_unique<BlankNode>());
+  }
+
+  void ParseLiquid(const Token& t, Body& body) {
+    EnterBlock(t);
+    size_t base = static_cast<size_t>(t.markup.data() - src_.data());
+    Tokenizer lines(t.markup, base, true, err_);
+    Token end;
+    ParseBody(lines, body, {}, end);
+    --depth_;
+  }
+
+  void ParseIfchanged(Tokenizer& tz, const Token& t, Body& body) {
+    auto node = std::make_unique<IfchangedNode>();
+    EnterBlock(t);
+    BlockBody(tz, t, node->body, {"endifchanged"});
+    --depth_;
+    body.push_back(std::move(node));
+  }
+
+  // expression ('|' filter (':' args)?)*
+  void ParsePipeline(Lexer& lx, Pipeline& p) {
+    ParseExpr(lx, p.expr, 0);
+    while (lx.Accept(Tk::Pipe)) {
+      Lexeme name = lx.Expect(Tk::Id, "a filter name");
+      FilterCall f;
+      f.name = std::string(name.text);
+      if (lx.Accept(Tk::Colon)) {
+        while (true) {
+          if (lx.Look(Tk::Id) && lx.Look(Tk::Colon, 1)) {
+            std::string key(lx.Consume().text);
+            lx.Consume();
+            Expr e;
+            ParseExpr(lx, e, 0);
+            f.kwargs.emplace_back(std::move(key), std::move(e));
+          } else {
+            Expr e;
+            ParseExpr(lx, e, 0);
+            f.args.push_back(std::move(e));
+          }
+          if (!lx.Accept(Tk::Comma)) break;
+        }
+      }
+      int min_args = 0, max_args = 0;
+      f.fn = FindFilter(f.name, min_args, max_args);
+      if (!f.fn) {
+        err_.Fail("unknown filter '" + f.name + "'", name.offset, name.text);
+      }
+      int n = static_cast<int>(f.args.size());
+      if (n < min_args || n > max_args) {
+        err_.Fail("filter '" + f.name + "' expects " +
+                      (min_args == max_args
+                           ? std::to_string(min_args)
+                           : std::to_string(min_args) + " to " + std::to_string(max_args)) +
+                      " argument(s), got " + std::to_string(n),
+                  name.offset, name.text);
+      }
+      p.filters.push_back(std::move(f));
+    }
+  }
+
+  void ParseExpr(Lexer& lx, Expr& e, int nesting) {
+    if (nesting > kMaxParseDepth) lx.Fail("expression nested too deeply");
+    const Lexeme& l = lx.Peek();
+    switch (l.type) {
+      case Tk::Id: {
+        Lexeme id = lx.Consume();
+        std::string_view w = id.text;
+        bool has_lookups = lx.Look(Tk::Dot) || lx.Look(Tk::OpenSquare);
+        if (!has_lookups) {
+          if (w == "true" || w == "false") {
+            e.kind = Expr::Kind::Literal;
+            e.literal = Value::Bool(w == "true");
+            return;
+          }
+          if (w == "nil" || w == "null") {
+            e.kind = Expr::Kind::Literal;
+            return;
+          }
+          if (w == "empty") {
+            e.kind = Expr::Kind::Literal;
+            e.literal = Value::Empty();
+            return;
+          }
+          if (w == "blank") {
+            e.kind = Expr::Kind::Literal;
+            e.literal = Value::Blank();
+            return;
+          }
+        }
+        e.kind = Expr::Kind::Variable;
+        e.root = std::string(w);
+        ParseLookups(lx, e, nesting);
+        return;
+      }
+      case Tk::OpenSquare: {
+        lx.Consume();
+        Expr inner;
+        ParseExpr(lx, inner, nesting + 1);
+        lx.Expect(Tk::CloseSquare, "']'");
+        e.kind = Expr::Kind::Variable;
+        if (inner.kind == Expr::Kind::Literal && inner.literal.kind() == Value::Kind::String) {
+          e.root = inner.literal.as_string();
+        } else {
+          e.dynamic_root = std::make_unique<Expr>(std::move(inner));
+        }
+        ParseLookups(lx, e, nesting);
+        return;
+      }
+      case Tk::String: {
+        Lexeme s = lx.Consume();
+        e.kind = Expr::Kind::Literal;
+        e.literal = Value::String(s.text.substr(1, s.text.size() - 2));
+        return;
+      }
+      case Tk::Number: {
+        Lexeme num = lx.Consume();
+        e.kind = Expr::Kind::Literal;
+        e.literal = NumberLiteral(num.text);
+        return;
+      }
+      case Tk::OpenRound: {
+        lx.Consume();
+        auto lo = std::make_unique<Expr>();
+        ParseExpr(lx, *lo, nesting + 1);
+        lx.Expect(Tk::DotDot, "'..'");
+        auto hi = std::make_unique<Expr>();
+        ParseExpr(lx, *hi, nesting + 1);
+        lx.Expect(Tk::CloseRound, "')'");
+        e.kind = Expr::Kind::Range;
+        e.lo = std::move(lo);
+        e.hi = std::move(hi);
+        return;
+      }
+      default:
+        lx.Fail("expected a value");
+    }
+  }
+
+  static Value NumberLiteral(std::string_view text) {
+    std::string s(text);
+    if (s.find('.') != std::string::npos) return Value::Float(std::strtod(s.c_str(), nullptr));
+    errno = 0;
+    long long v = std::strtoll(s.c_str(), nullptr, 10);
+    if (errno == ERANGE) return Value::Decimal(s);
+    return Value::Int(v);
+  }
+
+  void ParseLookups(Lexer& lx, Expr& e, int nesting) {
+    bool dynamic_seen = e.dynamic_root != nullptr;
+    std::vector<std::string> path;
+    if (!dynamic_seen) path.push_back(e.root);
+    while (true) {
+      if (lx.Accept(Tk::Dot)) {
+        Lexeme id = lx.Expect(Tk::Id, "a property name after '.'");
+        PathSeg seg;
+        seg.key = std::string(id.text);
+        seg.command = seg.key == "size" || seg.key == "first" || seg.key == "last";
+        if (!dynamic_seen) path.push_back(seg.key);
+        e.path.push_back(std::move(seg));
+      } else if (lx.Accept(Tk::OpenSquare)) {
+        Expr inner;
+        ParseExpr(lx, inner, nesting + 1);
+        lx.Expect(Tk::CloseSquare, "']'");
+        PathSeg seg;
+        if (inner.kind == Expr::Kind::Literal && inner.literal.kind() == Value::Kind::String) {
+          seg.key = inner.literal.as_string();
+          if (!dynamic_seen) path.push_back(seg.key);
+        } else if (inner.kind == Expr::Kind::Literal && inner.literal.kind() == Value::Kind::Int) {
+          seg.kind = PathSeg::Kind::Index;
+          seg.index = inner.literal.as_int();
+          dynamic_seen = true;
+        } else {
+          seg.kind = PathSeg::Kind::Dynamic;
+          seg.dynamic = std::make_unique<Expr>(std::move(inner));
+          dynamic_seen = true;
+        }
+        e.path.push_back(std::move(seg));
+      } else {
+        break;
+      }
+    }
+    if (!path.empty()) paths_.push_back(std::move(path));
+  }
+
+  ErrorReporter err_;
+  std::string_view src_;
+  std::vector<OutputSite>& sites_;
+  std::vector<std::vector<std::string>>& paths_;
+  std::vector<std::string>& local_names_;
+  bool trim_next_ = false;
+  int depth_ = 0;
+};
+
+class CompiledTemplate : public Template {
+ public:
+  explicit CompiledTemplate(std::string_view source) : source_(source) {
+    std::vector<std::vector<std::string>> raw_paths;
+    std::vector<std::string> locals;
+    Parser p(source_, sites_, raw_paths, locals);
+    p.ParseDocument(body_);
+    // Report context reads only: drop names the template binds itself.
+    locals.push_back("forloop");
+    locals.push_back("tablerowloop");
+    for (auto& path : raw_paths) {
+      if (std::find(locals.begin(), locals.end(), path[0]) != locals.end()) continue;
+      if (std::find(paths_.begin(), paths_.end(), path) != paths_.end()) continue;
+      paths_.push_back(std::move(path));
+    }
+  }
+
+  void Render(const Context& ctx, Sink& sink, const Limits& limits) const override {
+    RenderState st(ctx, sink, limits, sites_);
+    try {
+      RenderBody(body_, st);
+    } catch (const RenderError&) {
+      throw;
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw RenderError(std::string("Liquid error: ") + e.what());
+    }
+  }
+
+  std::vector<OutputSite>& output_sites() override { return sites_; }
+
+  std::vector<std::vector<std::string>> VariablePaths() const override { return paths_; }
+
+ private:
+  std::string source_;
+  Body body_;
+  std::vector<OutputSite> sites_;
+  std::vector<std::vector<std::string>> paths_;
+};
+
+}  // namespace
+
+std::unique_ptr<Template> Template::Parse(std::string_view source) {
+  return std::make_unique<CompiledTemplate>(source);
+}
+
+void Context::Set(std::string name, Value value) {
+  for (auto& kv : vars_) {
+    if (kv.first == name) {
+      kv.second = std::move(value);
+      return;
+    }
+  }
+  vars_.emplace_back(std::move(name), std::move(value));
+}
+
+const Value* Context::Find(std::string_view name) const {
+  for (const auto& kv : vars_) {
+    if (kv.first == name) return &kv.second;
+  }
+  return nullptr;
+}
+
+std::string RenderString(std::string_view source, const Value& data) {
+  auto t = Template::Parse(source);
+  Context ctx;
+  if (data.kind() == Value::Kind::Object) {
+    for (const auto& kv : data.as_object()) ctx.Set(kv.first, kv.second);
+  }
+  StringSink sink;
+  t->Render(ctx, sink);
+  return std::move(sink.out);
+}
+
+}  // namespace hyperline::liquid
