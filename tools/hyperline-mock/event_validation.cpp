@@ -151,27 +151,29 @@ std::string ValidateEvent(const nlohmann::json& event) {
 }
 
 std::string CompactJson(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  bool in_string = false;
+  std::string out(text.size(), '\0');
+  char* dst = &out[0];
+  const char* p = text.data();
+  const char* end = p + text.size();
   // A UTF-8 byte order mark is skipped by the parser, so it goes here too.
-  size_t first = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
-  for (size_t i = first; i < text.size(); i++) {
-    char ch = text[i];
-    if (in_string) {
-      out.push_back(ch);
-      if (ch == '\\' && i + 1 < text.size()) {
-        out.push_back(text[++i]);
-      } else if (ch == '"') {
-        in_string = false;
+  if (text.compare(0, 3, "\xEF\xBB\xBF") == 0) p += 3;
+  while (p < end) {
+    char ch = *p++;
+    if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') continue;
+    *dst++ = ch;
+    if (ch != '"') continue;
+    // Copy the string through its closing quote, escapes included.
+    while (p < end) {
+      char c = *p++;
+      *dst++ = c;
+      if (c == '\\' && p < end) {
+        *dst++ = *p++;
+      } else if (c == '"') {
+        break;
       }
-    } else if (ch == ' ' || ch == '\n' || ch == '\r' || ch == '\t') {
-      continue;
-    } else {
-      if (ch == '"') in_string = true;
-      out.push_back(ch);
     }
   }
+  out.resize(static_cast<size_t>(dst - out.data()));
   return out;
 }
 

@@ -2,6 +2,8 @@
 // hyperline-mock (see mock_service.hpp and docs/mock.md).
 #include "mock_service.hpp"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -539,8 +541,11 @@ void MockService::Reset() {
   dropped_ = 0;
   events_failed_ = 0;
   for (auto& c : by_status_) c.store(0);
-  std::lock_guard<std::mutex> lock(rate_mutex_);
-  window_ms_.clear();
+  {
+    std::lock_guard<std::mutex> lock(rate_mutex_);
+    window_ms_.clear();
+  }
+  malloc_trim(0);  // give the memory of a million events back to the system
 }
 
 void MockService::HandleControl(const HttpRequest& req, HttpResponse& res) {
