@@ -24,7 +24,7 @@ PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-register
 SHLIB_LINK = -lcurl -lstdc++
 # The C++ objects are not JIT-inlined; skip LLVM bitcode to keep builds fast.
-with_llvm = no
+override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
