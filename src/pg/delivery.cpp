@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/protocol.hpp"
 #include "pg/guard.hpp"
@@ -42,11 +43,21 @@ constexpr const char* kLoadDestinationsSql =
     " d.timeout_ms, d.state, d.last_error, d.key_version"
     " FROM hyperline._destinations d LEFT JOIN _hyperline.api_keys k ON k.destination = d.name";
 
+// Claims due rows, oldest first, skipping rows someone else has locked, and
+// marks them 'sending' in the same statement (rows the worker then decides not
+// to send are set back in the same transaction).
 constexpr const char* kClaimSql =
-    "SELECT o.id, o.model, o.event_key, o.operation, o.payload::text, o.destination, o.attempts"
-    " FROM hyperline.outbox o"
-    " WHERE o.status = 'pending' AND o.next_attempt_at <= now() AND o.destination = ANY($1)"
-    " ORDER BY o.id LIMIT $2 FOR UPDATE SKIP LOCKED";
+    "UPDATE hyperline.outbox o SET status = 'sending'"
+    " WHERE o.id = ANY (ARRAY(SELECT p.id FROM hyperline.outbox p"
+    "   WHERE p.status = 'pending' AND p.next_attempt_at <= now() AND p.destination = ANY($1)"
+    "   ORDER BY p.id LIMIT $2 FOR UPDATE SKIP LOCKED))"
+    " RETURNING o.id, o.model, o.event_key, o.operation, o.payload::text, o.destination,"
+    " o.attempts";
+
+// Latest next_attempt_at of rows waiting for a retry (read once at start).
+constexpr const char* kWaitingSql =
+    "SELECT (extract(epoch FROM max(next_attempt_at) - now()) * 1000)::bigint"
+    " FROM hyperline.outbox WHERE status IN ('pending', 'sending') AND next_attempt_at > now()";
 
 // Sets the status of claimed rows: 'sending', 'superseded', or 'failed' (with why).
 constexpr const char* kSetStatusSql =
@@ -216,6 +227,7 @@ bool Delivery::TxnExtensionExists() {
 }
 
 void Delivery::TxnResetSending() {
+  int64 waiting_ms = -1;
   PgGuard([&] {
     BeginTxn();
     int rc = SPI_execute(kResetSendingSql, false, 0);
@@ -224,8 +236,16 @@ void Delivery::TxnResetSending() {
       elog(LOG, "pg_hyperline: %llu events left in sending state are pending again",
            static_cast<unsigned long long>(SPI_processed));
     }
+    rc = SPI_execute(kWaitingSql, true, 1);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: %s", SPI_result_code_string(rc));
+    bool isnull = true;
+    Datum ms = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+    waiting_ms = isnull ? -1 : DatumGetInt64(ms);
     CommitTxn();
   });
+  waiting_until_ = waiting_ms < 0
+                       ? SteadyClock::time_point{}
+                       : SteadyClock::now() + std::chrono::milliseconds(waiting_ms + 1000);
 }
 
 int Delivery::TxnClaim() {
@@ -321,7 +341,7 @@ int Delivery::TxnClaim() {
     return 0;
   }
 
-  // Step 3: select due rows, oldest first, skipping rows someone else locked.
+  // Step 3: claim due rows, oldest first, skipping rows someone else locked.
   RawRow* raw = nullptr;
   int n = 0;
   PgGuard([&] {
@@ -331,7 +351,7 @@ int Delivery::TxnClaim() {
     for (size_t i = 0; i < eligible.size(); ++i) names[i] = TextDatum(eligible[i]);
     Datum values[2] = {MakeArray(names, nullptr, static_cast<int>(eligible.size()), TEXTOID),
                        Int32GetDatum(limit)};
-    Execute(plan, values, nullptr, SPI_OK_SELECT);
+    Execute(plan, values, nullptr, SPI_OK_UPDATE_RETURNING);
     n = static_cast<int>(SPI_processed);
     raw = static_cast<RawRow*>(palloc0(sizeof(RawRow) * (n + 1)));
     TupleDesc desc = SPI_tuptable->tupdesc;
@@ -351,6 +371,7 @@ int Delivery::TxnClaim() {
   // Step 4 (C++): per-key order. Only the newest row of a key is sent; older
   // ones are superseded; a key already in flight waits (its newest row stays
   // pending).
+  std::sort(raw, raw + n, [](const RawRow& a, const RawRow& b) { return a.id < b.id; });
   std::vector<Row> rows(n);
   std::unordered_map<std::string, int> newest;
   newest.reserve(n);
@@ -381,11 +402,19 @@ int Delivery::TxnClaim() {
     }
     if (keys_in_flight_.count(keys[i]) != 0) {
       keys_were_busy_ = true;
+      status_ids.push_back(rows[i].id);
+      status_values.push_back("pending");  // waits for the older row in flight
+      status_errors.emplace_back();
       continue;
     }
     auto q = quota.find(rows[i].destination);
     if (q != quota.end()) {
-      if (q->second <= 0) continue;
+      if (q->second <= 0) {
+        status_ids.push_back(rows[i].id);
+        status_values.push_back("pending");  // over the destination's share
+        status_errors.emplace_back();
+        continue;
+      }
       --q->second;
     }
     if (!rows[i].has_payload) {
@@ -394,9 +423,6 @@ int Delivery::TxnClaim() {
       status_errors.emplace_back("nothing to send: the payload is NULL");
       continue;
     }
-    status_ids.push_back(rows[i].id);
-    status_values.push_back("sending");
-    status_errors.emplace_back();
     taken.push_back(i);
   }
   more_due_ = n == limit && !taken.empty();
@@ -421,7 +447,11 @@ int Delivery::TxnClaim() {
                          MakeArray(errs, err_nulls, m, TEXTOID)};
       Execute(plan, values, nullptr, SPI_OK_UPDATE);
     }
-    if (!taken.empty()) {
+    // Why only while retries wait: an older row of a claimed key can be left
+    // pending outside this claim only if it waits for a retry (due rows come
+    // in id order, so older due rows are in this claim). Skipping the lookup
+    // otherwise keeps a plain drain fast.
+    if (!taken.empty() && now < waiting_until_) {
       int m = static_cast<int>(taken.size());
       Oid types[3] = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID};
       SPIPlanPtr plan = Prepare(&plans.supersede_older, kSupersedeOlderSql, 3, types);
@@ -743,6 +773,12 @@ void Delivery::TxnRecord() {
     }
     CommitTxn();
   });
+  auto now = SteadyClock::now();
+  for (const Outcome& o : outcomes_) {
+    if (std::strcmp(o.status, "pending") == 0 && o.delay_ms >= 0) {
+      waiting_until_ = std::max(waiting_until_, now + std::chrono::milliseconds(o.delay_ms + 1000));
+    }
+  }
   for (const std::string& k : keys_to_release_) keys_in_flight_.erase(k);
   if (!keys_to_release_.empty() && keys_were_busy_) more_due_ = true;
   keys_to_release_.clear();

@@ -151,6 +151,8 @@ class Delivery {
   uint64_t next_tag_ = 1;
   bool more_due_ = false;
   bool keys_were_busy_ = false;
+  // Until then rows this worker set back to pending may still wait for a retry.
+  SteadyClock::time_point waiting_until_{};
   std::mt19937_64 rng_;
 };
 

@@ -331,6 +331,12 @@ void hyperline_delivery_main(Datum) {
   // crash only means those events are sent again, which is idempotent.
   SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
   SetConfigOption("application_name", "pg_hyperline", PGC_SUSET, PGC_S_OVERRIDE);
+  // Why: right after a bulk insert the outbox's statistics are stale and the
+  // planner may sort every pending row to claim a few thousand. The worker's
+  // statements are all index lookups by design.
+  SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("pg_hyperline");
   PublishWorkerLatch();
   before_shmem_exit(OnDeliveryExit, 0);
