@@ -592,6 +592,18 @@ TEST(MockTest, DelayAddsLatency) {
   EXPECT_LT(ms, 300);
 }
 
+TEST(MockTest, SigtermDoesNotWaitForDelayedRequests) {
+  Mock mock({"--delay-ms", "10000"});
+  Reply slow;
+  std::thread client([&] { slow = mock.Post("/v1/events", Event("slow")); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(mock.Stop(), 0);
+  client.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_TRUE(slow.dropped);
+}
+
 TEST(MockTest, RateLimitOverSlidingSecond) {
   Mock mock({"--rate-limit", "5", "--retry-after", "2"});
   int ok = 0, limited = 0;

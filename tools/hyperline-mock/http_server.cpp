@@ -439,6 +439,12 @@ bool HttpServer::Serve(Connection* c) {
       // request with nothing buffered, go back to epoll instead of blocking.
       if (!first && c->buf.empty()) return true;
       if (!read_more()) return false;
+      // Why: a TLS handshake (or other non-HTTP bytes) would otherwise wait for
+      // a blank line that never comes; every HTTP method starts with A-Z.
+      if (c->buf[0] < 'A' || c->buf[0] > 'Z') {
+        send_simple(400, "Not an HTTP request (https to a plain http server?)");
+        return false;
+      }
     }
     first = false;
     HttpRequest req;

@@ -195,10 +195,11 @@ int Main(int argc, char** argv) {
             service.ConfigJson().c_str(), static_cast<unsigned long long>(opt.seed), opt.threads);
   }
 
-  std::thread signal_thread([&server, stop_signals, quiet = opt.quiet] {
+  std::thread signal_thread([&server, &service, stop_signals, quiet = opt.quiet] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     if (!quiet) fprintf(stderr, "hyperline-mock: signal %d, stopping\n", sig);
+    service.Shutdown();
     server.Stop();
   });
   signal_thread.detach();

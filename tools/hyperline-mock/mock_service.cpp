@@ -148,6 +148,12 @@ void MockService::Handle(const HttpRequest& req, HttpResponse& res) {
   }
 }
 
+void MockService::Shutdown() {
+  std::lock_guard<std::mutex> lock(stop_mutex_);
+  stopping_ = true;
+  stop_cv_.notify_all();
+}
+
 bool MockService::RateLimited(const Snapshot& s, HttpResponse& res) {
   int64_t limit = s.config.rate_limit;
   if (limit <= 0) return false;
@@ -176,7 +182,15 @@ void MockService::HandleApi(const HttpRequest& req, HttpResponse& res, bool* dro
   const MockConfig& cfg = snap->config;
 
   bool drop = cfg.drop_rate > 0 && Roll() < cfg.drop_rate;
-  if (cfg.delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(cfg.delay_ms));
+  if (cfg.delay_ms > 0) {
+    // Why a condition variable and not sleep: SIGTERM must not wait for delays.
+    std::unique_lock<std::mutex> lock(stop_mutex_);
+    if (stop_cv_.wait_for(lock, std::chrono::milliseconds(cfg.delay_ms),
+                          [this] { return stopping_; })) {
+      *dropped = true;
+      return;
+    }
+  }
   if (drop && cfg.drop_mode != "after") {
     *dropped = true;
     return;

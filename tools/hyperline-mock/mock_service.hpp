@@ -8,6 +8,7 @@
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -43,6 +44,9 @@ class MockService {
   // Answers one HTTP request (called concurrently by the server's workers).
   void Handle(const HttpRequest& req, HttpResponse& res);
 
+  // Wakes delayed requests and makes new ones drop: the server is stopping.
+  void Shutdown();
+
   // Applies the JSON object `patch` to the live config; "" or the reason it was refused.
   std::string PatchConfig(const std::string& patch_json);
   // Returns the live config as a JSON object.
@@ -77,6 +81,10 @@ class MockService {
 
   std::mutex rate_mutex_;
   std::deque<int64_t> window_ms_;  // arrival times of allowed requests in the last second
+
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
 
   EventStore store_;
   std::atomic<uint64_t> requests_{0};
