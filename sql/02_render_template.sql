@@ -1,5 +1,6 @@
 -- The Liquid engine alone.
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS pg_hyperline CASCADE;
 CREATE EXTENSION pg_hyperline;

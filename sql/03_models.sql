@@ -1,5 +1,6 @@
 -- Models: validation before anything is created, alter, drop, the view.
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS pg_hyperline CASCADE;
 CREATE EXTENSION pg_hyperline;
@@ -84,6 +85,7 @@ SELECT hyperline.alter_model('api_calls', enabled => false);
 SELECT name, triggers, enabled FROM hyperline.models;
 SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'api_calls'::regclass ORDER BY tgname;
 INSERT INTO api_calls (event_id, customer_id) VALUES ('while_disabled', 'cus_1');
+SELECT count(*) AS events_while_disabled FROM hyperline.outbox WHERE event_key = 'while_disabled';
 SELECT hyperline.alter_model('api_calls', enabled => true);
 SELECT hyperline.alter_model('nope', enabled => true);
 

@@ -1,5 +1,6 @@
 -- JSON-aware typing and escaping of rendered payloads, straight from tuples.
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS pg_hyperline CASCADE;
 CREATE EXTENSION pg_hyperline;

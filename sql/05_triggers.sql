@@ -1,5 +1,6 @@
 -- Row changes become outbox rows in the same transaction.
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS pg_hyperline CASCADE;
 CREATE EXTENSION pg_hyperline;

@@ -1,5 +1,6 @@
 -- API keys are readable by superusers only; models need table ownership.
 \set VERBOSITY default
+\set SHOW_CONTEXT never
 SET client_min_messages = warning;
 DROP EXTENSION IF EXISTS pg_hyperline CASCADE;
 CREATE EXTENSION pg_hyperline;
@@ -29,7 +30,9 @@ SELECT hyperline.create_model('owned', 'owned', 'id', $$ {"customer_id": "{{ row
   "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$);
 INSERT INTO owned VALUES (1, 'c');
 SELECT * FROM hyperline.preview('owned');
-SELECT * FROM hyperline.outbox;
+-- owners see their models' events (and only those)
+SELECT model, event_key, status FROM hyperline.outbox;
+SELECT model, pending FROM hyperline.model_status;
 RESET ROLE;
 SELECT model, event_key, status FROM hyperline.outbox;
 -- another role may not touch it
@@ -42,9 +45,15 @@ CREATE TABLE "Weird ""Table""" ("Id" int PRIMARY KEY, "Customer Name" text);
 SELECT hyperline.create_model('weird', '"Weird ""Table"""', 'Id', $$ {"customer_id": "{{ row["Customer Name"] }}",
   "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.Id }}"}} $$);
 INSERT INTO "Weird ""Table""" VALUES (1, 'Ann');
+-- a role with only INSERT on a model's table writes events too
+GRANT INSERT ON "Weird ""Table""" TO hl_reader;
+SET ROLE hl_reader;
+INSERT INTO "Weird ""Table""" VALUES (2, 'Bob');
+SELECT count(*) AS visible_to_writer FROM hyperline.outbox;
+RESET ROLE;
 SELECT payload FROM hyperline.outbox WHERE model = 'weird';
 SET client_min_messages = warning;
-DROP TABLE owned;
+DROP TABLE owned, "Weird ""Table""";
 DROP OWNED BY hl_owner;
 DROP OWNED BY hl_reader;
 DROP ROLE hl_owner;

@@ -302,7 +302,9 @@ $fn$;
 CREATE FUNCTION hyperline._install_trigger(model text, source regclass, triggers text[], enabled boolean)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'hyperline_' || model, source);
+  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgname = 'hyperline_' || model) THEN
+    EXECUTE format('DROP TRIGGER %I ON %s', 'hyperline_' || model, source);
+  END IF;
   EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION hyperline._trigger(%L)',
                  'hyperline_' || model, array_to_string(triggers, ' OR '), source, model);
   IF NOT enabled THEN
@@ -403,7 +405,9 @@ DECLARE
   m hyperline._models := hyperline._get_model(name);
 BEGIN
   PERFORM hyperline._check_model_access(m.source);
-  EXECUTE format('DROP TRIGGER IF EXISTS %I ON %s', 'hyperline_' || name, m.source);
+  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = m.source AND tgname = 'hyperline_' || name) THEN
+    EXECUTE format('DROP TRIGGER %I ON %s', 'hyperline_' || name, m.source);
+  END IF;
   DELETE FROM hyperline._models x WHERE x.name = drop_model.name;
   PERFORM hyperline._models_changed();
 END
@@ -505,7 +509,7 @@ END
 $fn$;
 COMMENT ON FUNCTION hyperline.retry(text) IS 'Puts failed events (of one model, or all) back to pending; returns how many. Rows that failed to render stay failed.';
 
-CREATE VIEW hyperline.model_status AS
+CREATE VIEW hyperline.model_status WITH (security_invoker = true) AS
   WITH names AS (
     SELECT name AS model FROM hyperline._models
     UNION SELECT DISTINCT o.model FROM hyperline.outbox o
@@ -524,8 +528,14 @@ CREATE VIEW hyperline.model_status AS
   GROUP BY n.model;
 COMMENT ON VIEW hyperline.model_status IS 'Per model: events by status, age of the oldest pending, last delivery and last error.';
 
--- Privileges: destinations and the outbox are for superusers (and whom they grant);
--- table owners may manage models on their own tables.
+-- Privileges: destinations are for superusers (and whom they grant); table
+-- owners manage models on their own tables and see those models' events: the
+-- outbox has row level security, so a role sees only the events of models whose
+-- source table it owns (superusers and the worker see everything).
+ALTER TABLE hyperline.outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY outbox_owner_read ON hyperline.outbox FOR SELECT USING (
+  EXISTS (SELECT 1 FROM hyperline._models m JOIN pg_catalog.pg_class c ON c.oid = m.source
+           WHERE m.name = outbox.model AND pg_catalog.pg_has_role(c.relowner, 'USAGE')));
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hyperline FROM PUBLIC;
 GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
 GRANT EXECUTE ON FUNCTION hyperline.create_model(text, regclass, text, text, text[], text, boolean, boolean),
@@ -534,4 +544,5 @@ GRANT EXECUTE ON FUNCTION hyperline.create_model(text, regclass, text, text, tex
   hyperline.render_template(text, jsonb), hyperline._trigger(),
   hyperline._caller_owns(regclass), hyperline._caller_can_select(regclass), hyperline._wake()
   TO PUBLIC;
-GRANT SELECT ON hyperline.models, hyperline.destinations TO PUBLIC;
+GRANT SELECT ON hyperline.models, hyperline.destinations, hyperline._models,
+  hyperline.outbox, hyperline.model_status TO PUBLIC;

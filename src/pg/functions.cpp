@@ -92,6 +92,10 @@ void ValidateSample(const CompiledModel& model) {
     Throw(ERRCODE_DATA_EXCEPTION, "rendering " + sample + " failed: " + error,
           payload.empty() ? "" : "Rendered: " + payload);
   }
+  // Trim the template's surrounding whitespace for messages.
+  size_t first = payload.find_first_not_of(" \t\r\n");
+  size_t last = payload.find_last_not_of(" \t\r\n");
+  if (first != std::string::npos) payload = payload.substr(first, last - first + 1);
   EventShapeReport report = CheckEventShape(payload);
   if (!report.errors.empty()) {
     std::string detail = "Rendered from " + sample + ": " + payload;
@@ -178,7 +182,7 @@ Datum RenderTemplate(FunctionCallInfo fcinfo) {
   try {
     tmpl->Render(ctx, sink);
   } catch (const liquid::RenderError& e) {
-    Throw(ERRCODE_INVALID_PARAMETER_VALUE, std::string("Liquid error: ") + e.what());
+    Throw(ERRCODE_INVALID_PARAMETER_VALUE, e.what());
   }
   text* result = nullptr;
   PgGuard([&] { result = cstring_to_text_with_len(sink.out.data(), sink.out.size()); });

@@ -6,6 +6,9 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "miscadmin.h"
+#include "utils/syscache.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
@@ -73,28 +76,49 @@ struct ModelRow {
 };
 
 // Reads the model definition with SPI. Postgres-only code (runs under PgGuard).
-void ReadModelRow(const char* name, ModelRow* row) {
+// Why switch user: the trigger runs as whoever writes to the source table, who
+// need not be able to read hyperline._models; the read is done as its owner.
+void ReadModelRow(const char* name, Oid models_relid, ModelRow* row) {
   MemoryContext caller = CurrentMemoryContext;
   row->found = false;
-  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
-  Oid argtypes[1] = {TEXTOID};
-  Datum args[1] = {CStringGetTextDatum(name)};
-  int rc = SPI_execute_with_args(
-      "SELECT source::oid, primary_key, payload, destination FROM hyperline._models "
-      "WHERE name = $1",
-      1, argtypes, args, nullptr, true, 1);
-  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: reading model failed (SPI code %d)", rc);
-  if (SPI_processed == 1) {
-    HeapTuple t = SPI_tuptable->vals[0];
-    TupleDesc d = SPI_tuptable->tupdesc;
-    bool isnull = false;
-    row->found = true;
-    row->source = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
-    row->primary_key = MemoryContextStrdup(caller, SPI_getvalue(t, d, 2));
-    row->payload = MemoryContextStrdup(caller, SPI_getvalue(t, d, 3));
-    row->destination = MemoryContextStrdup(caller, SPI_getvalue(t, d, 4));
+  Oid save_userid = InvalidOid;
+  int save_sec_context = 0;
+  GetUserIdAndSecContext(&save_userid, &save_sec_context);
+  HeapTuple classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(models_relid));
+  if (!HeapTupleIsValid(classtup)) elog(ERROR, "pg_hyperline: hyperline._models not found");
+  Oid owner = ((Form_pg_class)GETSTRUCT(classtup))->relowner;
+  ReleaseSysCache(classtup);
+  SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+                                    SECURITY_RESTRICTED_OPERATION);
+  PG_TRY();
+  {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
+    Oid argtypes[1] = {TEXTOID};
+    Datum args[1] = {CStringGetTextDatum(name)};
+    int rc = SPI_execute_with_args(
+        "SELECT source::oid, primary_key, payload, destination FROM hyperline._models "
+        "WHERE name = $1",
+        1, argtypes, args, nullptr, true, 1);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: reading model failed (SPI code %d)", rc);
+    if (SPI_processed == 1) {
+      HeapTuple t = SPI_tuptable->vals[0];
+      TupleDesc d = SPI_tuptable->tupdesc;
+      bool isnull = false;
+      row->found = true;
+      row->source = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
+      row->primary_key = MemoryContextStrdup(caller, SPI_getvalue(t, d, 2));
+      row->payload = MemoryContextStrdup(caller, SPI_getvalue(t, d, 3));
+      row->destination = MemoryContextStrdup(caller, SPI_getvalue(t, d, 4));
+    }
+    SPI_finish();
   }
-  SPI_finish();
+  PG_CATCH();
+  {
+    SetUserIdAndSecContext(save_userid, save_sec_context);
+    PG_RE_THROW();
+  }
+  PG_END_TRY();
+  SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 // ---------------------------------------------------------------------------
@@ -536,6 +560,24 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
   return model;
 }
 
+// Binds the primary key of a model that cannot compile, so its failed events
+// still carry their key; leaves it unbound when that fails too.
+void TryBindKey(CompiledModel& model, const std::string& primary_key) {
+  try {
+    std::string relname;
+    std::vector<TableColumn> columns = ReadColumns(model.source, relname);
+    const TableColumn* key = FindColumn(columns, primary_key);
+    if (key == nullptr) return;
+    model.key.name = key->name;
+    model.key.attnum = key->attnum;
+    model.key.typid = key->typid;
+    PgGuard([&] { ResolveBinding(&model.key); });
+  } catch (const PgException& e) {
+    if (e.from_postgres) throw;
+    model.key.attnum = 0;
+  }
+}
+
 std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
   if (model_cache == nullptr) {
     model_cache = new std::unordered_map<std::string, std::shared_ptr<const CompiledModel>>();
@@ -553,7 +595,7 @@ std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
   Oid models_relid = InvalidOid;
   PgGuard([&] {
     models_relid = get_relname_relid("_models", get_namespace_oid("hyperline", false));
-    ReadModelRow(name, &row);
+    ReadModelRow(name, models_relid, &row);
   });
   Watch(models_relid);
   if (!row.found) {
@@ -570,6 +612,7 @@ std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
     model->destination = row.destination;
     model->source = bound;
     model->error = std::string("model \"") + name + "\" cannot render: " + e.what();
+    TryBindKey(*model, row.primary_key);
   }
   Watch(row.source);
   Watch(bound);
@@ -587,6 +630,11 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
   auto& m = const_cast<CompiledModel&>(model);
   if (!m.error.empty()) {
     key.clear();
+    if (m.key.attnum != 0) {
+      RawDatum key_raw;
+      PgGuard([&] { ExtractColumn(&m.key, desc, tuple, &key_raw); });
+      AppendLiquidString(RawToValue(key_raw), key);
+    }
     error = m.error;
     return false;
   }
