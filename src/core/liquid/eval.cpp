@@ -203,15 +203,10 @@ int64_t ToInteger(const Value& v, const char* what) {
       }
       break;
     }
-    case Value::Kind::Float: {
-      double d = v.as_float();
-      if (std::isfinite(d) && std::fabs(d) < 9.2e18) return static_cast<int64_t>(d);
-      break;
-    }
     case Value::Kind::Decimal: {
       auto d = ParseDec(v.as_string());
-      if (d) {
-        auto i = DecToInt64(d->m < 0 ? DecCeil(*d) : DecFloor(*d));
+      if (d && d->scale == 0) {
+        auto i = DecToInt64(*d);
         if (i) return *i;
       }
       break;
@@ -222,14 +217,44 @@ int64_t ToInteger(const Value& v, const char* what) {
   throw RenderError(std::string("Liquid error: invalid integer for ") + what);
 }
 
+namespace {
+
+// Float#to_i, refusing values outside int64.
+int64_t TruncateFloat(double d, const char* what) {
+  if (!std::isfinite(d) || std::fabs(d) >= 9.2e18) {
+    throw RenderError(std::string("Liquid error: invalid integer for ") + what);
+  }
+  return static_cast<int64_t>(d);
+}
+
+// Ruby Liquid's RangeLookup#to_integer: strings via to_i, nil as 0.
+int64_t RangeBound(const Value& v, const char* what) {
+  if (v.is_nil()) return 0;
+  if (v.kind() == Value::Kind::String) {
+    const std::string& s = v.as_string();
+    size_t p = 0;
+    while (p < s.size() && std::isspace(static_cast<unsigned char>(s[p]))) ++p;
+    std::string digits;
+    if (p < s.size() && (s[p] == '-' || s[p] == '+')) digits.push_back(s[p++]);
+    while (p < s.size() && std::isdigit(static_cast<unsigned char>(s[p])) && digits.size() < 19) {
+      digits.push_back(s[p++]);
+    }
+    return std::strtoll(digits.c_str(), nullptr, 10);
+  }
+  if (v.kind() == Value::Kind::Float) return TruncateFloat(v.as_float(), what);
+  return ToInteger(v, what);
+}
+
+}  // namespace
+
 const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
   switch (e.kind) {
     case Expr::Kind::Literal:
       return e.literal;
     case Expr::Kind::Range: {
       Value a, b;
-      int64_t lo = ToInteger(Eval(*e.lo, st, a), "range start");
-      int64_t hi = ToInteger(Eval(*e.hi, st, b), "range end");
+      int64_t lo = RangeBound(Eval(*e.lo, st, a), "range start");
+      int64_t hi = RangeBound(Eval(*e.hi, st, b), "range end");
       scratch = Value::Range(lo, hi);
       return scratch;
     }

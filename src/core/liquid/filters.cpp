@@ -73,10 +73,10 @@ Num FromDouble(double x) {
   return n;
 }
 
-Num FromDecText(const std::string& s) {
+Num FromDecText(const std::string& s, bool integer_ok) {
   Num n;
   if (auto d = ParseDec(s)) {
-    if (d->scale == 0 && d->m <= INT64_MAX && d->m >= INT64_MIN) {
+    if (integer_ok && d->scale == 0 && d->m <= INT64_MAX && d->m >= INT64_MIN) {
       n.i = static_cast<int64_t>(d->m);
       return n;
     }
@@ -99,7 +99,7 @@ Num ToNumber(const Value& v) {
     case K::Float:
       return FromDouble(v.as_float());
     case K::Decimal:
-      return FromDecText(v.as_string());
+      return FromDecText(v.as_string(), false);
     case K::String: {
       const std::string& s = v.as_string();
       size_t b = 0, e = s.size();
@@ -113,7 +113,7 @@ Num ToNumber(const Value& v) {
       if (i > d1 && i < t.size() && t[i] == '.') {
         size_t d2 = ++i;
         while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
-        if (i > d2 && i == t.size()) return FromDecText(t);
+        if (i > d2 && i == t.size()) return FromDecText(t, false);
       }
       // String#to_i: leading whitespace, sign, digits.
       size_t p = 0;
@@ -126,7 +126,7 @@ Num ToNumber(const Value& v) {
         ++p;
       }
       if (digits.empty() || digits == "-" || digits == "+") return n;
-      return FromDecText(digits);
+      return FromDecText(digits, true);
     }
     default:
       return n;
@@ -288,7 +288,7 @@ Value FRound(FilterArgs& fa) {
     }
     double p = std::pow(10.0, static_cast<double>(digits));
     double r = std::round(a.f * p) / p;
-    if (digits == 0) {
+    if (digits <= 0) {
       if (std::fabs(r) > 9.2e18) Fail(fa, "number out of range");
       return Value::Int(static_cast<int64_t>(r));
     }
@@ -296,7 +296,7 @@ Value FRound(FilterArgs& fa) {
   }
   auto r = DecRound(a.d, static_cast<int>(digits));
   if (!r) return Value::Float(AsDouble(a));
-  if (digits == 0) return IntResult(r->m);
+  if (digits <= 0) return IntResult(r->m);
   return Value::Float(DecToDouble(*r));
 }
 
@@ -848,6 +848,14 @@ Value Property(FilterArgs& fa, const Value& item, const Value& prop) {
     }
     case K::Nil:
       return Value();
+    case K::Int:
+      // Ruby's Integer#[] reads a bit; a non-integer index is a TypeError.
+      if (prop.kind() == K::Int) {
+        int64_t b = prop.as_int();
+        if (b < 0) return Value::Int(0);
+        return Value::Int(b >= 63 ? (item.as_int() < 0 ? 1 : 0) : (item.as_int() >> b) & 1);
+      }
+      Fail(fa, "cannot select the property '" + S(prop) + "'");
     case K::Array:
       if (prop.kind() == K::Int) {
         const Array& a = item.as_array();
@@ -945,8 +953,14 @@ Value FMap(FilterArgs& fa) {
   return Value::MakeArray(std::move(out));
 }
 
-// Shared by where/reject/find/find_index/has: does `item` match?
-bool Matches(FilterArgs& fa, const Value& item) {
+// Shared by where/reject/find/find_index/has: does `item` match? Sets `stop`
+// when Ruby would raise NoMethodError (a nil item, or a nil property), which
+// Ruby Liquid turns into the filter's default result.
+bool Matches(FilterArgs& fa, const Value& item, bool& stop) {
+  if (item.is_nil() || Arg(fa, 0).is_nil()) {
+    stop = true;
+    return false;
+  }
   Value p = Property(fa, item, Arg(fa, 0));
   if (fa.args.size() < 2 || Arg(fa, 1).is_nil()) return Truthy(p);
   return LiquidEquals(p, Arg(fa, 1));
@@ -954,35 +968,47 @@ bool Matches(FilterArgs& fa, const Value& item) {
 
 Value FWhere(FilterArgs& fa) {
   Array out;
+  bool stop = false;
   for (const Value& e : Iterate(fa, fa.input)) {
-    if (Matches(fa, e)) out.push_back(e);
+    if (Matches(fa, e, stop)) out.push_back(e);
+    if (stop) return Value::MakeArray({});
   }
   return Value::MakeArray(std::move(out));
 }
 Value FReject(FilterArgs& fa) {
   Array out;
+  bool stop = false;
   for (const Value& e : Iterate(fa, fa.input)) {
-    if (!Matches(fa, e)) out.push_back(e);
+    bool m = Matches(fa, e, stop);
+    if (stop) return Value::MakeArray({});
+    if (!m) out.push_back(e);
   }
   return Value::MakeArray(std::move(out));
 }
 Value FFind(FilterArgs& fa) {
+  bool stop = false;
   for (const Value& e : Iterate(fa, fa.input)) {
-    if (Matches(fa, e)) return e;
+    if (Matches(fa, e, stop)) return e;
+    if (stop) return Value();
   }
   return Value();
 }
 Value FFindIndex(FilterArgs& fa) {
   int64_t i = 0;
+  bool stop = false;
   for (const Value& e : Iterate(fa, fa.input)) {
-    if (Matches(fa, e)) return Value::Int(i);
+    if (Matches(fa, e, stop)) return Value::Int(i);
+    if (stop) return Value();
     ++i;
   }
   return Value();
 }
 Value FHas(FilterArgs& fa) {
+  if (Arg(fa, 0).is_nil()) return Value::Bool(false);
+  bool stop = false;
   for (const Value& e : Iterate(fa, fa.input)) {
-    if (Matches(fa, e)) return Value::Bool(true);
+    if (Matches(fa, e, stop)) return Value::Bool(true);
+    if (stop) return Value();
   }
   return Value::Bool(false);
 }
@@ -1164,8 +1190,8 @@ const FilterDef kFilters[] = {
     {"remove", FRemove, 1, 1},
     {"remove_first", FRemoveFirst, 1, 1},
     {"remove_last", FRemoveLast, 1, 1},
-    {"replace", FReplace, 2, 2},
-    {"replace_first", FReplaceFirst, 2, 2},
+    {"replace", FReplace, 1, 2},
+    {"replace_first", FReplaceFirst, 1, 2},
     {"replace_last", FReplaceLast, 2, 2},
     {"reverse", FReverse, 0, 0},
     {"round", FRound, 0, 1},

@@ -6,6 +6,7 @@
 // line, column and the offending token.
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 
@@ -724,7 +725,12 @@ class TablerowNode : public Node {
     int64_t cols = length;
     if (spec.has_cols) {
       Value cv = EvalCopy(spec.cols, st);
-      if (!cv.is_nil()) cols = ToInteger(cv, "cols");
+      if (cv.kind() == Value::Kind::Float && std::isfinite(cv.as_float()) &&
+          std::fabs(cv.as_float()) < 1e18) {
+        cols = static_cast<int64_t>(cv.as_float());
+      } else if (!cv.is_nil()) {
+        cols = ToInteger(cv, "cols");
+      }
     }
     if (cols <= 0) cols = length > 0 ? length : 1;
     st.Text("<tr class=\"row1\">\n");
@@ -777,9 +783,11 @@ class CycleNode : public Node {
       st.cycles.emplace_back(key, Value::Int(0));
       pos = &st.cycles.back().second;
     }
+    // Ruby reads values[i] (nil past the end) and wraps only when storing.
     int64_t i = pos->as_int();
-    *pos = Value::Int((i + 1) % static_cast<int64_t>(values.size()));
-    st.Text(ToLiquidString(EvalCopy(values[static_cast<size_t>(i) % values.size()], st)));
+    int64_t n = static_cast<int64_t>(values.size());
+    *pos = Value::Int(i + 1 >= n ? 0 : i + 1);
+    if (i < n) st.Text(ToLiquidString(EvalCopy(values[static_cast<size_t>(i)], st)));
   }
   bool has_group = false;
   Expr group;
@@ -1036,7 +1044,9 @@ class Parser {
     std::string_view name = Trim(t.markup);
     if (name.size() >= 2 && (name[0] == '\'' || name[0] == '"') && name.back() == name[0]) {
       name = name.substr(1, name.size() - 2);
-    } else if (!IsIdentifier(name)) {
+    } else if (name.empty() || !IsWordChar(name[0]) ||
+               !std::all_of(name.begin(), name.end(),
+                            [](char c) { return IsWordChar(c) || c == '-'; })) {
       Fail("capture needs a variable name", t);
     }
     auto node = std::make_unique<CaptureNode>();
@@ -1066,7 +1076,15 @@ class Parser {
       if (end.name == "else") {
         node->has_else = true;
         Token e2 = BlockBody(tz, t, node->else_body, {"elsif", "else", end_name});
-        if (e2.name != end_name) Fail("unexpected '" + std::string(e2.name) + "' after else", e2);
+        // Ruby Liquid parses but never reaches blocks after the first else.
+        while (e2.name != end_name) {
+          if (e2.name == "elsif") {
+            Condition ignored;
+            ParseCondition(e2, ignored);
+          }
+          Body ignored_body;
+          e2 = BlockBody(tz, t, ignored_body, {"elsif", "else", end_name});
+        }
       }
       break;
     }
@@ -1166,7 +1184,7 @@ class Parser {
     std::string_view coll_text = Trim(src_.substr(start, stop - start));
     spec.name = spec.var + "-" + std::string(coll_text);
     while (!lx.Look(Tk::End)) {
-      lx.Accept(Tk::Comma);
+      if (lx.Accept(Tk::Comma) && lx.Look(Tk::End)) break;
       if (lx.AcceptId("reversed")) {
         spec.reversed = true;
         continue;
@@ -1321,17 +1339,30 @@ class Parser {
   // Whitespace control of a closing tag swallowed by a comment/doc body.
   void ApplyEndTrim(const Token& k, Body&) { trim_next_ = k.trim_right; }
 
+  // A doc body is free text up to `{% enddoc %}`; only a nested doc is refused.
   void ParseDoc(Tokenizer& tz, const Token& t, Body& body) {
     if (!t.markup.empty()) Fail("doc takes no arguments", t);
-    while (true) {
-      Token k = tz.Next();
-      if (k.kind == Token::Kind::End) Fail("'doc' tag was never closed", t);
-      if (k.kind != Token::Kind::Tag) continue;
-      if (k.name == "doc") Fail("nested doc tags are not allowed", k);
-      if (k.name == "enddoc") {
-        trim_next_ = k.trim_right;
-        break;
+    if (tz.liquid_lines()) {
+      while (true) {
+        Token k = tz.Next();
+        if (k.kind == Token::Kind::End) Fail("'doc' tag was never closed", t);
+        if (k.name == "doc") Fail("nested doc tags are not allowed", k);
+        if (k.name == "enddoc") break;
       }
+    } else {
+      std::string_view text;
+      Token end;
+      if (!tz.ReadRaw("enddoc", text, end)) Fail("'doc' tag was never closed", t);
+      for (size_t p = text.find("{%"); p != std::string_view::npos; p = text.find("{%", p + 2)) {
+        size_t q = p + 2;
+        if (q < text.size() && text[q] == '-') ++q;
+        while (q < text.size() && IsSpace(text[q])) ++q;
+        if (text.compare(q, 3, "doc") == 0 && (q + 3 >= text.size() || !IsWordChar(text[q + 3]))) {
+          err_.Fail("nested doc tags are not allowed",
+                    static_cast<size_t>(text.data() - src_.data()) + p, text.substr(p, 20));
+        }
+      }
+      trim_next_ = end.trim_right;
     }
     body.push_back(std::make_unique<BlankNode>());
   }
