@@ -674,6 +674,18 @@ TEST(MockTest, ResetClearsEventsAndCountersButKeepsConfig) {
   EXPECT_EQ(mock.Post("/v1/events", Event("z")).status, 400);
 }
 
+TEST(MockTest, NonHttpBytesGet400AtOnce) {
+  Mock mock({});
+  int fd = Connect(mock.port());
+  ASSERT_GE(fd, 0);
+  SendAll(fd, std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11));
+  std::string buf;
+  Reply r = ReadReply(fd, &buf);
+  close(fd);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(mock.Get("/_mock/health").status, 200);
+}
+
 TEST(MockTest, KeepAlivePipeliningAndExpectContinue) {
   Mock mock({});
   int fd = Connect(mock.port());
