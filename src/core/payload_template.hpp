@@ -43,7 +43,7 @@ class PayloadTemplate {
   static std::unique_ptr<PayloadTemplate> Compile(std::string_view source);
 
   // Renders one event as JSON text, appended to `out`. Throws
-  // liquid::RenderError or std::invalid_argument (e.g. NaN as a JSON value).
+  // liquid::RenderError (e.g. divided_by 0, or NaN as a JSON value).
   void Render(const liquid::Context& ctx, std::string& out) const;
 
   // Variable paths read by the template (see liquid::Template::VariablePaths).
