@@ -383,10 +383,12 @@ TEST(MockTest, InvalidEventsAreRejectedWithTheReason) {
   json ok3 = Event("c");
   ok3["record"]["id"] = 42;
   ok3["record"]["list"] = {"x", 2, false};
-  for (const json& ok : {ok1, ok2, ok3}) {
+  json ok4 = Event("d");
+  ok4["timestamp"] = "1734710651000";
+  for (const json& ok : {ok1, ok2, ok3, ok4}) {
     EXPECT_EQ(mock.Post("/v1/events", ok).status, 201) << ok.dump();
   }
-  EXPECT_EQ(mock.Stats()["events_unique"], 3);
+  EXPECT_EQ(mock.Stats()["events_unique"], 4);
 }
 
 TEST(MockTest, BatchSplitsCreatedAndFailed) {

@@ -119,9 +119,15 @@ std::string ValidateEvent(const nlohmann::json& event) {
            "milliseconds since epoch)";
   }
   if (ts->is_string()) {
-    if (!IsIso8601DateTime(ts->get_ref<const std::string&>())) {
+    const std::string& text = ts->get_ref<const std::string&>();
+    // Hyperline's API reference types timestamp as a string holding an ISO 8601
+    // date-time "or milliseconds since the epoch": accept "1734710651000" too.
+    bool millis = !text.empty() && text.size() <= 15 &&
+                  text.find_first_not_of("0123456789") == std::string::npos;
+    if (!millis && !IsIso8601DateTime(text)) {
       return "timestamp " + ts->dump() +
-             " is not an ISO 8601 date-time with a zone (e.g. 2024-12-20T16:04:11Z)";
+             " is not an ISO 8601 date-time with a zone (e.g. 2024-12-20T16:04:11Z) nor "
+             "milliseconds since epoch";
     }
   } else if (ts->is_number_integer()) {
     if (ts->is_number_unsigned() ? false : ts->get<int64_t>() < 0) {
