@@ -173,6 +173,10 @@ void RunDelivery() {
       long wait_ms = std::chrono::duration_cast<milliseconds>(next_claim - now).count();
       if (d.MoreDue() && d.HeldRows() < static_cast<size_t>(guc_claim_batch)) wait_ms = 0;
       if (rate_wait != milliseconds::max()) wait_ms = std::min<long>(wait_ms, rate_wait.count());
+      if (guc_delivered_retention_s >= 0 && d.InFlight() == 0) {
+        wait_ms = std::min<long>(
+            wait_ms, std::chrono::duration_cast<milliseconds>(next_purge - now).count());
+      }
       if (d.HasOutcomes()) {
         long left =
             kRecordDelayMs - std::chrono::duration_cast<milliseconds>(now - first_outcome).count();

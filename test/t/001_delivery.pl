@@ -1,0 +1,111 @@
+# End-to-end delivery: outbox rows reach the mock in batches and one by one,
+# the worker is woken at commit, is visible in pg_stat_activity, test_delivery
+# answers synchronously, deletes are sent, delivered rows are purged.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use HyperlineTest;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $mock = start_mock();
+# A long poll interval: only the wake-up at commit can make delivery fast.
+my $node = new_node('delivery', 'hyperline.poll_interval_ms' => 60000);
+
+like(
+	$node->safe_psql('postgres',
+		"SELECT query FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'postgres'"),
+	qr/waiting for CREATE EXTENSION/,
+	'worker waits quietly for the extension');
+
+$node->safe_psql('postgres', 'CREATE EXTENSION pg_hyperline');
+$node->safe_psql('postgres',
+	"SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 100)");
+$node->poll_query_until('postgres',
+	"SELECT query <> 'waiting for CREATE EXTENSION pg_hyperline' FROM pg_stat_activity"
+	  . " WHERE backend_type LIKE '%hyperline%' AND datname = 'postgres'")
+  or die 'worker did not notice the extension';
+
+# Batches: 1000 events in requests of at most 100.
+insert_events($node, 1000);
+wait_drained($node, 'batch delivery drained');
+my $stats = mock_get($mock, '/_mock/stats');
+is($stats->{events_unique}, 1000, 'all 1000 events at the mock');
+is($stats->{requests_by_status}{201}, 10, 'sent as 10 batch requests');
+is_deeply(outbox_counts($node), { delivered => 1000 }, 'every row delivered');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM hyperline.outbox WHERE attempts = 1 AND http_status = 201 AND delivered_at IS NOT NULL"),
+	'1000',
+	'attempts, http_status and delivered_at recorded');
+
+# Woken at commit: with a 60 s poll interval, a committed row still arrives at once.
+mock_post($mock, '/_mock/reset');
+$node->safe_psql('postgres', 'SELECT hyperline.alter_destination(\'hyperline\', batch_size => 1)');
+my @lat;
+for my $i (1 .. 5) {
+	my $t0 = time;
+	insert_events($node, 1, prefix => "wake$i-");
+	my $got;
+	for (1 .. 400) {
+		$got = mock_get($mock, "/_mock/log?record_id=wake$i-1");
+		last if @$got;
+		usleep(5000);
+	}
+	ok(scalar(@$got), "event $i arrived without polling");
+	push @lat, time - $t0;
+}
+@lat = sort { $a <=> $b } @lat;
+cmp_ok($lat[2], '<', 1.0, "median commit-to-receipt is fast (" . sprintf('%.1f ms', $lat[2] * 1000) . ")");
+
+# The worker in pg_stat_activity.
+is( $node->safe_psql('postgres',
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'postgres'"),
+	't',
+	'delivery worker visible in pg_stat_activity');
+
+# A model: trigger → outbox → worker; delete sends DELETE /v1/events.
+$node->safe_psql('postgres', q{
+	CREATE TABLE usage (id int PRIMARY KEY, customer text, units int);
+	SELECT hyperline.create_model('usage', 'usage', 'id',
+	  '{"customer_id": "{{ row.customer }}", "event_type": "units", "timestamp": "2024-12-20T16:04:11Z",
+	    "record": {"id": "u{{ row.id }}", "units": {{ row.units }}}}',
+	  '{insert,update,delete}');
+	INSERT INTO usage VALUES (1, 'cus_a', 5), (2, 'cus_b', 7);});
+wait_drained($node);
+my $events = mock_get($mock, '/_mock/events?record_id__in=u1,u2');
+is(scalar(@$events), 2, 'model rows delivered');
+is($events->[0]{record}{units}, 5, 'payload rendered from the row');
+
+my $td = $node->safe_psql('postgres', "SELECT http_status, response FROM hyperline.test_delivery('usage')");
+like($td, qr/^201\|.*"customer_id":"cus_a"/, 'test_delivery returns the status and the answer');
+
+$node->safe_psql('postgres', 'DELETE FROM usage WHERE id = 2');
+wait_drained($node);
+my $log = mock_get($mock, '/_mock/log?record_id=u2');
+ok($log->[-1]{deleted}, 'delete sent as DELETE /v1/events');
+is(mock_get($mock, '/_mock/stats')->{events_deleted}, 1, 'one event deleted at the mock');
+
+# test_delivery against an unreachable destination: a clear error without the key.
+$node->safe_psql('postgres', q{
+	SELECT hyperline.create_destination('down', 'test_key', 'http://127.0.0.1:1');
+	CREATE TABLE other (id int PRIMARY KEY);
+	INSERT INTO other VALUES (1);
+	SELECT hyperline.create_model('other', 'other', 'id',
+	  '{"customer_id": "c", "event_type": "e", "timestamp": "2024-12-20T16:04:11Z", "record": {"id": "{{ row.id }}"}}',
+	  destination => 'down');});
+my ($ret, $out, $err) = $node->psql('postgres', "SELECT * FROM hyperline.test_delivery('other')");
+isnt($ret, 0, 'test_delivery to a closed port fails');
+like($err, qr/could not deliver to destination "down"/, 'error names the destination');
+unlike($err, qr/test_key/, 'error does not show the key');
+
+# Purge: delivered rows older than the retention go away.
+$node->append_conf('postgresql.conf', "hyperline.delivered_retention = 0\n");
+$node->reload;
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM hyperline.outbox WHERE status = 'delivered'"),
+	'delivered rows purged after hyperline.delivered_retention');
+
+check_log($node, 'test_key');
+$node->stop;
+done_testing();

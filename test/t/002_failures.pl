@@ -1,0 +1,99 @@
+# Failure handling: events_failed fails only its rows; 5xx and network errors
+# are retried with backoff until max_attempts; 429's Retry-After is honoured
+# in full; other 4xx fail at once with the answer; the rate limit is kept.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use HyperlineTest;
+use Test::More;
+
+my $mock = start_mock();
+my $node = new_node('failures', 'hyperline.max_attempts' => 4);
+$node->safe_psql('postgres', qq{
+	CREATE EXTENSION pg_hyperline;
+	SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 100);
+	SELECT hyperline.create_destination('single', 'test_key', '$mock->{url}', batch_size => 1);});
+
+sub q1 { $node->safe_psql('postgres', shift) }
+
+# Partial batch failure: the rejected ids fail, the rest of the batch is delivered.
+mock_post($mock, '/_mock/config', { reject_ids => [ 'p3', 'p7' ] });
+insert_events($node, 10, prefix => 'p');
+wait_drained($node);
+is(q1("SELECT string_agg(event_key, ',' ORDER BY id) FROM hyperline.outbox WHERE status = 'failed'"),
+	'p3,p7', 'only the rejected events failed');
+is(q1("SELECT count(*) FROM hyperline.outbox WHERE event_key LIKE 'p%' AND status = 'delivered'"),
+	'8', 'the rest of the batch delivered');
+like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'p3'"),
+	qr/rejected/, 'the reason is in last_error');
+is(q1("SELECT attempts FROM hyperline.outbox WHERE event_key = 'p3'"), '1', 'no retry of a rejected event');
+mock_post($mock, '/_mock/config', { reject_ids => [] });
+
+# 503: retried with backoff, then delivered once the destination recovers.
+mock_post($mock, '/_mock/config', { fail_rate => 1, fail_status => 503 });
+insert_events($node, 20, prefix => 'f');
+ok( $node->poll_query_until('postgres',
+		"SELECT bool_and(attempts >= 2 AND status = 'pending') FROM hyperline.outbox WHERE event_key LIKE 'f%'"),
+	'503 answers are retried');
+like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'f1'"), qr/503/, 'row last_error names the status');
+like(q1("SELECT last_error FROM hyperline.destinations WHERE name = 'hyperline'"),
+	qr/503/, 'destination last_error kept current');
+mock_post($mock, '/_mock/config', { fail_rate => 0 });
+wait_drained($node);
+is(q1("SELECT count(*) FROM hyperline.outbox WHERE event_key LIKE 'f%' AND status = 'delivered'"),
+	'20', 'delivered after the destination recovered');
+is(scalar(@{ mock_get($mock, '/_mock/events?record_id__in=' . join(',', map { "f$_" } 1 .. 20)) }),
+	20, 'all 20 at the mock');
+is(q1("SELECT last_error IS NULL FROM hyperline.destinations WHERE name = 'hyperline'"),
+	't', 'destination last_error cleared by a success');
+
+# Retries exhausted: failed after hyperline.max_attempts.
+mock_post($mock, '/_mock/config', { fail_rate => 1, fail_status => 500 });
+insert_events($node, 3, prefix => 'x');
+wait_drained($node);
+is(q1("SELECT string_agg(DISTINCT status || '/' || attempts, ',') FROM hyperline.outbox WHERE event_key LIKE 'x%'"),
+	'failed/4', 'failed after max_attempts (4) attempts');
+like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'x1'"),
+	qr/gave up after 4 attempts.*500/, 'last_error says why');
+mock_post($mock, '/_mock/config', { fail_rate => 0 });
+
+# 429 with Retry-After: 2 s, honoured in full although retry_max_ms is 500 ms.
+mock_post($mock, '/_mock/config', { force_429 => 1, retry_after => 2 });
+insert_events($node, 5, prefix => 'q');
+wait_drained($node);
+is(q1("SELECT string_agg(DISTINCT status || '/' || attempts, ',') FROM hyperline.outbox WHERE event_key LIKE 'q%'"),
+	'delivered/2', 'delivered on the second attempt after a 429');
+cmp_ok(q1("SELECT extract(epoch FROM max(delivered_at - created_at)) FROM hyperline.outbox WHERE event_key LIKE 'q%'"),
+	'>=', 1.9, 'Retry-After honoured beyond retry_max_ms');
+
+# Other 4xx: failed at once, with the response body.
+q1(q{INSERT INTO hyperline.outbox (model, event_key, operation, payload, destination)
+	VALUES ('m', 'bad1', 'insert', '{"event_type": "x", "timestamp": "2024-12-20T16:04:11Z", "record": {"id": "bad1"}}', 'single');
+	SELECT hyperline._wake();});
+wait_drained($node);
+is(q1("SELECT status || '/' || attempts || '/' || http_status FROM hyperline.outbox WHERE event_key = 'bad1'"),
+	'failed/1/400', '400 fails at once');
+like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'bad1'"),
+	qr/400.*customer_id/, 'last_error holds the response body');
+
+# Network errors: retried, then failed; the error is the transport's.
+q1("SELECT hyperline.create_destination('closed', 'test_key', 'http://127.0.0.1:1')");
+insert_events($node, 2, prefix => 'n', destination => 'closed');
+wait_drained($node);
+is(q1("SELECT string_agg(DISTINCT status || '/' || attempts, ',') FROM hyperline.outbox WHERE event_key LIKE 'n%'"),
+	'failed/4', 'connection errors retried up to max_attempts');
+like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'n1'"),
+	qr/connect/i, 'last_error is the connection error');
+
+# Rate limit: 4 requests per second, burst 4: 12 single-event requests need >= 2 s.
+q1("SELECT hyperline.create_destination('slow', 'test_key', '$mock->{url}', batch_size => 1, max_requests_per_second => 4)");
+insert_events($node, 12, prefix => 'rl', destination => 'slow');
+wait_drained($node);
+my @t = map { mock_get($mock, "/_mock/log?record_id=rl$_")->[0]{received_at_ms} } 1 .. 12;
+@t = sort { $a <=> $b } @t;
+cmp_ok($t[-1] - $t[0], '>=', 1800, 'max_requests_per_second respected (' . ($t[-1] - $t[0]) . ' ms)');
+
+check_log($node, 'test_key');
+$node->stop;
+done_testing();
