@@ -59,6 +59,7 @@ class EventStore {
   std::string List(const EventFilter& filter) const;
   // Returns a JSON array of the receipts of one key in arrival order.
   std::string Log(const std::string& key) const;
+  // Returns a copy of the counters.
   StoreCounters Counters() const;
   // Forgets every event, receipt and counter.
   void Reset();
@@ -81,10 +82,13 @@ class EventStore {
   struct Interned {
     std::unordered_map<std::string, uint32_t> ids;
     std::vector<const std::string*> names;
+    // Returns the id of s, adding it if new.
     uint32_t Intern(const std::string& s);
+    // Returns the id of s, or kNone if it was never interned.
     uint32_t Find(const std::string& s) const;
   };
 
+  // Copies text into the arena; the pointer stays valid until Reset().
   const char* Copy(const std::string& text);
 
   mutable std::mutex mutex_;

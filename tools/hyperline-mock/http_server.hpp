@@ -66,10 +66,13 @@ class HttpServer {
  private:
   struct Connection;
 
+  // Accepts connections and hands them to epoll until Stop().
   void AcceptLoop();
+  // Serves ready connections, one at a time, until Stop().
   void WorkerLoop();
   // Serves the requests buffered or readable on c; false = close it.
   bool Serve(Connection* c);
+  // Forgets, closes and frees c.
   void Close(Connection* c);
 
   Handler handler_;

@@ -53,6 +53,7 @@ struct Options {
   int64_t force_429 = 0;
 };
 
+// Prints the error and the usage, then exits with status 2.
 [[noreturn]] void Usage(const std::string& error) {
   fprintf(stderr, "hyperline-mock: %s\n%s", error.c_str(), kUsage);
   exit(2);
@@ -94,6 +95,7 @@ void WritePortFile(const std::string& path, int port) {
   }
 }
 
+// Parses the flags, listens, announces the port, serves until SIGTERM/SIGINT.
 int Main(int argc, char** argv) {
   Options opt;
   MockConfig config;

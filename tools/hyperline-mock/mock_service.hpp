@@ -59,17 +59,27 @@ class MockService {
     std::unordered_set<std::string> api_keys;
   };
 
+  // Returns the config in force now (an immutable snapshot, cheap to share).
   std::shared_ptr<const Snapshot> Current() const;
+  // Returns a uniform random number in [0, 1) from the seeded generator.
   double Roll();
+  // Serves /_mock/... (no faults, no auth, not counted).
   void HandleControl(const HttpRequest& req, HttpResponse& res);
+  // Serves an API request: faults, routing, Bearer check; *dropped = close unanswered.
   void HandleApi(const HttpRequest& req, HttpResponse& res, bool* dropped);
+  // POST /v1/events: one event.
   void PostEvent(const Snapshot& s, const HttpRequest& req, HttpResponse& res);
+  // POST /v1/events/batch: 1..5000 events, each accepted or failed alone.
   void PostBatch(const Snapshot& s, const HttpRequest& req, HttpResponse& res);
+  // DELETE /v1/events: {"matching":"record_ids","record_ids":[...]}.
   void DeleteEvents(const HttpRequest& req, HttpResponse& res);
+  // GET /v1/events (api: take <= 100) and GET /_mock/events (no take limit).
   void ListEvents(const HttpRequest& req, HttpResponse& res, bool api);
   // Returns true (and fills res) if the rate limiter refuses this request.
   bool RateLimited(const Snapshot& s, HttpResponse& res);
+  // Returns the counters of GET /_mock/stats.
   std::string StatsJson() const;
+  // Forgets events, log, counters and the rate window (POST /_mock/reset).
   void Reset();
 
   mutable std::mutex config_mutex_;
