@@ -69,31 +69,77 @@ void RenderState::ChargeWork(size_t bytes) {
   }
 }
 
-const Value* RenderState::FindRoot(std::string_view name, int& loop_drop) const {
-  loop_drop = -1;
-  for (size_t i = locals.size(); i-- > 0;) {
-    if (locals[i].name == name) {
-      loop_drop = locals[i].loop;
-      return &locals[i].value;
+namespace {
+
+// Knuth-Morris-Pratt over hay[from..]: first match, or the last one if `last`.
+size_t Kmp(std::string_view hay, std::string_view needle, size_t from, bool last) {
+  const size_t m = needle.size();
+  std::vector<size_t> fail(m, 0);
+  for (size_t i = 1, k = 0; i < m; ++i) {
+    while (k > 0 && needle[i] != needle[k]) k = fail[k - 1];
+    if (needle[i] == needle[k]) ++k;
+    fail[i] = k;
+  }
+  size_t found = std::string_view::npos;
+  for (size_t i = from, k = 0; i < hay.size(); ++i) {
+    while (k > 0 && hay[i] != needle[k]) k = fail[k - 1];
+    if (hay[i] == needle[k]) ++k;
+    if (k == m) {
+      found = i + 1 - m;
+      if (!last) return found;
+      k = fail[k - 1];
     }
   }
-  for (const auto& kv : globals) {
-    if (kv.first == name) return &kv.second;
-  }
-  for (const auto& kv : counters) {
-    if (kv.first == name) return &kv.second;
+  return found;
+}
+
+}  // namespace
+
+size_t SafeFind(std::string_view hay, std::string_view needle, size_t from) {
+  if (from > hay.size()) return std::string_view::npos;
+  if (needle.size() <= 32 || hay.size() - from <= 4096) return hay.find(needle, from);
+  return Kmp(hay, needle, from, false);
+}
+
+size_t SafeRFind(std::string_view hay, std::string_view needle) {
+  if (needle.size() <= 32 || hay.size() <= 4096) return hay.rfind(needle);
+  return Kmp(hay, needle, 0, true);
+}
+
+const Value* RenderState::FindRoot(int id, std::string_view name, int& loop_drop) const {
+  loop_drop = -1;
+  if (id >= 0) {
+    for (size_t i = locals.size(); i-- > 0;) {
+      if (locals[i].id == id) {
+        loop_drop = locals[i].loop;
+        return &locals[i].value;
+      }
+    }
+    size_t k = static_cast<size_t>(id);
+    if (k < assigned_set.size() && assigned_set[k]) return &assigned[k];
+    if (k < counter_set.size() && counter_set[k]) return &counters[k];
   }
   return ctx.Find(name);
 }
 
-void RenderState::Assign(std::string_view name, Value v) {
-  for (auto& kv : globals) {
-    if (kv.first == name) {
-      kv.second = std::move(v);
-      return;
+void RenderState::Assign(int id, Value v) {
+  size_t k = static_cast<size_t>(id);
+  if (k >= assigned.size()) {
+    assigned.resize(names ? names->size() : k + 1);
+    assigned_set.resize(assigned.size());
+    if (k >= assigned.size()) {
+      assigned.resize(k + 1);
+      assigned_set.resize(k + 1);
     }
   }
-  globals.emplace_back(std::string(name), std::move(v));
+  assigned[k] = std::move(v);
+  assigned_set[k] = 1;
+}
+
+int RenderState::NameId(std::string_view name) const {
+  if (!names) return -1;
+  auto it = names->find(std::string(name));
+  return it == names->end() ? -1 : it->second;
 }
 
 namespace {
@@ -266,9 +312,11 @@ const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
   if (e.dynamic_root) {
     Value k;
     const Value& key = Eval(*e.dynamic_root, st, k);
-    cur = key.kind() == Value::Kind::String ? st.FindRoot(key.as_string(), drop) : nullptr;
+    cur = key.kind() == Value::Kind::String
+              ? st.FindRoot(st.NameId(key.as_string()), key.as_string(), drop)
+              : nullptr;
   } else {
-    cur = st.FindRoot(e.root, drop);
+    cur = st.FindRoot(e.root_id, e.root, drop);
   }
   // Computed steps (size, hash first, loop properties) live in `scratch`; the
   // new value is built before the old one is overwritten, so `cur` may point
@@ -596,7 +644,7 @@ bool EvalComparison(const Comparison& c, RenderState& st) {
       if (!Truthy(left) || !Truthy(right)) return false;
       if (left.kind() == Value::Kind::String) {
         std::string needle = ToLiquidString(right);
-        return left.as_string().find(needle) != std::string::npos;
+        return SafeFind(left.as_string(), needle) != std::string::npos;
       }
       if (left.kind() == Value::Kind::Array) {
         for (const Value& e : left.as_array()) {

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <unordered_set>
 
 #include "core/liquid/internal.hpp"
 #include "core/liquid/number.hpp"
@@ -375,18 +376,18 @@ std::string ReplaceImpl(FilterArgs& fa, const std::string& s, const std::string&
     return out;
   }
   if (which == 1) {
-    size_t p = s.find(from);
+    size_t p = SafeFind(s, from);
     if (p == std::string::npos) return s;
     return s.substr(0, p) + to + s.substr(p + from.size());
   }
   if (which == 2) {
-    size_t p = s.rfind(from);
+    size_t p = SafeRFind(s, from);
     if (p == std::string::npos) return s;
     return s.substr(0, p) + to + s.substr(p + from.size());
   }
   size_t p = 0;
   while (true) {
-    size_t q = s.find(from, p);
+    size_t q = SafeFind(s, from, p);
     if (q == std::string::npos) break;
     out.append(s, p, q - p);
     out += to;
@@ -461,6 +462,17 @@ Value FSplit(FilterArgs& fa) {
   std::string s = S(fa.input);
   std::string sep = S(Arg(fa, 0));
   Array out;
+  // Why: count the parts before building them so a huge split fails cheaply.
+  size_t parts = 1;
+  if (sep.empty() || sep == " ") {
+    parts = s.size();
+  } else {
+    for (size_t p = SafeFind(s, sep); p != std::string::npos;
+         p = SafeFind(s, sep, p + sep.size())) {
+      ++parts;
+    }
+  }
+  if (fa.state) fa.state->ChargeWork(s.size() + parts * sizeof(Value));
   if (sep == " ") {
     for (auto& w : SplitWords(s)) out.push_back(Value::String(std::move(w)));
   } else if (sep.empty()) {
@@ -469,9 +481,10 @@ Value FSplit(FilterArgs& fa) {
       out.push_back(Value::String(s.substr(cs[k], cs[k + 1] - cs[k])));
     }
   } else {
+    out.reserve(parts);
     size_t p = 0;
     while (true) {
-      size_t q = s.find(sep, p);
+      size_t q = SafeFind(s, sep, p);
       if (q == std::string::npos) {
         out.push_back(Value::String(s.substr(p)));
         break;
@@ -482,7 +495,6 @@ Value FSplit(FilterArgs& fa) {
     // Ruby drops trailing empty strings.
     while (!out.empty() && out.back().as_string().empty()) out.pop_back();
   }
-  if (fa.state) fa.state->ChargeWork(s.size() + out.size() * sizeof(Value));
   return Value::MakeArray(std::move(out));
 }
 
@@ -844,7 +856,7 @@ Value Property(FilterArgs& fa, const Value& item, const Value& prop) {
       // String#[](str) returns str when it is a substring.
       std::string p = S(prop);
       if (prop.kind() != K::String) Fail(fa, "no implicit conversion into Integer");
-      return item.as_string().find(p) != std::string::npos ? Value::String(p) : Value();
+      return SafeFind(item.as_string(), p) != std::string::npos ? Value::String(p) : Value();
     }
     case K::Nil:
       return Value();
@@ -916,24 +928,45 @@ Value FCompact(FilterArgs& fa) {
   return Value::MakeArray(std::move(out));
 }
 
+// A key equal for values Ruby's uniq treats as the same (eql?: 1 and 1.0 differ).
+void UniqKey(const Value& v, std::string& out, int depth) {
+  if (depth > 100) throw RenderError("Liquid error: value nested too deeply");
+  out.push_back(static_cast<char>('A' + static_cast<int>(v.kind())));
+  switch (v.kind()) {
+    case K::Array:
+      out += std::to_string(v.as_array().size());
+      out.push_back('[');
+      for (const Value& e : v.as_array()) UniqKey(e, out, depth + 1);
+      break;
+    case K::Object:
+      out += std::to_string(v.as_object().size());
+      out.push_back('{');
+      for (const auto& kv : v.as_object()) {
+        out += std::to_string(kv.first.size());
+        out.push_back(':');
+        out += kv.first;
+        UniqKey(kv.second, out, depth + 1);
+      }
+      break;
+    default: {
+      std::string s = ToLiquidString(v);
+      out += std::to_string(s.size());
+      out.push_back(':');
+      out += s;
+    }
+  }
+}
+
 Value FUniq(FilterArgs& fa) {
   Array a = Iterate(fa, fa.input), out;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
-  std::vector<Value> seen;
+  std::unordered_set<std::string> seen;
+  std::string key;
   for (Value& e : a) {
-    Value key = by_prop ? Property(fa, e, Arg(fa, 0)) : e;
-    bool dup = false;
-    for (const Value& s : seen) {
-      if (s.kind() == key.kind() && LiquidEquals(s, key)) {
-        dup = true;
-        break;
-      }
-    }
-    if (fa.state) fa.state->CountIteration();
-    if (!dup) {
-      seen.push_back(std::move(key));
-      out.push_back(std::move(e));
-    }
+    key.clear();
+    UniqKey(by_prop ? Property(fa, e, Arg(fa, 0)) : e, key, 0);
+    if (fa.state) fa.state->ChargeWork(key.size());
+    if (seen.insert(key).second) out.push_back(std::move(e));
   }
   return Value::MakeArray(std::move(out));
 }

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -38,6 +39,7 @@ struct Expr {
   Kind kind = Kind::Literal;
   Value literal;
   std::string root;                    // variable root name
+  int root_id = -1;                    // root name interned at parse time
   std::unique_ptr<Expr> dynamic_root;  // `[expr]` as the root
   std::vector<PathSeg> path;
   std::unique_ptr<Expr> lo, hi;  // range bounds
@@ -106,21 +108,27 @@ class RenderState {
   const Limits& limits;
   const std::vector<OutputSite>& sites;
 
-  // Local bindings (for-loop variables), innermost last. A binding with
-  // loop >= 0 is a `forloop`/`tablerowloop` drop for loops[loop].
+  // Names interned at parse time (for `[expr]` roots resolved at render time).
+  const std::unordered_map<std::string, int>* names = nullptr;
+
+  // Local bindings (for-loop variables) by name id, innermost last. A binding
+  // with loop >= 0 is a `forloop`/`tablerowloop` drop for loops[loop].
   struct Local {
-    std::string_view name;
+    int id;
     Value value;
     int loop = -1;
   };
   std::vector<Local> locals;
-  // assign/capture targets (Ruby's outermost scope).
-  std::vector<std::pair<std::string, Value>> globals;
-  // increment/decrement counters (Ruby's first environment).
-  std::vector<std::pair<std::string, Value>> counters;
-  // offset:continue positions and cycle positions, by key.
-  std::vector<std::pair<std::string, Value>> for_offsets;
-  std::vector<std::pair<std::string, Value>> cycles;
+  // assign/capture targets (Ruby's outermost scope), by name id; sized lazily.
+  std::vector<Value> assigned;
+  std::vector<uint8_t> assigned_set;
+  // increment/decrement counters (Ruby's first environment), by name id.
+  std::vector<Value> counters;
+  std::vector<uint8_t> counter_set;
+  // offset:continue positions by loop slot, cycle positions by cycle slot.
+  std::vector<int64_t> for_offsets;
+  std::vector<int64_t> cycle_pos;
+  std::unordered_map<std::string, int64_t> named_cycles;
   // Last ifchanged output.
   std::string last_ifchanged;
   bool has_ifchanged = false;
@@ -153,9 +161,11 @@ class RenderState {
   // Charges bytes of values built by filters against the work budget.
   void ChargeWork(size_t bytes);
   // Looks up a root variable (locals, assigns, counters, context), or nullptr.
-  const Value* FindRoot(std::string_view name, int& loop_drop) const;
+  const Value* FindRoot(int id, std::string_view name, int& loop_drop) const;
   // Sets an assign/capture variable.
-  void Assign(std::string_view name, Value v);
+  void Assign(int id, Value v);
+  // Interned id of a name, or -1 if the template never binds it.
+  int NameId(std::string_view name) const;
 };
 
 // Evaluates an expression to a value reference (into the context, a literal or
@@ -182,6 +192,12 @@ bool IsBlankValue(const Value& v);
 int64_t ToInteger(const Value& v, const char* what);
 // Materialises a Range as an Array (bounded by the loop limit).
 Value RangeToArray(const Value& r, RenderState* st);
+
+// Substring search in linear worst-case time (std::string::find is O(n*m), which
+// a hostile template could use to stall a backend). npos when absent.
+size_t SafeFind(std::string_view hay, std::string_view needle, size_t from = 0);
+// Last occurrence of `needle` in `hay`, in linear time.
+size_t SafeRFind(std::string_view hay, std::string_view needle);
 
 // Formats a time (micros since epoch, UTC) with a strftime format.
 std::string Strftime(int64_t micros, std::string_view format);

@@ -9,6 +9,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "core/liquid/internal.hpp"
 
@@ -488,10 +491,11 @@ class AssignNode : public Node {
   void Render(RenderState& st) const override {
     Value v = EvalPipeline(pipe, st);
     if (v.kind() == Value::Kind::String) st.ChargeWork(v.as_string().size());
-    st.Assign(name, std::move(v));
+    st.Assign(id, std::move(v));
   }
   bool Blank() const override { return true; }
   std::string name;
+  int id = -1;
   Pipeline pipe;
 };
 
@@ -504,10 +508,11 @@ class CaptureNode : public Node {
     std::string s = std::move(st.captures.back());
     st.captures.pop_back();
     st.ChargeWork(s.size());
-    st.Assign(name, Value::String(std::move(s)));
+    st.Assign(id, Value::String(std::move(s)));
   }
   bool Blank() const override { return true; }
   std::string name;
+  int id = -1;
   Body body;
 };
 
@@ -580,7 +585,10 @@ class CaseNode : public Node {
 // Shared collection handling of for and tablerow.
 struct LoopSpec {
   std::string var;
+  int var_id = -1;
+  int drop_id = -1;  // id of "forloop" / "tablerowloop"
   std::string name;  // "var-collection" for offset:continue
+  size_t slot = 0;   // offset:continue slot (one per distinct name)
   Expr collection;
   bool reversed = false;
   bool has_limit = false, has_offset = false, offset_continue = false, has_cols = false;
@@ -593,9 +601,7 @@ void LoopItems(const LoopSpec& spec, RenderState& st, Array& items, int64_t& fro
   Value coll = EvalCopy(spec.collection, st);
   int64_t from = 0;
   if (spec.offset_continue) {
-    for (const auto& kv : st.for_offsets) {
-      if (kv.first == spec.name) from = kv.second.as_int();
-    }
+    if (spec.slot < st.for_offsets.size()) from = st.for_offsets[spec.slot];
   } else if (spec.has_offset) {
     Value ov = EvalCopy(spec.offset, st);
     if (!ov.is_nil()) from = ToInteger(ov, "offset");
@@ -665,14 +671,8 @@ class ForNode : public Node {
     if (spec.reversed) std::reverse(items.begin(), items.end());
     // Remember where offset:continue resumes.
     int64_t next = from + static_cast<int64_t>(items.size());
-    bool found = false;
-    for (auto& kv : st.for_offsets) {
-      if (kv.first == spec.name) {
-        kv.second = Value::Int(next);
-        found = true;
-      }
-    }
-    if (!found) st.for_offsets.emplace_back(spec.name, Value::Int(next));
+    if (spec.slot >= st.for_offsets.size()) st.for_offsets.resize(spec.slot + 1, 0);
+    st.for_offsets[spec.slot] = next;
     if (items.empty()) {
       if (has_else) RenderBody(else_body, st);
       return;
@@ -688,8 +688,8 @@ class ForNode : public Node {
         RenderState::Loop{static_cast<int64_t>(items.size()), 0, 0, false, spec.name, parent});
     int loop = static_cast<int>(st.loops.size() - 1);
     size_t base = st.locals.size();
-    st.locals.push_back({spec.var, Value(), -1});
-    st.locals.push_back({"forloop", Value(), loop});
+    st.locals.push_back({spec.var_id, Value(), -1});
+    st.locals.push_back({spec.drop_id, Value(), loop});
     for (size_t i = 0; i < items.size(); ++i) {
       st.CountIteration();
       st.loops[static_cast<size_t>(loop)].index0 = static_cast<int64_t>(i);
@@ -737,8 +737,8 @@ class TablerowNode : public Node {
     st.loops.push_back(RenderState::Loop{length, 0, cols, true, spec.name, -1});
     int loop = static_cast<int>(st.loops.size() - 1);
     size_t base = st.locals.size();
-    st.locals.push_back({spec.var, Value(), -1});
-    st.locals.push_back({"tablerowloop", Value(), loop});
+    st.locals.push_back({spec.var_id, Value(), -1});
+    st.locals.push_back({spec.drop_id, Value(), loop});
     std::string buf;
     for (int64_t i = 0; i < length; ++i) {
       st.CountIteration();
@@ -773,40 +773,39 @@ class TablerowNode : public Node {
 class CycleNode : public Node {
  public:
   void Render(RenderState& st) const override {
-    std::string key = key_text;
-    if (has_group) key = "g:" + ToLiquidString(EvalCopy(group, st));
-    Value* pos = nullptr;
-    for (auto& kv : st.cycles) {
-      if (kv.first == key) pos = &kv.second;
-    }
-    if (!pos) {
-      st.cycles.emplace_back(key, Value::Int(0));
-      pos = &st.cycles.back().second;
+    int64_t* pos;
+    if (has_group) {
+      pos = &st.named_cycles[ToLiquidString(EvalCopy(group, st))];
+    } else {
+      if (slot >= st.cycle_pos.size()) st.cycle_pos.resize(slot + 1, 0);
+      pos = &st.cycle_pos[slot];
     }
     // Ruby reads values[i] (nil past the end) and wraps only when storing.
-    int64_t i = pos->as_int();
+    int64_t i = *pos;
     int64_t n = static_cast<int64_t>(values.size());
-    *pos = Value::Int(i + 1 >= n ? 0 : i + 1);
+    *pos = i + 1 >= n ? 0 : i + 1;
     if (i < n) st.Text(ToLiquidString(EvalCopy(values[static_cast<size_t>(i)], st)));
   }
   bool has_group = false;
   Expr group;
-  std::string key_text;
+  size_t slot = 0;  // unnamed cycles with the same values share a slot
   std::vector<Expr> values;
 };
 
 class CounterNode : public Node {
  public:
   void Render(RenderState& st) const override {
-    Value* slot = nullptr;
-    for (auto& kv : st.counters) {
-      if (kv.first == name) slot = &kv.second;
+    size_t k = static_cast<size_t>(id);
+    if (k >= st.counters.size()) {
+      st.counters.resize(std::max(k + 1, st.names ? st.names->size() : 0));
+      st.counter_set.resize(st.counters.size());
     }
-    if (!slot) {
+    Value* slot = &st.counters[k];
+    if (!st.counter_set[k]) {
+      // Ruby's `environments.first[name] ||= 0` starts from the data's value.
       const Value* init = st.ctx.Find(name);
-      st.counters.emplace_back(name,
-                               init && init->kind() == Value::Kind::Int ? *init : Value::Int(0));
-      slot = &st.counters.back().second;
+      *slot = init && init->kind() == Value::Kind::Int ? *init : Value::Int(0);
+      st.counter_set[k] = 1;
     }
     int64_t v = slot->as_int();
     if (decrement) {
@@ -821,6 +820,7 @@ class CounterNode : public Node {
     }
   }
   std::string name;
+  int id = -1;
   bool decrement = false;
 };
 
@@ -877,8 +877,9 @@ void RemoveBlankStrings(Body& body) {
 class Parser {
  public:
   Parser(std::string_view src, std::vector<OutputSite>& sites,
-         std::vector<std::vector<std::string>>& paths, std::vector<std::string>& locals)
-      : err_(src), src_(src), sites_(sites), paths_(paths), local_names_(locals) {}
+         std::vector<std::vector<std::string>>& paths, std::vector<std::string>& locals,
+         std::unordered_map<std::string, int>& names)
+      : err_(src), src_(src), sites_(sites), paths_(paths), local_names_(locals), names_(names) {}
 
   void ParseDocument(Body& body) {
     Tokenizer tz(src_, 0, false, err_);
@@ -890,6 +891,24 @@ class Parser {
   using Ends = std::initializer_list<std::string_view>;
 
   std::string_view TokenText(const Token& t) const { return src_.substr(t.offset, t.length); }
+
+  // Interns a variable name so renders look bindings up by index.
+  int Intern(const std::string& name) {
+    auto it = names_.find(name);
+    if (it != names_.end()) return it->second;
+    int id = static_cast<int>(names_.size());
+    names_.emplace(name, id);
+    return id;
+  }
+
+  // One slot per distinct key (offset:continue names, unnamed cycles).
+  static size_t Slot(std::unordered_map<std::string, size_t>& slots, const std::string& key) {
+    auto it = slots.find(key);
+    if (it != slots.end()) return it->second;
+    size_t id = slots.size();
+    slots.emplace(key, id);
+    return id;
+  }
 
   // Parses nodes until a tag named in `ends` (returned in `end`) or the end of input.
   void ParseBody(Tokenizer& tz, Body& body, Ends ends, Token& end) {
@@ -1029,6 +1048,7 @@ class Parser {
     ParsePipeline(lx, node->pipe);
     lx.ExpectEnd();
     local_names_.push_back(node->name);
+    node->id = Intern(node->name);
     body.push_back(std::move(node));
   }
 
@@ -1052,6 +1072,7 @@ class Parser {
     auto node = std::make_unique<CaptureNode>();
     node->name = std::string(name);
     local_names_.push_back(node->name);
+    node->id = Intern(node->name);
     EnterBlock(t);
     BlockBody(tz, t, node->body, {"endcapture"});
     --depth_;
@@ -1211,6 +1232,9 @@ class Parser {
       }
     }
     local_names_.push_back(spec.var);
+    spec.var_id = Intern(spec.var);
+    spec.drop_id = Intern(tablerow ? "tablerowloop" : "forloop");
+    spec.slot = Slot(loop_slots_, spec.name);
   }
 
   void ParseFor(Tokenizer& tz, const Token& t, Body& body) {
@@ -1271,7 +1295,7 @@ class Parser {
       for (char c : src_.substr(values_start, values_end - values_start)) {
         if (!IsSpace(c)) key.push_back(c);
       }
-      node->key_text = "v:" + key;
+      node->slot = Slot(cycle_slots_, key);
     }
     body.push_back(std::move(node));
   }
@@ -1283,6 +1307,7 @@ class Parser {
     auto node = std::make_unique<CounterNode>();
     node->name = std::string(id.text);
     node->decrement = t.name == "decrement";
+    node->id = Intern(node->name);
     body.push_back(std::move(node));
   }
 
@@ -1456,6 +1481,7 @@ class Parser {
         }
         e.kind = Expr::Kind::Variable;
         e.root = std::string(w);
+        e.root_id = Intern(e.root);
         ParseLookups(lx, e, nesting);
         return;
       }
@@ -1467,6 +1493,7 @@ class Parser {
         e.kind = Expr::Kind::Variable;
         if (inner.kind == Expr::Kind::Literal && inner.literal.kind() == Value::Kind::String) {
           e.root = inner.literal.as_string();
+          e.root_id = Intern(e.root);
         } else {
           e.dynamic_root = std::make_unique<Expr>(std::move(inner));
         }
@@ -1554,6 +1581,9 @@ class Parser {
   std::vector<OutputSite>& sites_;
   std::vector<std::vector<std::string>>& paths_;
   std::vector<std::string>& local_names_;
+  std::unordered_map<std::string, int>& names_;
+  std::unordered_map<std::string, size_t> loop_slots_;
+  std::unordered_map<std::string, size_t> cycle_slots_;
   bool trim_next_ = false;
   int depth_ = 0;
 };
@@ -1563,20 +1593,22 @@ class CompiledTemplate : public Template {
   explicit CompiledTemplate(std::string_view source) : source_(source) {
     std::vector<std::vector<std::string>> raw_paths;
     std::vector<std::string> locals;
-    Parser p(source_, sites_, raw_paths, locals);
+    Parser p(source_, sites_, raw_paths, locals, names_);
     p.ParseDocument(body_);
     // Report context reads only: drop names the template binds itself.
-    locals.push_back("forloop");
-    locals.push_back("tablerowloop");
+    std::unordered_set<std::string> bound(locals.begin(), locals.end());
+    bound.insert("forloop");
+    bound.insert("tablerowloop");
+    std::set<std::vector<std::string>> seen;
     for (auto& path : raw_paths) {
-      if (std::find(locals.begin(), locals.end(), path[0]) != locals.end()) continue;
-      if (std::find(paths_.begin(), paths_.end(), path) != paths_.end()) continue;
+      if (bound.count(path[0]) || !seen.insert(path).second) continue;
       paths_.push_back(std::move(path));
     }
   }
 
   void Render(const Context& ctx, Sink& sink, const Limits& limits) const override {
     RenderState st(ctx, sink, limits, sites_);
+    st.names = &names_;
     try {
       RenderBody(body_, st);
     } catch (const RenderError&) {
@@ -1597,6 +1629,7 @@ class CompiledTemplate : public Template {
   Body body_;
   std::vector<OutputSite> sites_;
   std::vector<std::vector<std::string>> paths_;
+  std::unordered_map<std::string, int> names_;
 };
 
 }  // namespace
