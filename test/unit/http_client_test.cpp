@@ -224,7 +224,9 @@ TEST(HttpClient, TlsVerificationFailsOnPlainServer) {
   // https to a plain-http server: the TLS handshake must fail, not silently pass.
   std::string url = mock.url("/v1/events");
   url.replace(0, 4, "https");
-  Response r = Send(c, Make("POST", url, Event("x")));
+  Request q = Make("POST", url, Event("x"));
+  q.timeout_ms = 1000;
+  Response r = Send(c, std::move(q));
   EXPECT_EQ(r.status, 0);
   EXPECT_FALSE(r.error.empty());
 }

@@ -1,0 +1,68 @@
+# The worker waits quietly while hyperline.database does not exist, and starts
+# delivering once the database and the extension are created; no crash loop.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use HyperlineTest;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $mock = start_mock();
+my $node = new_node('waitdb', 'hyperline.database' => "'billing'");
+sleep 2;
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname IS NULL"),
+	'1',
+	'launcher runs while the database is missing');
+my $log = slurp_file($node->logfile);
+unlike($log, qr/(FATAL|ERROR)/, 'no errors while waiting');
+is(scalar(() = $log =~ /waiting for database "billing"/g), 1, 'says once that it waits');
+
+$node->safe_psql('postgres', 'CREATE DATABASE billing');
+$node->poll_query_until('postgres',
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'")
+  or die 'no worker in billing';
+pass('delivery worker started in the new database');
+$node->safe_psql('billing', qq{
+	CREATE EXTENSION pg_hyperline;
+	SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}');
+	INSERT INTO hyperline.outbox (model, event_key, operation, payload, destination)
+	SELECT 'm', i::text, 'insert', jsonb_build_object('customer_id', 'c', 'event_type', 'e',
+	  'timestamp', '2024-12-20T16:04:11Z', 'record', jsonb_build_object('id', 'w' || i)), 'hyperline'
+	FROM generate_series(1, 10) i;});
+ok( $node->poll_query_until('billing',
+		"SELECT count(*) = 10 FROM hyperline.outbox WHERE status = 'delivered'"),
+	'delivers once the extension exists');
+is(mock_get($mock, '/_mock/stats')->{events_unique}, 10, 'events at the mock');
+
+# SIGTERM of the delivery worker (e.g. pg_terminate_backend): a clean exit, and
+# the launcher starts a new one.
+my $pid = $node->safe_psql('billing',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'");
+$node->safe_psql('billing', "SELECT pg_terminate_backend($pid)");
+ok( $node->poll_query_until('billing',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing' AND pid <> $pid"),
+	'a new delivery worker after SIGTERM');
+
+# SIGHUP reloads settings in the worker.
+$node->append_conf('postgresql.conf', "hyperline.enabled = off\n");
+$node->reload;
+$node->poll_query_until('billing',
+	"SELECT query LIKE 'disabled%' FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'")
+  or die 'worker did not reload';
+$node->safe_psql('billing', q{
+	INSERT INTO hyperline.outbox (model, event_key, operation, payload, destination)
+	VALUES ('m', 'off', 'insert', '{"customer_id": "c", "event_type": "e", "timestamp": "2024-12-20T16:04:11Z", "record": {"id": "off"}}', 'hyperline');
+	SELECT hyperline._wake();});
+sleep 1;
+is($node->safe_psql('billing', "SELECT status FROM hyperline.outbox WHERE event_key = 'off'"),
+	'pending', 'hyperline.enabled = off keeps events pending');
+$node->append_conf('postgresql.conf', "hyperline.enabled = on\n");
+$node->reload;
+ok( $node->poll_query_until('billing', "SELECT status = 'delivered' FROM hyperline.outbox WHERE event_key = 'off'"),
+	'delivered once enabled again');
+
+check_log($node, 'test_key');
+$node->stop;
+done_testing();
