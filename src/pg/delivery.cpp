@@ -73,9 +73,12 @@ constexpr const char* kSupersedeOlderSql =
     " WHERE o.model = k.model AND o.event_key = k.event_key"
     " AND o.status = 'pending' AND o.id < k.id";
 
+// Writes outcomes. keep: the row was not sent (postponed), so its last
+// http_status and last_error stay as they were.
 constexpr const char* kRecordSql =
     "UPDATE hyperline.outbox o SET status = u.status, attempts = o.attempts + u.inc,"
-    " http_status = u.http, last_error = u.err,"
+    " http_status = CASE WHEN u.keep THEN o.http_status ELSE u.http END,"
+    " last_error = CASE WHEN u.keep THEN o.last_error ELSE u.err END,"
     " delivered_at = CASE WHEN u.status = 'delivered' THEN now() ELSE o.delivered_at END,"
     " next_attempt_at = CASE"
     "   WHEN u.delay IS NULL THEN o.next_attempt_at"
@@ -84,7 +87,7 @@ constexpr const char* kRecordSql =
     "     THEN now()"
     "   ELSE now() + u.delay * interval '1 millisecond' END"
     " FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::bigint[],"
-    "   $7::int[]) AS u(id, status, inc, http, err, delay, kv)"
+    "   $7::int[], $8::bool[]) AS u(id, status, inc, http, err, delay, kv, keep)"
     " WHERE o.id = u.id AND o.status = 'sending'";
 
 constexpr const char* kDestinationUpdateSql =
@@ -496,15 +499,14 @@ int Delivery::TxnClaim() {
   return static_cast<int>(taken.size());
 }
 
-void Delivery::Requeue(Job& job, int64_t delay_ms) {
+void Delivery::Requeue(Job& job, int64_t delay_ms, int key_version) {
   for (const Row& r : job.rows) {
     Outcome o;
     o.id = r.id;
     o.status = "pending";
-    o.http_status = 429;
-    o.error = "postponed: the destination asked to wait (Retry-After)";
-    o.has_error = true;
+    o.keep_details = true;  // not sent: the attempt does not count
     o.delay_ms = std::max<int64_t>(0, delay_ms);
+    o.key_version = key_version;
     outcomes_.push_back(std::move(o));
     keys_to_release_.push_back(KeyOf(r));
   }
@@ -525,8 +527,14 @@ std::chrono::milliseconds Delivery::StartJobs() {
       continue;
     }
     Destination& dest = d->second;
-    if (now < dest.paused_until) {
+    if (now < dest.paused_until) {  // a 429 asked to wait
       Requeue(job, std::chrono::duration_cast<milliseconds>(dest.paused_until - now).count());
+      it = queued_.erase(it);
+      continue;
+    }
+    if (dest.probe_key_version == job.key_version && now < dest.probe_at) {
+      // This key was just refused: wait for a new key or the next probe.
+      Requeue(job, guc_retry_max_ms, job.key_version);
       it = queued_.erase(it);
       continue;
     }
@@ -728,9 +736,9 @@ void Delivery::TxnRecord() {
     BeginTxn();
     int m = static_cast<int>(outcomes_.size());
     if (m > 0) {
-      Oid types[7] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-                      TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID};
-      SPIPlanPtr plan = Prepare(&plans.record, kRecordSql, 7, types);
+      Oid types[8] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
+                      TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID};
+      SPIPlanPtr plan = Prepare(&plans.record, kRecordSql, 8, types);
       Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * m));
       Datum* sts = static_cast<Datum*>(palloc(sizeof(Datum) * m));
       Datum* inc = static_cast<Datum*>(palloc(sizeof(Datum) * m));
@@ -742,6 +750,7 @@ void Delivery::TxnRecord() {
       bool* delay_n = static_cast<bool*>(palloc(sizeof(bool) * m));
       Datum* kv = static_cast<Datum*>(palloc(sizeof(Datum) * m));
       bool* kv_n = static_cast<bool*>(palloc(sizeof(bool) * m));
+      Datum* keep = static_cast<Datum*>(palloc(sizeof(Datum) * m));
       for (int i = 0; i < m; ++i) {
         const Outcome& o = outcomes_[i];
         ids[i] = Int64GetDatum(o.id);
@@ -755,11 +764,12 @@ void Delivery::TxnRecord() {
         delay[i] = Int64GetDatum(o.delay_ms < 0 ? 0 : o.delay_ms);
         kv_n[i] = o.key_version <= 0;
         kv[i] = Int32GetDatum(o.key_version);
+        keep[i] = BoolGetDatum(o.keep_details);
       }
-      Datum values[7] = {MakeArray(ids, nullptr, m, INT8OID), MakeArray(sts, nullptr, m, TEXTOID),
+      Datum values[8] = {MakeArray(ids, nullptr, m, INT8OID), MakeArray(sts, nullptr, m, TEXTOID),
                          MakeArray(inc, nullptr, m, INT4OID), MakeArray(http, http_n, m, INT4OID),
                          MakeArray(err, err_n, m, TEXTOID),   MakeArray(delay, delay_n, m, INT8OID),
-                         MakeArray(kv, kv_n, m, INT4OID)};
+                         MakeArray(kv, kv_n, m, INT4OID),     MakeArray(keep, nullptr, m, BOOLOID)};
       Execute(plan, values, nullptr, SPI_OK_UPDATE);
     }
     for (const auto& [name, u] : updates) {

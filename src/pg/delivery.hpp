@@ -81,8 +81,9 @@ struct Outcome {
   int http_status = 0;  // 0: NULL
   std::string error;
   bool has_error = false;
-  int64_t delay_ms = -1;  // -1: keep next_attempt_at; else now() + delay
-  int key_version = 0;    // >0: no delay if the destination's key changed since
+  int64_t delay_ms = -1;      // -1: keep next_attempt_at; else now() + delay
+  int key_version = 0;        // >0: no delay if the destination's key changed since
+  bool keep_details = false;  // not sent: keep http_status and last_error
 };
 
 // A change of a destination's state/last_error to write.
@@ -136,7 +137,8 @@ class Delivery {
   void AddOutcomesForRetry(const Job& job, const std::string& message,
                            std::optional<int64_t> retry_after_ms, int http_status);
   void NoteDestination(const Job& job, const char* state, const std::string* error);
-  void Requeue(Job& job, int64_t delay_ms);
+  // Puts a job's rows back to pending without sending them.
+  void Requeue(Job& job, int64_t delay_ms, int key_version = 0);
   static std::string KeyOf(const Row& row);
 
   std::unique_ptr<http::Client> client_;
