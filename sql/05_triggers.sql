@@ -69,6 +69,28 @@ SELECT hyperline.create_model('part', 'part', 'id', $$ {"customer_id": "{{ row.r
 INSERT INTO part VALUES (1, 'eu', 100), (2, 'us', 200);
 SELECT event_key, payload FROM hyperline.outbox WHERE model = 'part' ORDER BY id;
 
+-- statements aimed at a partition directly: events visible in the transaction
+BEGIN;
+INSERT INTO part_eu VALUES (3, 'eu', 300);
+SELECT event_key FROM hyperline.outbox WHERE model = 'part' AND event_key = '3';
+COMMIT;
+-- buffered events of an aborted subtransaction go with it; the rest stay
+CREATE FUNCTION insert_twice() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO meter VALUES (20, 'c20', 1);
+  BEGIN
+    INSERT INTO meter VALUES (21, 'c21', 1);
+    RAISE EXCEPTION 'undo 21';
+  EXCEPTION WHEN OTHERS THEN NULL;
+  END;
+END $$;
+SELECT insert_twice();
+SELECT model, event_key FROM hyperline.outbox WHERE event_key IN ('20', '21') ORDER BY model, event_key;
+-- a bulk statement larger than one flush batch
+INSERT INTO meter SELECT g, 'bulk', g FROM generate_series(1000, 3499) g;
+SELECT model, count(*), count(DISTINCT event_key) FROM hyperline.outbox
+  WHERE event_key::int BETWEEN 1000 AND 3499 GROUP BY model ORDER BY model;
+
 -- COPY goes through the trigger too
 COPY meter FROM STDIN;
 7	c7	7

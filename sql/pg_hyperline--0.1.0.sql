@@ -48,8 +48,8 @@ COMMENT ON TABLE hyperline._models IS 'Models (private: use the hyperline.models
 
 CREATE TABLE hyperline.outbox (
   id bigserial PRIMARY KEY,
-  model text NOT NULL,
-  event_key text NOT NULL,
+  model text COLLATE "C" NOT NULL,
+  event_key text COLLATE "C" NOT NULL,
   operation text NOT NULL CHECK (operation IN ('insert', 'update', 'delete')),
   payload jsonb,
   status text NOT NULL DEFAULT 'pending'
@@ -86,6 +86,10 @@ SELECT pg_catalog.pg_extension_config_dump('hyperline.outbox_id_seq', '');
 CREATE FUNCTION hyperline._trigger() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_trigger';
 COMMENT ON FUNCTION hyperline._trigger() IS 'Row trigger of every model: renders the payload into hyperline.outbox.';
+
+CREATE FUNCTION hyperline._flush() RETURNS trigger
+  LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_flush';
+COMMENT ON FUNCTION hyperline._flush() IS 'Statement trigger of every model: writes the events its row trigger buffered.';
 
 CREATE FUNCTION hyperline._validate_model(source regclass, primary_key text, payload text, model text)
   RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_validate_model';
@@ -298,17 +302,33 @@ BEGIN
 END
 $fn$;
 
--- (Re)creates the model's row trigger on its source table.
+-- Drops the model's triggers from its source table, if there.
+CREATE FUNCTION hyperline._drop_triggers(model text, source regclass)
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  t name;
+BEGIN
+  FOR t IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal
+             AND tgname IN ('hyperline_' || model, 'hyperline_' || model || '_flush') LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', t, source);
+  END LOOP;
+END
+$fn$;
+
+-- (Re)creates the model's triggers on its source table: the row trigger that
+-- renders each event and the statement trigger that writes them.
 CREATE FUNCTION hyperline._install_trigger(model text, source regclass, triggers text[], enabled boolean)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = source AND tgname = 'hyperline_' || model) THEN
-    EXECUTE format('DROP TRIGGER %I ON %s', 'hyperline_' || model, source);
-  END IF;
+  PERFORM hyperline._drop_triggers(model, source);
   EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION hyperline._trigger(%L)',
                  'hyperline_' || model, array_to_string(triggers, ' OR '), source, model);
+  -- Writes the statement's buffered events (see src/pg/outbox.hpp).
+  EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION hyperline._flush()',
+                 'hyperline_' || model || '_flush', array_to_string(triggers, ' OR '), source);
   IF NOT enabled THEN
     EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', source, 'hyperline_' || model);
+    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', source, 'hyperline_' || model || '_flush');
   END IF;
 END
 $fn$;
@@ -405,9 +425,7 @@ DECLARE
   m hyperline._models := hyperline._get_model(name);
 BEGIN
   PERFORM hyperline._check_model_access(m.source);
-  IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = m.source AND tgname = 'hyperline_' || name) THEN
-    EXECUTE format('DROP TRIGGER %I ON %s', 'hyperline_' || name, m.source);
-  END IF;
+  PERFORM hyperline._drop_triggers(name, m.source);
   DELETE FROM hyperline._models x WHERE x.name = drop_model.name;
   PERFORM hyperline._models_changed();
 END
@@ -541,7 +559,7 @@ GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
 GRANT EXECUTE ON FUNCTION hyperline.create_model(text, regclass, text, text, text[], text, boolean, boolean),
   hyperline.alter_model(text, text, text[], boolean), hyperline.drop_model(text),
   hyperline.preview(text, int), hyperline.backfill(text), hyperline.test_delivery(text),
-  hyperline.render_template(text, jsonb), hyperline._trigger(),
+  hyperline.render_template(text, jsonb), hyperline._trigger(), hyperline._flush(),
   hyperline._caller_owns(regclass), hyperline._caller_can_select(regclass), hyperline._wake()
   TO PUBLIC;
 GRANT SELECT ON hyperline.models, hyperline.destinations, hyperline._models,

@@ -1,6 +1,7 @@
 // init.cpp: library entry point: settings, shared memory, the delivery worker.
 #include "pg/guc.hpp"
 #include "pg/model.hpp"
+#include "pg/outbox.hpp"
 #include "pg/shmem.hpp"
 
 extern "C" {
@@ -48,5 +49,6 @@ void _PG_init(void) {
   hyperline::pg::InstallShmemHooks();
   hyperline::pg::InstallXactCallbacks();
   hyperline::pg::InstallModelCacheCallbacks();
+  hyperline::pg::InstallOutboxCallbacks();
   hyperline::pg::RegisterDeliveryWorker();
 }

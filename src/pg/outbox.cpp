@@ -1,8 +1,10 @@
-// outbox.cpp: direct heap + index insertion into hyperline.outbox.
+// outbox.cpp: buffered, batched insertion into hyperline.outbox.
 //
 // Why not SPI: an INSERT through SPI costs a parse/plan/executor start per row;
-// the trigger path must add almost nothing to the user's write, so we form the
-// tuple ourselves and let the executor's index code maintain the indexes.
+// the trigger path must add almost nothing to the user's write. We form the
+// tuples ourselves, insert them with table_multi_insert, and let the executor's
+// index code maintain the indexes — one EState and one set of open indexes per
+// flush, not per row.
 #include "pg/outbox.hpp"
 
 extern "C" {
@@ -18,12 +20,15 @@ extern "C" {
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 }
 
 namespace hyperline::pg {
 namespace {
+
+constexpr int kFlushRows = 1000;
 
 // Column numbers of hyperline.outbox, looked up by name once per backend.
 struct OutboxLayout {
@@ -33,7 +38,19 @@ struct OutboxLayout {
       created_at, last_error, destination;
 };
 OutboxLayout layout = {};
-bool callback_installed = false;
+bool relcache_callback_installed = false;
+
+// A buffered event: datums live in buffer_context.
+struct BufferedRow {
+  SubTransactionId subxid;
+  Datum model, event_key, operation, payload, last_error, destination;
+  bool has_payload, has_error;
+};
+
+MemoryContext buffer_context = nullptr;  // child of TopTransactionContext
+BufferedRow* buffer = nullptr;
+int buffered = 0;
+int buffer_capacity = 0;
 
 void ResetLayout(Datum, Oid relid) {
   if (relid == InvalidOid || relid == layout.relid || relid == layout.seqid) layout.relid = InvalidOid;
@@ -46,9 +63,9 @@ AttrNumber Attnum(Oid relid, const char* name) {
 }
 
 void LoadLayout() {
-  if (!callback_installed) {
+  if (!relcache_callback_installed) {
     CacheRegisterRelcacheCallback(ResetLayout, 0);
-    callback_installed = true;
+    relcache_callback_installed = true;
   }
   Oid nsp = get_namespace_oid("hyperline", false);
   Oid relid = get_relname_relid("outbox", nsp);
@@ -73,9 +90,82 @@ void LoadLayout() {
   layout.relid = relid;
 }
 
+// Forgets the buffer (its memory goes with the transaction's).
+void DropBuffer() {
+  buffer_context = nullptr;
+  buffer = nullptr;
+  buffered = 0;
+  buffer_capacity = 0;
+}
+
+// Why flush at pre-commit: a statement-level trigger normally flushes, but
+// statements aimed at a partition directly fire no parent statement trigger;
+// nothing buffered may be lost at commit.
+void OnXactEvent(XactEvent event, void*) {
+  switch (event) {
+    case XACT_EVENT_PRE_COMMIT:
+    case XACT_EVENT_PRE_PREPARE:
+      FlushOutbox();
+      break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_COMMIT:
+    case XACT_EVENT_PREPARE:
+      DropBuffer();
+      break;
+    default:
+      break;
+  }
+}
+
+// Rows buffered by an aborting subtransaction (or its children, whose ids are
+// larger) are dropped with it.
+void OnSubXactEvent(SubXactEvent event, SubTransactionId my_subid, SubTransactionId, void*) {
+  if (event != SUBXACT_EVENT_ABORT_SUB) return;
+  int kept = 0;
+  for (int i = 0; i < buffered; ++i) {
+    if (buffer[i].subxid < my_subid) buffer[kept++] = buffer[i];
+  }
+  buffered = kept;
+}
+
+Datum CopyText(const char* s) {
+  return s == nullptr ? Datum(0) : CStringGetTextDatum(s);
+}
+
 }  // namespace
 
-void InsertOutboxRows(const OutboxInsert* rows, int n) {
+void BufferOutboxRow(const OutboxInsert& row) {
+  if (buffer_context == nullptr) {
+    buffer_context =
+        AllocSetContextCreate(TopTransactionContext, "pg_hyperline outbox buffer",
+                              ALLOCSET_DEFAULT_SIZES);
+    buffer_capacity = 64;
+    buffer = static_cast<BufferedRow*>(
+        MemoryContextAlloc(buffer_context, sizeof(BufferedRow) * buffer_capacity));
+  }
+  MemoryContext old = MemoryContextSwitchTo(buffer_context);
+  if (buffered == buffer_capacity) {
+    buffer_capacity *= 2;
+    buffer = static_cast<BufferedRow*>(repalloc(buffer, sizeof(BufferedRow) * buffer_capacity));
+  }
+  BufferedRow& b = buffer[buffered];
+  b.subxid = GetCurrentSubTransactionId();
+  b.model = CopyText(row.model);
+  b.event_key = CopyText(row.event_key);
+  b.operation = CopyText(row.operation);
+  b.destination = CopyText(row.destination);
+  b.has_payload = row.payload != nullptr;
+  b.payload = b.has_payload ? DirectFunctionCall1(jsonb_in, CStringGetDatum(row.payload)) : 0;
+  b.has_error = row.last_error != nullptr;
+  b.last_error = CopyText(row.last_error);
+  MemoryContextSwitchTo(old);
+  ++buffered;
+  if (buffered >= kFlushRows) FlushOutbox();
+}
+
+void FlushOutbox() {
+  if (buffered == 0) return;
   if (layout.relid == InvalidOid) LoadLayout();
   Relation rel = table_open(layout.relid, RowExclusiveLock);
   TupleDesc desc = RelationGetDescr(rel);
@@ -83,44 +173,79 @@ void InsertOutboxRows(const OutboxInsert* rows, int n) {
   InitResultRelInfo(rri, rel, 1, nullptr, 0);
   ExecOpenIndices(rri, false);
   EState* estate = CreateExecutorState();
-  TupleTableSlot* slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+  MemoryContext old = MemoryContextSwitchTo(estate->es_query_cxt);
+  TupleTableSlot** slots = static_cast<TupleTableSlot**>(palloc(sizeof(TupleTableSlot*) * buffered));
   Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * desc->natts));
   bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * desc->natts));
   TimestampTz now = GetCurrentTransactionStartTimestamp();
-  CommandId cid = GetCurrentCommandId(true);
-  for (int i = 0; i < n; ++i) {
-    const OutboxInsert& r = rows[i];
+  Datum pending = CStringGetTextDatum("pending");
+  Datum failed = CStringGetTextDatum("failed");
+  for (int i = 0; i < buffered; ++i) {
+    const BufferedRow& r = buffer[i];
     for (int a = 0; a < desc->natts; ++a) nulls[a] = true;
     auto set = [&](AttrNumber att, Datum d) {
       values[att - 1] = d;
       nulls[att - 1] = false;
     };
     set(layout.id, Int64GetDatum(nextval_internal(layout.seqid, false)));
-    set(layout.model, CStringGetTextDatum(r.model));
-    set(layout.event_key, CStringGetTextDatum(r.event_key));
-    set(layout.operation, CStringGetTextDatum(r.operation));
-    if (r.payload != nullptr) {
-      set(layout.payload, DirectFunctionCall1(jsonb_in, CStringGetDatum(r.payload)));
-      set(layout.status, CStringGetTextDatum("pending"));
-    } else {
-      set(layout.status, CStringGetTextDatum("failed"));
-    }
-    if (r.last_error != nullptr) set(layout.last_error, CStringGetTextDatum(r.last_error));
+    set(layout.model, r.model);
+    set(layout.event_key, r.event_key);
+    set(layout.operation, r.operation);
+    if (r.has_payload) set(layout.payload, r.payload);
+    set(layout.status, r.has_payload ? pending : failed);
+    if (r.has_error) set(layout.last_error, r.last_error);
     set(layout.attempts, Int32GetDatum(0));
     set(layout.next_attempt_at, TimestampTzGetDatum(now));
     set(layout.created_at, TimestampTzGetDatum(now));
-    set(layout.destination, CStringGetTextDatum(r.destination));
-    HeapTuple tuple = heap_form_tuple(desc, values, nulls);
-    ExecStoreHeapTuple(tuple, slot, true);
-    table_tuple_insert(rel, slot, cid, 0, nullptr);
-    ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
-    ExecClearTuple(slot);
-    ResetPerTupleExprContext(estate);
+    set(layout.destination, r.destination);
+    slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+    ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
   }
-  ExecDropSingleTupleTableSlot(slot);
+  CommandId cid = GetCurrentCommandId(true);
+  table_multi_insert(rel, slots, buffered, cid, 0, nullptr);
+  for (int i = 0; i < buffered; ++i) {
+    ExecInsertIndexTuples(rri, slots[i], estate, false, false, nullptr, NIL);
+    ResetPerTupleExprContext(estate);
+    ExecDropSingleTupleTableSlot(slots[i]);
+  }
+  MemoryContextSwitchTo(old);
   ExecCloseIndices(rri);
   FreeExecutorState(estate);
   table_close(rel, NoLock);
+  // The rows are written: free their buffered copies.
+  MemoryContextDelete(buffer_context);
+  DropBuffer();
+}
+
+// Why an executor hook too: AFTER ROW triggers fire in ExecutorFinish; a
+// statement aimed at a partition fires the partition's (cloned) row trigger
+// but not the parent's statement trigger, and the statement's own reads later
+// in the transaction must see its events.
+ExecutorFinish_hook_type prev_executor_finish = nullptr;
+void FlushAfterExecutorFinish(QueryDesc* query_desc) {
+  if (prev_executor_finish) {
+    prev_executor_finish(query_desc);
+  } else {
+    standard_ExecutorFinish(query_desc);
+  }
+  if (buffered > 0) FlushOutbox();
+}
+
+void InstallOutboxCallbacks() {
+  RegisterXactCallback(OnXactEvent, nullptr);
+  RegisterSubXactCallback(OnSubXactEvent, nullptr);
+  prev_executor_finish = ExecutorFinish_hook;
+  ExecutorFinish_hook = FlushAfterExecutorFinish;
 }
 
 }  // namespace hyperline::pg
+
+extern "C" {
+PG_FUNCTION_INFO_V1(hyperline_flush);
+// SQL hyperline._flush(): statement trigger of every model; writes the rows
+// its row triggers buffered. Postgres-only code, so no C++ guard is needed.
+Datum hyperline_flush(PG_FUNCTION_ARGS) {
+  hyperline::pg::FlushOutbox();
+  return PointerGetDatum(nullptr);
+}
+}

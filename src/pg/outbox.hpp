@@ -1,4 +1,12 @@
 // outbox.hpp: writing events into hyperline.outbox from the trigger path.
+//
+// Vocabulary: the trigger renders each row's event and *buffers* it (rendered
+// payload already converted to jsonb); the buffer is *flushed* — written with
+// one multi-insert and the executor's index code — by the model's statement
+// trigger at the end of each statement, when it reaches kFlushRows, and before
+// commit/prepare as a safety net. Rows buffered by a subtransaction that
+// aborts are dropped with it. The writes are in the user's transaction, so an
+// event exists iff that transaction commits.
 #pragma once
 
 extern "C" {
@@ -17,10 +25,16 @@ struct OutboxInsert {
   const char* destination;
 };
 
-// Inserts rows straight into the heap and indexes of hyperline.outbox (no SPI,
-// no executor per row) with the table's defaults (id from its sequence,
+// Copies the row into the transaction's buffer (payload parsed as jsonb now,
+// so a bad payload fails here, not at flush). Postgres-only: call under PgGuard.
+void BufferOutboxRow(const OutboxInsert& row);
+
+// Writes every buffered row into hyperline.outbox (id from its sequence,
 // status pending — or failed when payload is null —, timestamps now()).
-// Postgres-only code: call it under PgGuard.
-void InsertOutboxRows(const OutboxInsert* rows, int n);
+// Postgres-only: call under PgGuard.
+void FlushOutbox();
+
+// Registers the transaction callbacks behind the buffer (from _PG_init).
+void InstallOutboxCallbacks();
 
 }  // namespace hyperline::pg

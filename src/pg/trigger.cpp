@@ -1,9 +1,10 @@
 // trigger.cpp: the row trigger of every model (hyperline._trigger).
 //
 // Runs AFTER INSERT/UPDATE/DELETE FOR EACH ROW with the model name as its
-// argument. Renders the payload from the tuple (no SPI per row) and writes the
-// event into hyperline.outbox in the same transaction, then asks for the
-// worker to be woken at commit. A rendering error never fails the user's
+// argument. Renders the payload from the tuple (no SPI per row) and buffers the
+// event for hyperline.outbox (outbox.hpp: flushed by the model's statement
+// trigger, in the same transaction), then asks for the worker to be woken at
+// commit. A rendering error never fails the user's
 // statement: the event is recorded 'failed' with the error.
 #include "pg/model.hpp"
 #include <string>
@@ -87,7 +88,7 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
   insert.payload = ok ? payload.c_str() : nullptr;
   insert.last_error = ok ? nullptr : error.c_str();
   insert.destination = model->destination.c_str();
-  PgGuard([&] { InsertOutboxRows(&insert, 1); });
+  PgGuard([&] { BufferOutboxRow(insert); });
   WakeWorkerAtCommit();
   return PointerGetDatum(nullptr);
 }
