@@ -250,3 +250,16 @@ TEST(LiquidEngine, RenderIsRepeatableAndConst) {
 
 }  // namespace
 }  // namespace hyperline::liquid
+
+namespace hyperline::liquid {
+namespace {
+
+// Inputs found by test/fuzz/liquid_fuzz.cpp; each once crashed a sanitizer build.
+TEST(LiquidEngine, FuzzRegressions) {
+  // A parsed date far in the future overflowed the microsecond arithmetic.
+  EXPECT_EQ(R("{{ \"March 28nd604116\" | date: \"%s\" }}"), "March 28nd604116");
+  EXPECT_EQ(R("{{ \"March 28 199999\" | date: \"%Y\" }}"), "199999");
+}
+
+}  // namespace
+}  // namespace hyperline::liquid

@@ -312,9 +312,9 @@ std::string Strftime(int64_t micros, std::string_view format) {
                                          : std::toupper(static_cast<unsigned char>(ch)));
       }
     }
-    int w = width >= 0 ? width : (no_pad ? 0 : def_width);
+    // Ruby: `-` suppresses padding even when a width is given.
+    int w = no_pad ? 0 : (width >= 0 ? width : def_width);
     char p = pad_flag ? pad_flag : (text ? ' ' : def_pad);
-    if (no_pad && width < 0) w = 0;
     Pad(out, body, w, p);
   }
   return out;
@@ -499,7 +499,8 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
     return false;
   }
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 24 || min > 59 || sec > 60) return false;
-  if (year > 999999 || year < -999999) return false;
+  // Why: keep micros since the epoch inside int64 (about +-292,000 years).
+  if (year > 200000 || year < -200000) return false;
   int64_t days = CivilToDays(year, static_cast<unsigned>(mon), static_cast<unsigned>(day));
   micros = ((days * 86400 + hour * 3600 + min * 60 + sec) - offset_secs) * 1000000 + usec;
   return true;

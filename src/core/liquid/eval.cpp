@@ -414,6 +414,12 @@ const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
           set_temp(Value::Int(CharCount(cur->as_string())));
           continue;
         }
+        if (key && seg.command && (*key == "first" || *key == "last")) {
+          std::string ch = FirstOrLastChar(cur->as_string(), *key == "last");
+          if (ch.empty()) return kNil;
+          set_temp(Value::String(std::move(ch)));
+          continue;
+        }
         return kNil;
       case Value::Kind::Range:
         if (key && seg.command) {
@@ -471,6 +477,19 @@ Value EvalPipeline(const Pipeline& p, RenderState& st) {
     fa.input = std::move(r);
   }
   return std::move(fa.input);
+}
+
+std::string FirstOrLastChar(const std::string& s, bool last) {
+  if (s.empty()) return std::string();
+  size_t b = 0, e = s.size();
+  if (last) {
+    b = e - 1;
+    while (b > 0 && (static_cast<unsigned char>(s[b]) & 0xC0) == 0x80) --b;
+  } else {
+    e = 1;
+    while (e < s.size() && (static_cast<unsigned char>(s[e]) & 0xC0) == 0x80) ++e;
+  }
+  return s.substr(b, e - b);
 }
 
 bool IsEmptyValue(const Value& v) {

@@ -354,6 +354,29 @@ Value StripImpl(FilterArgs& fa, bool left, bool right) {
   }
   return Str(fa, s.substr(b, e - b));
 }
+// Splits on runs of Ruby whitespace, ignoring leading/trailing whitespace.
+std::vector<std::string> SplitWords(const std::string& s) {
+  std::vector<std::string> w;
+  size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && IsRubySpace(s[i])) ++i;
+    size_t b = i;
+    while (i < s.size() && !IsRubySpace(s[i])) ++i;
+    if (i > b) w.push_back(s.substr(b, i - b));
+  }
+  return w;
+}
+
+// Strips both ends and collapses inner whitespace runs to one space.
+Value FSquish(FilterArgs& fa) {
+  std::string out;
+  for (const std::string& w : SplitWords(S(fa.input))) {
+    if (!out.empty()) out.push_back(' ');
+    out += w;
+  }
+  return Str(fa, std::move(out));
+}
+
 Value FStrip(FilterArgs& fa) { return StripImpl(fa, true, true); }
 Value FLstrip(FilterArgs& fa) { return StripImpl(fa, true, false); }
 Value FRstrip(FilterArgs& fa) { return StripImpl(fa, false, true); }
@@ -427,19 +450,6 @@ Value FTruncate(FilterArgs& fa) {
   int64_t el = static_cast<int64_t>(CharStarts(ellipsis).size()) - 1;
   int64_t l = std::max<int64_t>(0, length - el);
   return Str(fa, s.substr(0, cs[static_cast<size_t>(std::min(l, nchars))]) + ellipsis);
-}
-
-// Splits on runs of Ruby whitespace, ignoring leading/trailing whitespace.
-std::vector<std::string> SplitWords(const std::string& s) {
-  std::vector<std::string> w;
-  size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && IsRubySpace(s[i])) ++i;
-    size_t b = i;
-    while (i < s.size() && !IsRubySpace(s[i])) ++i;
-    if (i > b) w.push_back(s.substr(b, i - b));
-  }
-  return w;
 }
 
 Value FTruncatewords(FilterArgs& fa) {
@@ -902,6 +912,9 @@ Value FFirst(FilterArgs& fa) {
   if (v.kind() == K::Object && !v.as_object().empty()) {
     return Value::MakeArray({Value::String(v.as_object()[0].first), v.as_object()[0].second});
   }
+  if (v.kind() == K::String && !v.as_string().empty()) {
+    return Value::String(FirstOrLastChar(v.as_string(), false));
+  }
   return Value();
 }
 Value FLast(FilterArgs& fa) {
@@ -909,6 +922,9 @@ Value FLast(FilterArgs& fa) {
   if (v.kind() == K::Array) return v.as_array().empty() ? Value() : v.as_array().back();
   if (v.kind() == K::Range)
     return v.range_last() >= v.range_first() ? Value::Int(v.range_last()) : Value();
+  if (v.kind() == K::String && !v.as_string().empty()) {
+    return Value::String(FirstOrLastChar(v.as_string(), true));
+  }
   return Value();
 }
 
@@ -1234,6 +1250,7 @@ const FilterDef kFilters[] = {
     {"sort", FSort, 0, 1},
     {"sort_natural", FSortNatural, 0, 1},
     {"split", FSplit, 1, 1},
+    {"squish", FSquish, 0, 0},
     {"strip", FStrip, 0, 0},
     {"strip_html", FStripHtml, 0, 0},
     {"strip_newlines", FStripNewlines, 0, 0},

@@ -185,6 +185,8 @@ inline bool Truthy(const Value& v) {
 bool LiquidEquals(const Value& a, const Value& b);
 // Ordering for <, >, sort; throws RenderError when types cannot be compared.
 int LiquidCompare(const Value& a, const Value& b);
+// First or last UTF-8 character of `s` ("" when empty).
+std::string FirstOrLastChar(const std::string& s, bool last);
 // Ruby's blank?/empty? as Liquid uses them.
 bool IsEmptyValue(const Value& v);
 bool IsBlankValue(const Value& v);

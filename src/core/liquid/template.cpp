@@ -1039,7 +1039,13 @@ class Parser {
     size_t eq = t.markup.find('=');
     if (eq == std::string_view::npos) Fail("assign needs 'name = value'", t);
     std::string_view target = Trim(t.markup.substr(0, eq));
-    if (!IsIdentifier(target)) Fail("invalid variable name in assign", t);
+    // Ruby Liquid's VariableSignature: word characters, '-', '.', '[', ']', '(', ')'.
+    if (target.empty() || !std::all_of(target.begin(), target.end(), [](char c) {
+          return IsWordChar(c) || c == '-' || c == '.' || c == '[' || c == ']' || c == '(' ||
+                 c == ')';
+        })) {
+      Fail("invalid variable name in assign", t);
+    }
     auto node = std::make_unique<AssignNode>();
     node->name = std::string(target);
     std::string_view rhs = t.markup.substr(eq + 1);
@@ -1050,14 +1056,6 @@ class Parser {
     local_names_.push_back(node->name);
     node->id = Intern(node->name);
     body.push_back(std::move(node));
-  }
-
-  static bool IsIdentifier(std::string_view s) {
-    if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
-    for (char c : s) {
-      if (!IsWordChar(c) && c != '-') return false;
-    }
-    return true;
   }
 
   void ParseCapture(Tokenizer& tz, const Token& t, Body& body) {
