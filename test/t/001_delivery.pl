@@ -75,7 +75,8 @@ $node->safe_psql('postgres', q{
 wait_drained($node);
 my $events = mock_get($mock, '/_mock/events?record_id__in=u1,u2');
 is(scalar(@$events), 2, 'model rows delivered');
-is($events->[0]{record}{units}, 5, 'payload rendered from the row');
+my %units = map { $_->{record}{id} => $_->{record}{units} } @$events;
+is_deeply(\%units, { u1 => 5, u2 => 7 }, 'payloads rendered from the rows');
 
 my $td = $node->safe_psql('postgres', "SELECT http_status, response FROM hyperline.test_delivery('usage')");
 like($td, qr/^201\|.*"customer_id":"cus_a"/, 'test_delivery returns the status and the answer');
@@ -98,6 +99,16 @@ my ($ret, $out, $err) = $node->psql('postgres', "SELECT * FROM hyperline.test_de
 isnt($ret, 0, 'test_delivery to a closed port fails');
 like($err, qr/could not deliver to destination "down"/, 'error names the destination');
 unlike($err, qr/test_key/, 'error does not show the key');
+
+# test_delivery is interruptible: a statement_timeout cancels a slow request.
+mock_post($mock, '/_mock/config', { delay_ms => 5000 });
+my $t0 = time;
+($ret, $out, $err) = $node->psql('postgres',
+	"SET statement_timeout = '300ms'; SELECT * FROM hyperline.test_delivery('usage')");
+isnt($ret, 0, 'a slow test_delivery is cancelled');
+like($err, qr/statement timeout/, 'by the statement timeout');
+cmp_ok(time - $t0, '<', 3, 'promptly');
+mock_post($mock, '/_mock/config', { delay_ms => 0 });
 
 # Purge: delivered rows older than the retention go away.
 $node->append_conf('postgresql.conf', "hyperline.delivered_retention = 0\n");

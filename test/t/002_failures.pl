@@ -48,6 +48,18 @@ is(scalar(@{ mock_get($mock, '/_mock/events?record_id__in=' . join(',', map { "f
 is(q1("SELECT last_error IS NULL FROM hyperline.destinations WHERE name = 'hyperline'"),
 	't', 'destination last_error cleared by a success');
 
+# Connections dropped after the events were stored: resent, stored once.
+mock_post($mock, '/_mock/config', { drop_rate => 0.5, drop_mode => 'after' });
+q1("SELECT hyperline.alter_destination('hyperline', batch_size => 10)");
+insert_events($node, 50, prefix => 'd');
+wait_drained($node);
+mock_post($mock, '/_mock/config', { drop_rate => 0 });
+is(q1("SELECT count(*) FROM hyperline.outbox WHERE event_key LIKE 'd%' AND status = 'delivered'"),
+	'50', 'delivered despite dropped connections');
+is(scalar(@{ mock_get($mock, '/_mock/events?record_id__in=' . join(',', map { "d$_" } 1 .. 50)) }),
+	50, 'each event stored once at the mock');
+q1("SELECT hyperline.alter_destination('hyperline', batch_size => 100)");
+
 # Retries exhausted: failed after hyperline.max_attempts.
 mock_post($mock, '/_mock/config', { fail_rate => 1, fail_status => 500 });
 insert_events($node, 3, prefix => 'x');

@@ -63,6 +63,20 @@ $node->reload;
 ok( $node->poll_query_until('billing', "SELECT status = 'delivered' FROM hyperline.outbox WHERE event_key = 'off'"),
 	'delivered once enabled again');
 
+# DROP EXTENSION: the worker goes back to waiting; CREATE EXTENSION again works.
+$node->safe_psql('billing', 'DROP EXTENSION pg_hyperline CASCADE');
+ok( $node->poll_query_until('billing',
+		"SELECT query LIKE 'waiting for CREATE EXTENSION%' FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'"),
+	'worker waits again after DROP EXTENSION');
+$node->safe_psql('billing', qq{
+	CREATE EXTENSION pg_hyperline;
+	SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}');
+	INSERT INTO hyperline.outbox (model, event_key, operation, payload, destination)
+	VALUES ('m', 'again', 'insert', '{"customer_id": "c", "event_type": "e", "timestamp": "2024-12-20T16:04:11Z", "record": {"id": "again"}}', 'hyperline');
+	SELECT hyperline._wake();});
+ok($node->poll_query_until('billing', "SELECT status = 'delivered' FROM hyperline.outbox WHERE event_key = 'again'"),
+	'delivers after the extension was re-created');
+
 check_log($node, 'test_key');
 $node->stop;
 done_testing();
