@@ -81,6 +81,19 @@ TEST(LiquidEngine, VariablePaths) {
   EXPECT_EQ(t->VariablePaths(), want);
 }
 
+TEST(LiquidEngine, VariablePathsFollowScopes) {
+  // A loop variable shadows the context only inside its loop; an assign only
+  // after it; reads before an assign are context reads.
+  auto t = Template::Parse(
+      "{% for row in old.items %}{{ row.x }}{% else %}{{ row.y }}{% endfor %}{{ row.z }}"
+      "{% assign n = n | plus: 1 %}{{ n }}{% capture c %}{{ c }}{% endcapture %}{{ c }}"
+      "{% increment k %}{{ k }}{% tablerow i in (1..2) %}{{ i }}{{ tablerowloop.col }}"
+      "{% endtablerow %}{{ i }}");
+  std::vector<std::vector<std::string>> want = {
+      {"old", "items"}, {"row", "y"}, {"row", "z"}, {"n"}, {"c"}, {"i"}};
+  EXPECT_EQ(t->VariablePaths(), want);
+}
+
 TEST(LiquidEngine, ParseErrorsHaveLineColumnAndToken) {
   try {
     Template::Parse("line1\nline2 {% endfor %}");

@@ -877,9 +877,8 @@ void RemoveBlankStrings(Body& body) {
 class Parser {
  public:
   Parser(std::string_view src, std::vector<OutputSite>& sites,
-         std::vector<std::vector<std::string>>& paths, std::vector<std::string>& locals,
-         std::unordered_map<std::string, int>& names)
-      : err_(src), src_(src), sites_(sites), paths_(paths), local_names_(locals), names_(names) {}
+         std::vector<std::vector<std::string>>& paths, std::unordered_map<std::string, int>& names)
+      : err_(src), src_(src), sites_(sites), paths_(paths), names_(names) {}
 
   void ParseDocument(Body& body) {
     Tokenizer tz(src_, 0, false, err_);
@@ -1053,9 +1052,15 @@ class Parser {
     Lexer lx(rhs, base, err_, TokenText(t));
     ParsePipeline(lx, node->pipe);
     lx.ExpectEnd();
-    local_names_.push_back(node->name);
+    assigned_.insert(node->name);
     node->id = Intern(node->name);
     body.push_back(std::move(node));
+  }
+
+  // True when `name` is bound by the template here (not read from the context).
+  bool Bound(const std::string& name) const {
+    return name == "forloop" || name == "tablerowloop" || assigned_.count(name) > 0 ||
+           std::find(loop_vars_.begin(), loop_vars_.end(), name) != loop_vars_.end();
   }
 
   void ParseCapture(Tokenizer& tz, const Token& t, Body& body) {
@@ -1069,11 +1074,11 @@ class Parser {
     }
     auto node = std::make_unique<CaptureNode>();
     node->name = std::string(name);
-    local_names_.push_back(node->name);
     node->id = Intern(node->name);
     EnterBlock(t);
     BlockBody(tz, t, node->body, {"endcapture"});
     --depth_;
+    assigned_.insert(node->name);
     body.push_back(std::move(node));
   }
 
@@ -1229,7 +1234,6 @@ class Parser {
                   TokenText(t));
       }
     }
-    local_names_.push_back(spec.var);
     spec.var_id = Intern(spec.var);
     spec.drop_id = Intern(tablerow ? "tablerowloop" : "forloop");
     spec.slot = Slot(loop_slots_, spec.name);
@@ -1239,7 +1243,9 @@ class Parser {
     auto node = std::make_unique<ForNode>();
     ParseLoopSpec(t, node->spec, false);
     EnterBlock(t);
+    loop_vars_.push_back(node->spec.var);
     Token end = BlockBody(tz, t, node->body, {"else", "endfor"});
+    loop_vars_.pop_back();
     if (end.name == "else") {
       node->has_else = true;
       Token e2 = BlockBody(tz, t, node->else_body, {"else", "endfor"});
@@ -1257,7 +1263,9 @@ class Parser {
     auto node = std::make_unique<TablerowNode>();
     ParseLoopSpec(t, node->spec, true);
     EnterBlock(t);
+    loop_vars_.push_back(node->spec.var);
     BlockBody(tz, t, node->body, {"endtablerow"});
+    loop_vars_.pop_back();
     --depth_;
     body.push_back(std::move(node));
   }
@@ -1306,6 +1314,7 @@ class Parser {
     node->name = std::string(id.text);
     node->decrement = t.name == "decrement";
     node->id = Intern(node->name);
+    assigned_.insert(node->name);
     body.push_back(std::move(node));
   }
 
@@ -1571,14 +1580,18 @@ class Parser {
         break;
       }
     }
-    if (!path.empty()) paths_.push_back(std::move(path));
+    if (!path.empty() && !Bound(path[0])) paths_.push_back(std::move(path));
   }
 
   ErrorReporter err_;
   std::string_view src_;
   std::vector<OutputSite>& sites_;
   std::vector<std::vector<std::string>>& paths_;
-  std::vector<std::string>& local_names_;
+  // Names the template binds itself at the current point of the source: loop
+  // variables while inside their loop, assign/capture/counter names after
+  // their tag. Reads of these are not context reads (VariablePaths).
+  std::vector<std::string> loop_vars_;
+  std::unordered_set<std::string> assigned_;
   std::unordered_map<std::string, int>& names_;
   std::unordered_map<std::string, size_t> loop_slots_;
   std::unordered_map<std::string, size_t> cycle_slots_;
@@ -1590,17 +1603,11 @@ class CompiledTemplate : public Template {
  public:
   explicit CompiledTemplate(std::string_view source) : source_(source) {
     std::vector<std::vector<std::string>> raw_paths;
-    std::vector<std::string> locals;
-    Parser p(source_, sites_, raw_paths, locals, names_);
+    Parser p(source_, sites_, raw_paths, names_);
     p.ParseDocument(body_);
-    // Report context reads only: drop names the template binds itself.
-    std::unordered_set<std::string> bound(locals.begin(), locals.end());
-    bound.insert("forloop");
-    bound.insert("tablerowloop");
     std::set<std::vector<std::string>> seen;
     for (auto& path : raw_paths) {
-      if (bound.count(path[0]) || !seen.insert(path).second) continue;
-      paths_.push_back(std::move(path));
+      if (seen.insert(path).second) paths_.push_back(std::move(path));
     }
   }
 
