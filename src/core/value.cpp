@@ -60,8 +60,19 @@ void AppendPadded(int64_t n, int width, std::string& out) {
   out.append(buf, res.ptr);
 }
 
+// Why: values are trees printed recursively; a value built elsewhere (e.g. from a
+// deeply nested jsonb column) must fail cleanly instead of exhausting the stack.
+constexpr int kMaxPrintDepth = 1000;
+
+void CheckDepth(int depth) {
+  if (depth > kMaxPrintDepth) throw std::invalid_argument("value nested too deeply to print");
+}
+
+void AppendLiquidStringAt(const Value& v, std::string& out, int depth);
+void AppendJsonValueAt(const Value& v, std::string& out, int depth);
+
 // Appends a Ruby-style Hash#inspect of an object (what Ruby Liquid prints).
-void AppendInspect(const Value& v, std::string& out);
+void AppendInspect(const Value& v, std::string& out, int depth);
 
 void AppendInspectString(std::string_view s, std::string& out) {
   out.push_back('"');
@@ -89,7 +100,8 @@ void AppendInspectString(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
-void AppendInspect(const Value& v, std::string& out) {
+void AppendInspect(const Value& v, std::string& out, int depth) {
+  CheckDepth(depth);
   switch (v.kind()) {
     case Value::Kind::Nil:
       out += "nil";
@@ -108,7 +120,7 @@ void AppendInspect(const Value& v, std::string& out) {
       for (const auto& e : v.as_array()) {
         if (!first) out += ", ";
         first = false;
-        AppendInspect(e, out);
+        AppendInspect(e, out, depth + 1);
       }
       out.push_back(']');
       break;
@@ -121,7 +133,7 @@ void AppendInspect(const Value& v, std::string& out) {
         first = false;
         AppendInspectString(kv.first, out);
         out += "=>";
-        AppendInspect(kv.second, out);
+        AppendInspect(kv.second, out, depth + 1);
       }
       out.push_back('}');
       break;
@@ -199,7 +211,12 @@ void AppendIsoTime(int64_t micros, bool date_only, std::string& out) {
   out.push_back('Z');
 }
 
-void AppendLiquidString(const Value& v, std::string& out) {
+void AppendLiquidString(const Value& v, std::string& out) { AppendLiquidStringAt(v, out, 0); }
+
+namespace {
+
+void AppendLiquidStringAt(const Value& v, std::string& out, int depth) {
+  CheckDepth(depth);
   switch (v.kind()) {
     case Value::Kind::Nil:
     case Value::Kind::Empty:
@@ -223,10 +240,10 @@ void AppendLiquidString(const Value& v, std::string& out) {
       return;
     case Value::Kind::Array:
       // Ruby's Array#join flattens nested arrays.
-      for (const auto& e : v.as_array()) AppendLiquidString(e, out);
+      for (const auto& e : v.as_array()) AppendLiquidStringAt(e, out, depth + 1);
       return;
     case Value::Kind::Object:
-      AppendInspect(v, out);
+      AppendInspect(v, out, depth);
       return;
     case Value::Kind::Range:
       AppendInt(v.range_first(), out);
@@ -235,6 +252,8 @@ void AppendLiquidString(const Value& v, std::string& out) {
       return;
   }
 }
+
+}  // namespace
 
 std::string ToLiquidString(const Value& v) {
   std::string out;
@@ -358,7 +377,12 @@ static bool IsJsonNumber(std::string_view t) {
   return i == t.size();
 }
 
-void AppendJsonValue(const Value& v, std::string& out) {
+void AppendJsonValue(const Value& v, std::string& out) { AppendJsonValueAt(v, out, 0); }
+
+namespace {
+
+void AppendJsonValueAt(const Value& v, std::string& out, int depth) {
+  CheckDepth(depth);
   switch (v.kind()) {
     case Value::Kind::Nil:
       out += "null";
@@ -404,7 +428,7 @@ void AppendJsonValue(const Value& v, std::string& out) {
       for (const auto& e : v.as_array()) {
         if (!first) out.push_back(',');
         first = false;
-        AppendJsonValue(e, out);
+        AppendJsonValueAt(e, out, depth + 1);
       }
       out.push_back(']');
       return;
@@ -418,7 +442,7 @@ void AppendJsonValue(const Value& v, std::string& out) {
         out.push_back('"');
         AppendJsonEscaped(kv.first, out);
         out += "\":";
-        AppendJsonValue(kv.second, out);
+        AppendJsonValueAt(kv.second, out, depth + 1);
       }
       out.push_back('}');
       return;
@@ -444,6 +468,8 @@ void AppendJsonValue(const Value& v, std::string& out) {
       return;
   }
 }
+
+}  // namespace
 
 namespace {
 

@@ -274,5 +274,17 @@ TEST(LiquidEngine, FuzzRegressions) {
   EXPECT_EQ(R("{{ \"March 28 199999\" | date: \"%Y\" }}"), "199999");
 }
 
+TEST(LiquidEngine, DeepContextValuesFailCleanly) {
+  Value v = Value::Int(1);
+  for (int i = 0; i < 3000; ++i) v = Value::MakeArray({v});
+  Context ctx;
+  ctx.Set("v", v);
+  for (const char* src :
+       {"{{ v }}", "{% if v == v %}x{% endif %}", "{{ v | join }}", "{{ v | uniq }}"}) {
+    StringSink sink;
+    EXPECT_THROW(Template::Parse(src)->Render(ctx, sink), RenderError) << src;
+  }
+}
+
 }  // namespace
 }  // namespace hyperline::liquid

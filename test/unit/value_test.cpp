@@ -143,6 +143,19 @@ TEST(ValueTest, ParseJsonErrors) {
   EXPECT_THROW(ParseJsonValue(std::string(100000, '[')), std::invalid_argument);
 }
 
+TEST(ValueTest, DeepValuesFailCleanly) {
+  // Values built outside ParseJsonValue (e.g. from a deep jsonb column) must not
+  // exhaust the stack when printed.
+  Value v = Value::Int(1);
+  for (int i = 0; i < 3000; ++i) v = Value::MakeArray({v});
+  std::string out;
+  EXPECT_THROW(AppendJsonValue(v, out), std::invalid_argument);
+  EXPECT_THROW(ToLiquidString(v), std::invalid_argument);
+  Value shallow = Value::Int(1);
+  for (int i = 0; i < 100; ++i) shallow = Value::MakeArray({shallow});
+  EXPECT_EQ(ToLiquidString(shallow), "1");
+}
+
 TEST(ValueTest, CopyOnWrite) {
   Value a = Value::MakeArray({Value::Int(1)});
   Value b = a;

@@ -580,13 +580,25 @@ const char* RubyClass(const Value& v) {
 
 }  // namespace
 
-bool LiquidEquals(const Value& a, const Value& b) {
+namespace {
+
+bool EqualsAt(const Value& a, const Value& b, int depth);
+
+}  // namespace
+
+bool LiquidEquals(const Value& a, const Value& b) { return EqualsAt(a, b, 0); }
+
+namespace {
+
+// Liquid equality; `depth` bounds recursion into nested arrays and objects.
+bool EqualsAt(const Value& a, const Value& b, int depth) {
   using K = Value::Kind;
+  if (depth > 1000) throw RenderError("Liquid error: values nested too deeply to compare");
   if (a.kind() == K::Empty || a.kind() == K::Blank) {
     if (b.kind() == K::Empty || b.kind() == K::Blank) return false;
     return a.kind() == K::Empty ? IsEmptyValue(b) : IsBlankValue(b);
   }
-  if (b.kind() == K::Empty || b.kind() == K::Blank) return LiquidEquals(b, a);
+  if (b.kind() == K::Empty || b.kind() == K::Blank) return EqualsAt(b, a, depth);
   if (IsNumeric(a) && IsNumeric(b)) return CompareNumbers(a, b) == 0;
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
@@ -605,7 +617,7 @@ bool LiquidEquals(const Value& a, const Value& b) {
       const Array& y = b.as_array();
       if (x.size() != y.size()) return false;
       for (size_t i = 0; i < x.size(); ++i) {
-        if (!LiquidEquals(x[i], y[i])) return false;
+        if (!EqualsAt(x[i], y[i], depth + 1)) return false;
       }
       return true;
     }
@@ -615,7 +627,7 @@ bool LiquidEquals(const Value& a, const Value& b) {
       if (x.size() != y.size()) return false;
       for (const auto& kv : x) {
         const Value* o = b.Find(kv.first);
-        if (!o || !LiquidEquals(kv.second, *o)) return false;
+        if (!o || !EqualsAt(kv.second, *o, depth + 1)) return false;
       }
       return true;
     }
@@ -623,6 +635,8 @@ bool LiquidEquals(const Value& a, const Value& b) {
       return false;
   }
 }
+
+}  // namespace
 
 int LiquidCompare(const Value& a, const Value& b) {
   using K = Value::Kind;
