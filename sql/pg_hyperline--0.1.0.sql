@@ -23,6 +23,9 @@ CREATE TABLE hyperline._destinations (
   state text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'unauthorized')),
   last_error text,
   key_version int NOT NULL DEFAULT 1,
+  -- true when a superuser allowed a plain-http, non-loopback base_url
+  -- (hyperline.allow_http on at create/alter): the worker honours that choice.
+  allow_http boolean NOT NULL DEFAULT false,
   created_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE hyperline._destinations IS 'Destinations (private: use the hyperline.destinations view).';
@@ -127,6 +130,14 @@ COMMENT ON FUNCTION hyperline._test_delivery(text, jsonb, text) IS 'Sends one re
 -- ---------------------------------------------------------------------------
 -- Destinations
 -- ---------------------------------------------------------------------------
+-- Whether a base_url is plain http to a host that is not loopback.
+CREATE FUNCTION hyperline._insecure_url(url text) RETURNS boolean
+  LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT url ~* '^http://' AND NOT coalesce(
+    lower(substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://(\[[^]]*\]|[^/:?#@]*)'))
+      ~ '^(localhost|\[::1\]|127\.[0-9]+\.[0-9]+\.[0-9]+)$', false)
+$fn$;
+
 CREATE FUNCTION hyperline._check_destination(base_url text, api_key text, batch_size int,
     max_requests_per_second real, timeout_ms int) RETURNS text
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -163,8 +174,7 @@ BEGIN
     RAISE EXCEPTION 'base_url must not contain credentials, a query or a fragment (got "%")', base_url
       USING ERRCODE = 'invalid_parameter_value', HINT = 'The API key is given with api_key.';
   END IF;
-  IF url ~* '^http://' AND NOT (host = 'localhost' OR host = '[::1]' OR host ~ '^127\.[0-9]+\.[0-9]+\.[0-9]+$')
-     AND coalesce(current_setting('hyperline.allow_http', true), 'off') <> 'on' THEN
+  IF hyperline._insecure_url(url) AND coalesce(current_setting('hyperline.allow_http', true), 'off') <> 'on' THEN
     RAISE EXCEPTION 'plain http is refused for non-loopback host "%"', host
       USING ERRCODE = 'insufficient_privilege',
             HINT = 'Use https, or have a superuser SET hyperline.allow_http = on.';
@@ -198,8 +208,9 @@ BEGIN
       HINT = 'Use hyperline.alter_destination to change it.';
   END IF;
   INSERT INTO hyperline._destinations (name, base_url, api_key_hint, batch_size,
-      max_requests_per_second, timeout_ms)
-    VALUES (name, url, '…' || right(api_key, 4), batch_size, max_requests_per_second, timeout_ms);
+      max_requests_per_second, timeout_ms, allow_http)
+    VALUES (name, url, '…' || right(api_key, 4), batch_size, max_requests_per_second, timeout_ms,
+            hyperline._insecure_url(url));
   INSERT INTO _hyperline.api_keys (destination, api_key) VALUES (name, api_key);
   PERFORM hyperline._wake();
 END
@@ -221,6 +232,7 @@ BEGIN
   END IF;
   UPDATE hyperline._destinations d SET
       base_url = coalesce(url, d.base_url),
+      allow_http = hyperline._insecure_url(coalesce(url, d.base_url)),
       batch_size = coalesce(alter_destination.batch_size, d.batch_size),
       max_requests_per_second = coalesce(alter_destination.max_requests_per_second, d.max_requests_per_second),
       timeout_ms = coalesce(alter_destination.timeout_ms, d.timeout_ms),
