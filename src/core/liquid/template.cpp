@@ -595,10 +595,35 @@ struct LoopSpec {
   Expr limit, offset, cols;
 };
 
-// Evaluates the loop's collection into `items` (sliced by offset/limit).
-void LoopItems(const LoopSpec& spec, RenderState& st, Array& items, int64_t& from_out) {
-  Value scratch;
-  Value coll = EvalCopy(spec.collection, st);
+// The items a loop visits: a window of an array or a range, read in place (a
+// huge range is never materialised), or materialised items (hash pairs, a string).
+struct LoopSeq {
+  enum class Kind : uint8_t { Array, Range, Items };
+  Kind kind = Kind::Items;
+  Value coll;
+  Array items;
+  int64_t start = 0;
+  int64_t count = 0;
+  bool reversed = false;
+
+  // The i-th item (0 <= i < count), honouring `reversed`.
+  Value At(int64_t i) const {
+    int64_t k = reversed ? count - 1 - i : i;
+    switch (kind) {
+      case Kind::Array:
+        return coll.as_array()[static_cast<size_t>(start + k)];
+      case Kind::Range:
+        return Value::Int(coll.range_first() + start + k);
+      default:
+        return items[static_cast<size_t>(k)];
+    }
+  }
+};
+
+// Evaluates the loop's collection and its offset/limit window (Ruby Liquid's
+// slice_collection: negative offsets start at 0, negative limits select nothing).
+void LoopItems(const LoopSpec& spec, RenderState& st, LoopSeq& seq, int64_t& from_out) {
+  seq.coll = EvalCopy(spec.collection, st);
   int64_t from = 0;
   if (spec.offset_continue) {
     if (spec.slot < st.for_offsets.size()) from = st.for_offsets[spec.slot];
@@ -617,44 +642,41 @@ void LoopItems(const LoopSpec& spec, RenderState& st, Array& items, int64_t& fro
     }
   }
   from_out = from;
-  auto in_window = [&](int64_t i) { return i >= from && (!has_to || i < to); };
+  // Window [begin, end) of a sequence of `size` items.
+  auto window = [&](int64_t size) {
+    int64_t begin = std::max<int64_t>(from, 0);
+    int64_t end = has_to ? std::min<int64_t>(to, size) : size;
+    seq.start = begin;
+    seq.count = end > begin ? end - begin : 0;
+  };
+  const Value& coll = seq.coll;
   switch (coll.kind()) {
-    case Value::Kind::Array: {
-      const Array& a = coll.as_array();
-      for (size_t i = 0; i < a.size(); ++i) {
-        if (has_to && static_cast<int64_t>(i) >= to) break;
-        if (in_window(static_cast<int64_t>(i))) items.push_back(a[i]);
-      }
+    case Value::Kind::Array:
+      seq.kind = LoopSeq::Kind::Array;
+      window(static_cast<int64_t>(coll.as_array().size()));
       break;
-    }
     case Value::Kind::Range: {
-      int64_t lo = coll.range_first(), hi = coll.range_last();
-      if (hi < lo) break;
-      int64_t start = std::max<int64_t>(from, 0);
-      int64_t count = 0;
-      for (int64_t k = start;; ++k) {
-        if (has_to && k >= to) break;
-        int64_t v;
-        if (__builtin_add_overflow(lo, k, &v) || v > hi) break;
-        st.CountIteration();
-        items.push_back(Value::Int(v));
-        ++count;
-      }
-      st.iterations -= count;  // counted again when the body runs
+      seq.kind = LoopSeq::Kind::Range;
+      __int128 size = static_cast<__int128>(coll.range_last()) - coll.range_first() + 1;
+      window(size <= 0 ? 0 : size > INT64_MAX ? INT64_MAX : static_cast<int64_t>(size));
       break;
     }
     case Value::Kind::Object: {
       const Object& o = coll.as_object();
-      for (size_t i = 0; i < o.size(); ++i) {
-        if (has_to && static_cast<int64_t>(i) >= to) break;
-        if (in_window(static_cast<int64_t>(i))) {
-          items.push_back(Value::MakeArray({Value::String(o[i].first), o[i].second}));
-        }
+      window(static_cast<int64_t>(o.size()));
+      for (int64_t i = 0; i < seq.count; ++i) {
+        const auto& kv = o[static_cast<size_t>(seq.start + i)];
+        seq.items.push_back(Value::MakeArray({Value::String(kv.first), kv.second}));
       }
+      seq.start = 0;
       break;
     }
     case Value::Kind::String:
-      if (!coll.as_string().empty() && in_window(0)) items.push_back(coll);
+      if (!coll.as_string().empty()) {
+        window(1);
+        if (seq.count == 1) seq.items.push_back(coll);
+        seq.start = 0;
+      }
       break;
     default:
       break;
@@ -665,15 +687,16 @@ class ForNode : public Node {
  public:
   void Render(RenderState& st) const override {
     DepthGuard g(st);
-    Array items;
+    LoopSeq seq;
     int64_t from;
-    LoopItems(spec, st, items, from);
-    if (spec.reversed) std::reverse(items.begin(), items.end());
+    LoopItems(spec, st, seq, from);
+    seq.reversed = spec.reversed;
     // Remember where offset:continue resumes.
-    int64_t next = from + static_cast<int64_t>(items.size());
+    int64_t next;
+    if (__builtin_add_overflow(from, seq.count, &next)) next = INT64_MAX;
     if (spec.slot >= st.for_offsets.size()) st.for_offsets.resize(spec.slot + 1, 0);
     st.for_offsets[spec.slot] = next;
-    if (items.empty()) {
+    if (seq.count == 0) {
       if (has_else) RenderBody(else_body, st);
       return;
     }
@@ -684,16 +707,15 @@ class ForNode : public Node {
         break;
       }
     }
-    st.loops.push_back(
-        RenderState::Loop{static_cast<int64_t>(items.size()), 0, 0, false, spec.name, parent});
+    st.loops.push_back(RenderState::Loop{seq.count, 0, 0, false, spec.name, parent});
     int loop = static_cast<int>(st.loops.size() - 1);
     size_t base = st.locals.size();
     st.locals.push_back({spec.var_id, Value(), -1});
     st.locals.push_back({spec.drop_id, Value(), loop});
-    for (size_t i = 0; i < items.size(); ++i) {
+    for (int64_t i = 0; i < seq.count; ++i) {
       st.CountIteration();
-      st.loops[static_cast<size_t>(loop)].index0 = static_cast<int64_t>(i);
-      st.locals[base].value = std::move(items[i]);
+      st.loops[static_cast<size_t>(loop)].index0 = i;
+      st.locals[base].value = seq.At(i);
       RenderBody(body, st);
       if (st.interrupt == Interrupt::Break) {
         st.interrupt = Interrupt::None;
@@ -718,10 +740,10 @@ class TablerowNode : public Node {
     DepthGuard g(st);
     Value coll_check = EvalCopy(spec.collection, st);
     if (coll_check.is_nil()) return;
-    Array items;
+    LoopSeq seq;
     int64_t from;
-    LoopItems(spec, st, items, from);
-    int64_t length = static_cast<int64_t>(items.size());
+    LoopItems(spec, st, seq, from);
+    int64_t length = seq.count;
     int64_t cols = length;
     if (spec.has_cols) {
       Value cv = EvalCopy(spec.cols, st);
@@ -743,7 +765,7 @@ class TablerowNode : public Node {
     for (int64_t i = 0; i < length; ++i) {
       st.CountIteration();
       st.loops[static_cast<size_t>(loop)].index0 = i;
-      st.locals[base].value = std::move(items[static_cast<size_t>(i)]);
+      st.locals[base].value = seq.At(i);
       buf = "<td class=\"col";
       AppendIntText(i % cols + 1, buf);
       buf += "\">";
