@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
+#include <tuple>
 
 #include "core/protocol.hpp"
 #include "pg/guard.hpp"
@@ -59,36 +61,42 @@ constexpr const char* kWaitingSql =
     "SELECT (extract(epoch FROM max(next_attempt_at) - now()) * 1000)::bigint"
     " FROM hyperline.outbox WHERE status IN ('pending', 'sending') AND next_attempt_at > now()";
 
-// Sets the status of claimed rows: 'sending', 'superseded', or 'failed' (with why).
+// Why the statements below are shaped as they are: right after a bulk insert
+// the outbox's statistics can be far off, and a join of unnest() with the
+// outbox then risks a nested loop comparing every pair (minutes instead of
+// milliseconds). Updates by id use "id = ANY($1)" (an index scan on the primary
+// key), with the status test written so that no partial index qualifies, and
+// per-key lookups are LATERAL so that the key list drives an index lookup.
+
+// Sets the status (and, if given, last_error) of some claimed rows.
 constexpr const char* kSetStatusSql =
-    "UPDATE hyperline.outbox o SET status = u.status, last_error = coalesce(u.err, o.last_error)"
-    " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, status, err)"
-    " WHERE o.id = u.id";
+    "UPDATE hyperline.outbox o SET status = $2, last_error = coalesce($3, o.last_error)"
+    " WHERE o.id = ANY ($1)";
 
 // Older rows of a claimed key still waiting (e.g. for a retry) will never be
 // sent: the claimed row is newer. Uses outbox_key_idx.
 constexpr const char* kSupersedeOlderSql =
     "UPDATE hyperline.outbox o SET status = 'superseded'"
-    " FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(model, event_key, id)"
-    " WHERE o.model = k.model AND o.event_key = k.event_key"
-    " AND o.status = 'pending' AND o.id < k.id";
+    " WHERE o.id = ANY (ARRAY("
+    "   SELECT q.id FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(model, event_key, id)"
+    "   CROSS JOIN LATERAL (SELECT p.id FROM hyperline.outbox p"
+    "     WHERE p.model = k.model AND p.event_key = k.event_key AND p.status = 'pending'"
+    "     AND p.id < k.id) q))";
 
-// Writes outcomes. keep: the row was not sent (postponed), so its last
-// http_status and last_error stay as they were.
+// Writes one group of outcomes (rows with the same result). $8 keep: the rows
+// were not sent (postponed), so their http_status and last_error stay.
 constexpr const char* kRecordSql =
-    "UPDATE hyperline.outbox o SET status = u.status, attempts = o.attempts + u.inc,"
-    " http_status = CASE WHEN u.keep THEN o.http_status ELSE u.http END,"
-    " last_error = CASE WHEN u.keep THEN o.last_error ELSE u.err END,"
-    " delivered_at = CASE WHEN u.status = 'delivered' THEN now() ELSE o.delivered_at END,"
+    "UPDATE hyperline.outbox o SET status = $2, attempts = o.attempts + $3,"
+    " http_status = CASE WHEN $8 THEN o.http_status ELSE $4 END,"
+    " last_error = CASE WHEN $8 THEN o.last_error ELSE $5 END,"
+    " delivered_at = CASE WHEN $2 = 'delivered' THEN now() ELSE o.delivered_at END,"
     " next_attempt_at = CASE"
-    "   WHEN u.delay IS NULL THEN o.next_attempt_at"
-    "   WHEN u.kv IS NOT NULL AND u.kv IS DISTINCT FROM"
+    "   WHEN $6::bigint IS NULL THEN o.next_attempt_at"
+    "   WHEN $7::int IS NOT NULL AND $7::int IS DISTINCT FROM"
     "     (SELECT d.key_version FROM hyperline._destinations d WHERE d.name = o.destination)"
     "     THEN now()"
-    "   ELSE now() + u.delay * interval '1 millisecond' END"
-    " FROM unnest($1::bigint[], $2::text[], $3::int[], $4::int[], $5::text[], $6::bigint[],"
-    "   $7::int[], $8::bool[]) AS u(id, status, inc, http, err, delay, kv, keep)"
-    " WHERE o.id = u.id AND o.status = 'sending'";
+    "   ELSE now() + $6::bigint * interval '1 millisecond' END"
+    " WHERE o.id = ANY ($1) AND (o.status = 'sending') IS TRUE";
 
 constexpr const char* kDestinationUpdateSql =
     "UPDATE hyperline._destinations d SET state = $2, last_error = $3"
@@ -432,23 +440,31 @@ int Delivery::TxnClaim() {
 
   // Step 5: mark the rows and commit.
   PgGuard([&] {
-    if (!status_ids.empty()) {
-      int m = static_cast<int>(status_ids.size());
-      Oid types[3] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-      SPIPlanPtr plan = Prepare(&plans.set_status, kSetStatusSql, 3, types);
-      Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      Datum* sts = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      Datum* errs = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      bool* err_nulls = static_cast<bool*>(palloc(sizeof(bool) * m));
-      for (int i = 0; i < m; ++i) {
-        ids[i] = Int64GetDatum(status_ids[i]);
-        sts[i] = CStringGetTextDatum(status_values[i]);
-        err_nulls[i] = status_errors[i].empty();
-        errs[i] = err_nulls[i] ? (Datum)0 : TextDatum(status_errors[i]);
+    // One statement per (status, error): usually one or two.
+    size_t done = 0;
+    std::vector<bool> used(status_ids.size(), false);
+    while (done < status_ids.size()) {
+      size_t first = 0;
+      while (used[first]) ++first;
+      int m = 0;
+      Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * status_ids.size()));
+      for (size_t i = first; i < status_ids.size(); ++i) {
+        if (used[i] || std::strcmp(status_values[i], status_values[first]) != 0 ||
+            status_errors[i] != status_errors[first]) {
+          continue;
+        }
+        used[i] = true;
+        ++done;
+        ids[m++] = Int64GetDatum(status_ids[i]);
       }
-      Datum values[3] = {MakeArray(ids, nullptr, m, INT8OID), MakeArray(sts, nullptr, m, TEXTOID),
-                         MakeArray(errs, err_nulls, m, TEXTOID)};
-      Execute(plan, values, nullptr, SPI_OK_UPDATE);
+      Oid types[3] = {INT8ARRAYOID, TEXTOID, TEXTOID};
+      SPIPlanPtr plan = Prepare(&plans.set_status, kSetStatusSql, 3, types);
+      Datum values[3] = {MakeArray(ids, nullptr, m, INT8OID),
+                         CStringGetTextDatum(status_values[first]),
+                         status_errors[first].empty() ? (Datum)0 : TextDatum(status_errors[first])};
+      char nulls[4] = "   ";
+      if (status_errors[first].empty()) nulls[2] = 'n';
+      Execute(plan, values, nulls, SPI_OK_UPDATE);
     }
     // Why only while retries wait: an older row of a claimed key can be left
     // pending outside this claim only if it waits for a retry (due rows come
@@ -622,7 +638,9 @@ void Delivery::NoteDestination(const Job& job, const char* state, const std::str
 
 void Delivery::AddOutcomesForRetry(const Job& job, const std::string& message,
                                    std::optional<int64_t> retry_after_ms, int http_status) {
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  // One random draw per request: its rows come back together (and are
+  // written by one statement).
+  double jitter = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   for (const Row& r : job.rows) {
     Outcome o;
     o.id = r.id;
@@ -639,7 +657,7 @@ void Delivery::AddOutcomesForRetry(const Job& job, const std::string& message,
       // A Retry-After is honoured in full, even beyond retry_max_ms.
       o.delay_ms = retry_after_ms
                        ? *retry_after_ms
-                       : BackoffMs(attempts, guc_retry_base_ms, guc_retry_max_ms, unit(rng_));
+                       : BackoffMs(attempts, guc_retry_base_ms, guc_retry_max_ms, jitter);
     }
     outcomes_.push_back(std::move(o));
   }
@@ -730,47 +748,44 @@ void Delivery::ProcessResponse(http::Response& response) {
 
 void Delivery::TxnRecord() {
   if (outcomes_.empty() && destination_updates_.empty()) return;
+  // Outcomes with the same values are written by one statement.
+  std::map<std::tuple<std::string, int, int, bool, std::string, int64_t, int, bool>,
+           std::vector<int>>
+      by_value;
+  for (size_t i = 0; i < outcomes_.size(); ++i) {
+    const Outcome& o = outcomes_[i];
+    by_value[{o.status, o.attempts_inc, o.http_status, o.has_error, o.error, o.delay_ms,
+              o.key_version, o.keep_details}]
+        .push_back(static_cast<int>(i));
+  }
+  std::vector<std::vector<int>> groups;
+  groups.reserve(by_value.size());
+  for (auto& [value, members] : by_value) groups.push_back(std::move(members));
   std::vector<std::pair<std::string, DestinationUpdate>> updates(destination_updates_.begin(),
                                                                  destination_updates_.end());
   PgGuard([&] {
     BeginTxn();
-    int m = static_cast<int>(outcomes_.size());
-    if (m > 0) {
-      Oid types[8] = {INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID,
-                      TEXTARRAYOID, INT8ARRAYOID, INT4ARRAYOID, BOOLARRAYOID};
-      SPIPlanPtr plan = Prepare(&plans.record, kRecordSql, 8, types);
+    for (const std::vector<int>& group : groups) {
+      const Outcome& o = outcomes_[group.front()];
+      int m = static_cast<int>(group.size());
       Datum* ids = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      Datum* sts = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      Datum* inc = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      Datum* http = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      bool* http_n = static_cast<bool*>(palloc(sizeof(bool) * m));
-      Datum* err = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      bool* err_n = static_cast<bool*>(palloc(sizeof(bool) * m));
-      Datum* delay = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      bool* delay_n = static_cast<bool*>(palloc(sizeof(bool) * m));
-      Datum* kv = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      bool* kv_n = static_cast<bool*>(palloc(sizeof(bool) * m));
-      Datum* keep = static_cast<Datum*>(palloc(sizeof(Datum) * m));
-      for (int i = 0; i < m; ++i) {
-        const Outcome& o = outcomes_[i];
-        ids[i] = Int64GetDatum(o.id);
-        sts[i] = CStringGetTextDatum(o.status);
-        inc[i] = Int32GetDatum(o.attempts_inc);
-        http_n[i] = o.http_status == 0;
-        http[i] = Int32GetDatum(o.http_status);
-        err_n[i] = !o.has_error;
-        err[i] = o.has_error ? TextDatum(o.error) : (Datum)0;
-        delay_n[i] = o.delay_ms < 0;
-        delay[i] = Int64GetDatum(o.delay_ms < 0 ? 0 : o.delay_ms);
-        kv_n[i] = o.key_version <= 0;
-        kv[i] = Int32GetDatum(o.key_version);
-        keep[i] = BoolGetDatum(o.keep_details);
-      }
-      Datum values[8] = {MakeArray(ids, nullptr, m, INT8OID), MakeArray(sts, nullptr, m, TEXTOID),
-                         MakeArray(inc, nullptr, m, INT4OID), MakeArray(http, http_n, m, INT4OID),
-                         MakeArray(err, err_n, m, TEXTOID),   MakeArray(delay, delay_n, m, INT8OID),
-                         MakeArray(kv, kv_n, m, INT4OID),     MakeArray(keep, nullptr, m, BOOLOID)};
-      Execute(plan, values, nullptr, SPI_OK_UPDATE);
+      for (int i = 0; i < m; ++i) ids[i] = Int64GetDatum(outcomes_[group[i]].id);
+      Oid types[8] = {INT8ARRAYOID, TEXTOID, INT4OID, INT4OID, TEXTOID, INT8OID, INT4OID, BOOLOID};
+      SPIPlanPtr plan = Prepare(&plans.record, kRecordSql, 8, types);
+      Datum values[8] = {MakeArray(ids, nullptr, m, INT8OID),
+                         CStringGetTextDatum(o.status),
+                         Int32GetDatum(o.attempts_inc),
+                         Int32GetDatum(o.http_status),
+                         o.has_error ? TextDatum(o.error) : (Datum)0,
+                         Int64GetDatum(o.delay_ms),
+                         Int32GetDatum(o.key_version),
+                         BoolGetDatum(o.keep_details)};
+      char nulls[9] = "        ";
+      if (o.http_status == 0) nulls[3] = 'n';
+      if (!o.has_error) nulls[4] = 'n';
+      if (o.delay_ms < 0) nulls[5] = 'n';
+      if (o.key_version <= 0) nulls[6] = 'n';
+      Execute(plan, values, nulls, SPI_OK_UPDATE);
     }
     for (const auto& [name, u] : updates) {
       Oid types[4] = {TEXTOID, TEXTOID, TEXTOID, INT4OID};
