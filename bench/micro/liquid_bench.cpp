@@ -84,3 +84,7 @@ void BM_LiquidRenderFilters(benchmark::State& state) {
 BENCHMARK(BM_LiquidRenderFilters);
 
 }  // namespace
+
+// Why here: CMake links micro_bench against benchmark::benchmark (no
+// benchmark_main), so exactly one bench/micro file must define main().
+BENCHMARK_MAIN();
