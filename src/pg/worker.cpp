@@ -282,6 +282,7 @@ void hyperline_worker_main(Datum) {
   BackgroundWorkerHandle* handle = nullptr;
   TimestampTz next_start = 0;
   bool said_waiting = false;
+  bool said_no_slot = false;
   while (!ShutdownRequestPending) {
     if (ConfigReloadPending) {
       ConfigReloadPending = false;
@@ -300,10 +301,14 @@ void hyperline_worker_main(Datum) {
       if (DatabaseExists(dbname)) {
         handle = StartDeliveryWorker(dbname);
         if (handle == nullptr) {
-          ereport(LOG, (errmsg("pg_hyperline: could not start the delivery worker"),
-                        errhint("Raise max_worker_processes.")));
+          if (!said_no_slot) {
+            ereport(WARNING, (errmsg("pg_hyperline: could not start the delivery worker"),
+                              errhint("Raise max_worker_processes.")));
+            said_no_slot = true;
+          }
           next_start = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kRestartDelayMs);
         } else {
+          said_no_slot = false;
           pgstat_report_activity(STATE_RUNNING, "launcher: delivery worker running");
         }
         said_waiting = false;
