@@ -1,7 +1,7 @@
 // payload_template.cpp: JSON-with-Liquid payloads (see payload_template.hpp).
 #include "core/payload_template.hpp"
 
-#include <nlohmann/json.hpp>
+#include "core/json_check.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -160,17 +160,6 @@ bool InsideString(const std::vector<std::pair<size_t, size_t>>& strings, size_t 
   return offset >= it->first && offset < it->second;
 }
 
-// Turns a nlohmann parse error into "line L, column C: what".
-std::string DescribeJsonError(const nlohmann::json::parse_error& e, std::string_view text,
-                              int& line, int& column) {
-  size_t byte = e.byte > 0 ? e.byte - 1 : 0;
-  LineColumn(text, std::min(byte, text.size()), line, column);
-  std::string what = e.what();
-  size_t colon = what.find(": ", what.find("column"));
-  std::string reason = colon == std::string::npos ? what : what.substr(colon + 2);
-  return "line " + std::to_string(line) + ", column " + std::to_string(column) + ": " + reason;
-}
-
 // Sink that writes JSON: escaped text inside strings, typed values elsewhere.
 class JsonSink : public liquid::Sink {
  public:
@@ -200,17 +189,6 @@ class JsonSink : public liquid::Sink {
   std::string& out_;
   std::string scratch_;
 };
-
-const char* JsonTypeName(const nlohmann::json& j) {
-  switch (j.type()) {
-    case nlohmann::json::value_t::object: return "an object";
-    case nlohmann::json::value_t::array: return "an array";
-    case nlohmann::json::value_t::string: return "a string";
-    case nlohmann::json::value_t::boolean: return "a boolean";
-    case nlohmann::json::value_t::null: return "null";
-    default: return "a number";
-  }
-}
 
 }  // namespace
 
@@ -242,14 +220,14 @@ std::unique_ptr<PayloadTemplate> PayloadTemplate::Compile(std::string_view sourc
   // Without tags in the JSON structure the skeleton must itself be JSON, so
   // syntax errors are reported against the template's own lines and columns.
   if (!scan.structural_tags) {
-    try {
-      nlohmann::json parsed = nlohmann::json::parse(scan.skeleton);
-      (void)parsed;
-    } catch (const nlohmann::json::parse_error& e) {
+    JsonCheckResult r = CheckJsonSyntax(scan.skeleton);
+    if (!r.ok) {
       int line = 0;
       int column = 0;
-      std::string where = DescribeJsonError(e, scan.skeleton, line, column);
-      throw PayloadError("payload template is not valid JSON at " + where, line, column);
+      LineColumn(scan.skeleton, r.offset, line, column);
+      throw PayloadError("payload template is not valid JSON at line " + std::to_string(line) +
+                             ", column " + std::to_string(column) + ": " + r.reason,
+                         line, column);
     }
   }
   return result;
@@ -299,71 +277,80 @@ void RemoveTrailingCommas(std::string& json) {
 }
 
 std::string JsonSyntaxError(std::string_view json) {
-  if (nlohmann::json::accept(json)) return "";
-  try {
-    nlohmann::json parsed = nlohmann::json::parse(json);
-    (void)parsed;
-  } catch (const nlohmann::json::parse_error& e) {
-    int line = 0;
-    int column = 0;
-    return "the rendered payload is not valid JSON at " + DescribeJsonError(e, json, line, column);
+  JsonCheckResult r = CheckJsonSyntax(json);
+  if (r.ok) return "";
+  int line = 0;
+  int column = 0;
+  LineColumn(json, r.offset, line, column);
+  return "the rendered payload is not valid JSON at line " + std::to_string(line) + ", column " +
+         std::to_string(column) + ": " + r.reason;
+}
+
+const char* KindName(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::Object: return "an object";
+    case Value::Kind::Array: return "an array";
+    case Value::Kind::String: return "a string";
+    case Value::Kind::Bool: return "a boolean";
+    case Value::Kind::Nil: return "null";
+    default: return "a number";
   }
-  return "the rendered payload is not valid JSON";
 }
 
 EventShapeReport CheckEventShape(std::string_view text) {
   EventShapeReport report;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    int line = 0;
-    int column = 0;
-    report.errors.push_back("the rendered payload is not valid JSON at " +
-                            DescribeJsonError(e, text, line, column));
+  std::string syntax = JsonSyntaxError(text);
+  if (!syntax.empty()) {
+    report.errors.push_back(syntax);
     return report;
   }
-  if (!j.is_object()) {
-    report.errors.push_back(std::string("the payload must be a JSON object, not ") +
-                            JsonTypeName(j));
+  Value j;
+  try {
+    j = ParseJsonValue(text);
+  } catch (const std::invalid_argument& e) {
+    report.errors.push_back(std::string("the rendered payload cannot be read: ") + e.what());
+    return report;
+  }
+  if (j.kind() != Value::Kind::Object) {
+    report.errors.push_back(std::string("the payload must be a JSON object, not ") + KindName(j));
     return report;
   }
   for (const char* key : {"customer_id", "event_type", "timestamp"}) {
-    if (!j.contains(key)) {
+    if (j.Find(key) == nullptr) {
       report.errors.push_back(std::string("the payload has no \"") + key +
                               "\" (Hyperline requires customer_id, event_type, timestamp and "
                               "record.id)");
     }
   }
-  auto rec = j.find("record");
-  if (rec == j.end()) {
+  const Value* rec = j.Find("record");
+  if (rec == nullptr) {
     report.errors.push_back(
         "the payload has no \"record\" object (Hyperline requires record.id, the event's "
         "idempotency key)");
-  } else if (!rec->is_object()) {
+  } else if (rec->kind() != Value::Kind::Object) {
     report.errors.push_back(std::string("\"record\" must be a JSON object, not ") +
-                            JsonTypeName(*rec));
+                            KindName(*rec));
   } else {
-    if (!rec->contains("id")) {
+    if (rec->Find("id") == nullptr) {
       report.errors.push_back(
           "the payload has no \"record.id\" (Hyperline requires it: it makes delivery "
           "idempotent)");
     }
-    for (auto it = rec->begin(); it != rec->end(); ++it) {
-      if (it->is_object()) {
-        report.warnings.push_back("record." + it.key() +
+    for (const auto& [key, value] : rec->as_object()) {
+      if (value.kind() == Value::Kind::Object) {
+        report.warnings.push_back("record." + key +
                                   " is an object; Hyperline rejects objects inside record");
-      } else if (it->is_array() &&
-                 std::any_of(it->begin(), it->end(), [](const auto& e) { return e.is_object(); })) {
-        report.warnings.push_back("record." + it.key() +
-                                  " is an array of objects; Hyperline rejects those");
+      } else if (value.kind() == Value::Kind::Array &&
+                 std::any_of(value.as_array().begin(), value.as_array().end(),
+                             [](const Value& e) { return e.kind() == Value::Kind::Object; })) {
+        report.warnings.push_back("record." + key + " is an array of objects; Hyperline rejects those");
       }
     }
   }
   for (const char* key : {"customer_id", "event_type"}) {
-    auto f = j.find(key);
-    if (f != j.end() && !f->is_string()) {
-      report.warnings.push_back(std::string("\"") + key + "\" renders as " + JsonTypeName(*f) +
+    const Value* f = j.Find(key);
+    if (f != nullptr && f->kind() != Value::Kind::String) {
+      report.warnings.push_back(std::string("\"") + key + "\" renders as " + KindName(*f) +
                                 "; Hyperline expects a string (quote the placeholder)");
     }
   }

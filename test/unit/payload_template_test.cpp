@@ -1,6 +1,8 @@
 // Unit tests for the JSON-with-Liquid payload layer (src/core/payload_template).
 #include "core/payload_template.hpp"
 
+#include "core/json_check.hpp"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -135,6 +137,40 @@ TEST(EventShape, SyntaxErrorHasPosition) {
   auto r = CheckEventShape("{\"a\": 1,\n \"b\" 2}");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_NE(r.errors[0].find("line 2"), std::string::npos) << r.errors[0];
+}
+
+// Found by payload_fuzz: a number beyond double range made the JSON check throw.
+TEST(PayloadTemplate, HugeNumberLiteralsAreValidJson) {
+  std::string out = Render(R"({"a": 1e999, "b": {{ row.x }}})", {{"x", Value::Int(1)}});
+  EXPECT_EQ(JsonSyntaxError(out), "");
+}
+
+TEST(JsonCheck, AcceptsValidJson) {
+  for (const char* ok : {"{}", "[]", " 1 ", "-0.5e+10", "\"a\\u00e9\\n\"", "true", "null",
+                         R"({"a": [1, {"b": [true, false, null]}, "x"], "c": {}})"}) {
+    EXPECT_TRUE(CheckJsonSyntax(ok).ok) << ok;
+  }
+}
+
+TEST(JsonCheck, RejectsInvalidJsonWithOffset) {
+  struct Case {
+    const char* text;
+    size_t offset;
+  };
+  for (Case c : {Case{"{\"a\" 1}", 5}, Case{"[1,]", 3}, Case{"{\"a\": 1,}", 8}, Case{"01", 1},
+                 Case{"\"a\nb\"", 2}, Case{"[1] 2", 4}, Case{"{\"a\": tru}", 6}, Case{"", 0},
+                 Case{"\"\\x\"", 2}}) {
+    JsonCheckResult r = CheckJsonSyntax(c.text);
+    EXPECT_FALSE(r.ok) << c.text;
+    EXPECT_EQ(r.offset, c.offset) << c.text << ": " << (r.reason ? r.reason : "");
+  }
+}
+
+TEST(JsonCheck, DeepNestingIsAnErrorNotACrash) {
+  std::string deep(100000, '[');
+  EXPECT_FALSE(CheckJsonSyntax(deep).ok);
+  std::string fine = std::string(100, '[') + std::string(100, ']');
+  EXPECT_TRUE(CheckJsonSyntax(fine).ok);
 }
 
 TEST(RemoveTrailingCommas, KeepsStringsIntact) {
