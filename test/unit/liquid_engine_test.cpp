@@ -272,6 +272,9 @@ TEST(LiquidEngine, FuzzRegressions) {
   // A parsed date far in the future overflowed the microsecond arithmetic.
   EXPECT_EQ(R("{{ \"March 28nd604116\" | date: \"%s\" }}"), "March 28nd604116");
   EXPECT_EQ(R("{{ \"March 28 199999\" | date: \"%Y\" }}"), "199999");
+  // A huge digit count for round was converted from double to int64 unchecked.
+  EXPECT_EQ(R("{{ 02.5 | divided_by: 3 | round: 25942762441546108467 }}"), "0.8333333333333334");
+  EXPECT_EQ(R("{{ 2.5 | round: -25942762441546108467 }}"), "0");
 }
 
 TEST(LiquidEngine, DeepContextValuesFailCleanly) {

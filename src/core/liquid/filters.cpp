@@ -275,7 +275,14 @@ Value FCeil(FilterArgs& fa) { return RoundLike(fa, 1); }
 Value FRound(FilterArgs& fa) {
   Num a = ToNumber(fa.input);
   Num nd = ToNumber(Arg(fa, 0));
-  int64_t digits = nd.t == Num::T::Int ? nd.i : static_cast<int64_t>(AsDouble(nd));
+  int64_t digits;
+  if (nd.t == Num::T::Int) {
+    digits = nd.i;
+  } else {
+    // Clamp before converting: a huge or NaN digit count must not overflow int64.
+    double d = AsDouble(nd);
+    digits = std::isnan(d) ? 0 : d > 40 ? 40 : d < -40 ? -40 : static_cast<int64_t>(d);
+  }
   digits = std::max<int64_t>(-40, std::min<int64_t>(40, digits));
   if (a.t == Num::T::Int) {
     if (digits >= 0) return Value::Int(a.i);
