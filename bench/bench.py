@@ -211,8 +211,8 @@ def summarize_mem(samples, before=None, after=None):
         out["anon_before"] = mb(before.get("RssAnon", 0))
     if after:
         out["anon_after"] = mb(after.get("RssAnon", 0))
-    out["timeline"] = [[s["t"], mb(s.get("RssAnon", 0)), mb(s.get("VmRSS", 0))]
-                       for s in samples[:: max(1, n // 60)]]
+    out["timeline"] = [[s["t"], mb(s.get("RssAnon", 0)), mb(s.get("VmRSS", 0))] + (
+        [s["received"]] if "received" in s else []) for s in samples[:: max(1, n // 60)]]
     return out
 
 
@@ -460,7 +460,15 @@ def drain_once(c, batch, n, through_model=False, profile_to=None):
     result["backlog_bytes"] = int(c.value("SELECT pg_total_relation_size('hyperline.outbox')"))
     MOCK.reset()
     wpid = worker_pid(c)
-    sampler = Sampler(wpid, period=0.1)
+    side = Mock(MOCK_URL)  # the sampler's own connections (neither client is thread-safe)
+    side_db = connect()
+
+    def extra():
+        act = side_db.query("SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU'), query "
+                            "FROM pg_stat_activity WHERE pid = %d" % wpid)
+        return {"received": side.stats()["events_received"],
+                "activity": "%s (%s)" % (act[0][1], act[0][0]) if act else "?"}
+    sampler = Sampler(wpid, period=0.05, extra=extra)
     perf = None
     if profile_to:
         perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-o", profile_to,
@@ -473,6 +481,14 @@ def drain_once(c, batch, n, through_model=False, profile_to=None):
     ok, got = wait_drained(c, n, t0)
     t1 = time.time()
     samples = sampler.stop()
+    side_db.close()
+    acts = {}
+    for smp in samples:
+        if "activity" in smp:
+            acts[smp["activity"]] = acts.get(smp["activity"], 0) + 1
+    total = sum(acts.values()) or 1
+    result["worker_activity"] = dict(sorted(((k, round(100.0 * v / total, 1)) for k, v in acts.items()),
+                                            key=lambda kv: -kv[1]))
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait()
@@ -538,26 +554,36 @@ def bench_latency(c):
     MOCK.reset()
     worker_pid(c)
     time.sleep(1.0)
-    loader = connect()
+    # Two loader sessions take turns (even/odd events) so that one slow fsync does
+    # not hold back the next event: the offered rate stays a steady LAT_RATE.
     period = 1.0 / LAT_RATE
     commit_ms, stmt_ms = {}, []
-    start = time.time() + 0.1
-    behind = 0
-    for i in range(n):
-        due = start + i * period
-        now = time.time()
-        if due > now:
-            time.sleep(due - now)
-        elif now - due > period:
-            behind += 1
-        t = time.time()
-        loader.command("INSERT INTO bench.usage_lat VALUES ('lat_%d', 'cus_%d', 'api_call', now(), %d, true)"
-                       % (i, i % 100, i))
-        done = time.time()
-        commit_ms["lat_%d" % i] = done * 1000.0
-        stmt_ms.append((done - t) * 1000.0)
+    start = time.time() + 0.2
+    behind = [0]
+
+    def load(parity):
+        loader = connect()
+        for i in range(parity, n, 2):
+            due = start + i * period
+            now = time.time()
+            if due > now:
+                time.sleep(due - now)
+            elif now - due > 2 * period:
+                behind[0] += 1
+            t = time.time()
+            loader.command("INSERT INTO bench.usage_lat VALUES ('lat_%d', 'cus_%d', 'api_call', now(), %d, true)"
+                           % (i, i % 100, i))
+            done = time.time()
+            commit_ms["lat_%d" % i] = done * 1000.0
+            stmt_ms.append((done - t) * 1000.0)
+        loader.close()
+    threads = [threading.Thread(target=load, args=(p,)) for p in (0, 1)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
     elapsed = time.time() - start
-    loader.close()
+    behind = behind[0]
     ok, _ = wait_drained(c, n, time.time(), timeout_idle=30)
     created = dict((r[0], float(r[1])) for r in c.query(
         "SELECT event_key, extract(epoch FROM created_at) * 1000 FROM hyperline.outbox WHERE model = 'lat'"))

@@ -165,6 +165,13 @@ def table(r):
                          w["anon_at"]["10%"], w["anon_at"]["50%"], w["anon_at"]["100%"],
                          bm.get("anon_before"), bm.get("peak_RssAnon"), bm.get("anon_after"),
                          bp.get("anon_before"), bp.get("peak_RssAnon"), bp.get("anon_after")))
+    for x in d.get("runs", []):
+        acts = x.get("worker_activity")
+        if acts and x["batch_size"] in (1, 1000):
+            lines.append("")
+            lines.append("Worker activity during the batch_size %d drain (share of 50 ms samples of "
+                         "`pg_stat_activity`): %s." % (x["batch_size"], ", ".join(
+                             "%s %.0f %%" % (k.replace("|", "/"), v) for k, v in list(acts.items())[:8])))
     u = r.get("upkeep", {})
     if "per_cycle" in u:
         lines.append("")
@@ -208,32 +215,39 @@ def chart(r, path):
     with open(os.path.join(tmp, "drain.dat"), "w") as f:
         for x in d.get("runs", []):
             f.write("%d %d\n" % (x["batch_size"], x["events_per_s"]))
-    script = """
-set terminal pngcairo size 1100,460 font "sans,10"
+    head = """
+set terminal pngcairo size %(w)d,460 font "sans,10"
 set output '%(out)s'
-set multiplot layout 1,2 title "pg\\\\_hyperline benchmarks (%(cores)s cores, %(when)s)"
+set multiplot layout 1,%(panels)d title "pg\\\\_hyperline benchmarks (%(cores)s cores, %(when)s)"
 set style fill solid 0.8 border -1
 set boxwidth 0.6
 set grid ytics
 set yrange [0:*]
+"""
+    write_panel = """
 set title "Write path: cost per inserted row (%(rows)s-row INSERT ... SELECT)"
 set ylabel "microseconds per row"
-set xtics rotate by 0
 plot '%(tmp)s/write.dat' using 1:3:xtic(2) with boxes lc rgb "#4C72B0" notitle, \\
      '' using 1:3:(sprintf("%%.2f", $3)) with labels offset 0,0.7 notitle
+"""
+    drain_panel = """
 set title "Drain to hyperline-mock (loopback)"
 set logscale x
 set xrange [0.7:8000]
 set ylabel "events per second"
+set yrange [0:60000<*]
 set xlabel "destination batch\\\\_size"
 set format y "%%.0s%%c"
 plot '%(tmp)s/drain.dat' using 1:2 with linespoints lw 2 pt 7 lc rgb "#DD8452" notitle, \\
      '' using 1:2:(sprintf("%%d", $2)) with labels offset 0,1 notitle, \\
      50000 with lines dt 2 lc rgb "gray" title "target at 1000: 50k/s", \\
      5000 with lines dt 3 lc rgb "gray" title "target at 1: 5k/s"
-unset multiplot
-""" % {"out": path, "tmp": tmp, "cores": r.get("meta", {}).get("cores", "?"),
-       "when": r.get("meta", {}).get("started", ""), "rows": fmt(b.get("rows"))}
+"""
+    panels = ([write_panel] if "variants" in b else []) + ([drain_panel] if d.get("runs") else [])
+    params = {"out": path, "tmp": tmp, "cores": r.get("meta", {}).get("cores", "?"),
+              "when": r.get("meta", {}).get("started", ""), "rows": fmt(b.get("rows")),
+              "panels": len(panels), "w": 550 * len(panels)}
+    script = (head + "".join(panels) + "unset multiplot\n") % params
     res = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     shutil.rmtree(tmp, ignore_errors=True)
     if res.returncode != 0:

@@ -52,6 +52,11 @@ fi
 MOCK_BIN="$BUILD_DIR/hyperline-mock"
 [[ -x "$MOCK_BIN" ]] || { echo "bench/run.sh: $MOCK_BIN missing (build failed?)" >&2; exit 1; }
 
+# perf finds symbols by build id even if someone reinstalls the library mid-run.
+if command -v perf >/dev/null; then
+  perf buildid-cache --add "$("$PGBIN/pg_config" --pkglibdir)/pg_hyperline.so" 2>/dev/null || true
+fi
+
 # --- throwaway cluster and mock ----------------------------------------------
 WORK="$(mktemp -d /tmp/hyperline-bench.XXXXXX)"
 chown postgres: "$WORK"
@@ -104,7 +109,8 @@ EOF
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 runuser -u postgres -- "$PGBIN/createdb" -h "$WORK" -p "$PORT" bench
 
-"$MOCK_BIN" --port 0 --port-file "$WORK/mock.port" --api-key "$API_KEY" --quiet &
+"$MOCK_BIN" --port 0 --port-file "$WORK/mock.port" --api-key "$API_KEY" --quiet \
+  </dev/null >"$WORK/mock.log" 2>&1 &
 MOCK_PID=$!
 for _ in $(seq 100); do [[ -s "$WORK/mock.port" ]] && break; sleep 0.05; done
 [[ -s "$WORK/mock.port" ]] || { echo "bench/run.sh: hyperline-mock did not start" >&2; exit 1; }
