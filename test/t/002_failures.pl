@@ -98,6 +98,19 @@ is(q1("SELECT string_agg(DISTINCT status || '/' || attempts, ',') FROM hyperline
 like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'n1'"),
 	qr/connect/i, 'last_error is the connection error');
 
+# Plain http to a non-loopback host: accepted at creation by a superuser who
+# SET hyperline.allow_http, but the worker (allow_http off) re-checks at send
+# time and refuses.
+$node->safe_psql('postgres', q{
+	SET hyperline.allow_http = on;
+	SELECT hyperline.create_destination('remote', 'test_key', 'http://hyperline.invalid');});
+insert_events($node, 1, prefix => 'h', destination => 'remote');
+wait_drained($node);
+is(q1("SELECT status || '/' || attempts FROM hyperline.outbox WHERE event_key = 'h1'"),
+	'failed/4', 'plain http to a remote host is refused at send time');
+like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'h1'"),
+	qr/plain http is refused/, 'with a clear reason');
+
 # Rate limit: 4 requests per second, burst 4: 12 single-event requests need >= 2 s.
 q1("SELECT hyperline.create_destination('slow', 'test_key', '$mock->{url}', batch_size => 1, max_requests_per_second => 4)");
 insert_events($node, 12, prefix => 'rl', destination => 'slow');
