@@ -45,7 +45,7 @@ namespace {
 void AppendInt(int64_t i, std::string& out) {
   char buf[24];
   auto res = std::to_chars(buf, buf + sizeof(buf), i);
-  out.append(buf, res.ptr);
+  out.append(buf, static_cast<size_t>(res.ptr - buf));
 }
 
 // Appends `n` as at least `width` digits, zero padded.
@@ -57,7 +57,7 @@ void AppendPadded(int64_t n, int width, std::string& out) {
   int len = static_cast<int>(res.ptr - buf);
   if (neg) out.push_back('-');
   for (int i = len; i < width; ++i) out.push_back('0');
-  out.append(buf, res.ptr);
+  out.append(buf, static_cast<size_t>(res.ptr - buf));
 }
 
 // Why: values are trees printed recursively; a value built elsewhere (e.g. from a
@@ -401,7 +401,7 @@ void AppendJsonValueAt(const Value& v, std::string& out, int depth) {
       }
       char buf[40];
       auto res = std::to_chars(buf, buf + sizeof(buf), d);
-      out.append(buf, res.ptr);
+      out.append(buf, static_cast<size_t>(res.ptr - buf));
       return;
     }
     case Value::Kind::Decimal: {
