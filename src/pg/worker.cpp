@@ -11,6 +11,7 @@
 //   record outcomes → claim due rows → start requests → wait for answers,
 // woken by the latch (a commit that wrote outbox rows) or every
 // hyperline.poll_interval_ms.
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -49,12 +50,13 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr int kRestartDelayMs = 5000;     // after the delivery worker exits
-constexpr int kPurgeIntervalMs = 10000;   // how often delivered rows are purged
-constexpr int kRecordDelayMs = 20;        // outcomes wait at most this long
-constexpr size_t kRecordBatch = 2000;     // ... or until this many have come
-constexpr int kErrorPauseMs = 1000;       // after an error, before trying again
-constexpr int kSameErrorQuietMs = 60000;  // the same warning at most once a minute
+constexpr int kRestartDelayMs = 5000;         // after the delivery worker exits
+constexpr int kPurgeIntervalMs = 10000;       // how often delivered rows are purged ...
+constexpr int kIdlePurgeIntervalMs = 300000;  // ... at most, when the last purge found none
+constexpr int kRecordDelayMs = 20;            // outcomes wait at most this long
+constexpr size_t kRecordBatch = 2000;         // ... or until this many have come
+constexpr int kErrorPauseMs = 1000;           // after an error, before trying again
+constexpr int kSameErrorQuietMs = 60000;      // the same warning at most once a minute
 
 // Reports what the worker does in pg_stat_activity (only when it changes).
 void ReportActivity(const char* what) {
@@ -118,6 +120,8 @@ void RunDelivery() {
     if (ReloadIfRequested()) {
       d.OnSettingsChanged();
       wake_pending = true;
+      // The retention may have changed: purge soon rather than after a backoff.
+      next_purge = std::min(next_purge, SteadyClock::now() + milliseconds(1000));
     }
     if (MyLatch->is_set) {
       ResetLatch(MyLatch);
@@ -164,8 +168,14 @@ void RunDelivery() {
       milliseconds rate_wait = d.StartJobs();
       if (now >= next_purge && d.InFlight() == 0) {
         ReportActivity("purging delivered events");
-        d.TxnPurge();
-        next_purge = SteadyClock::now() + milliseconds(kPurgeIntervalMs);
+        // Why back off: finding nothing to purge still reads the outbox; with
+        // a long retention there is rarely anything, so look less often.
+        long interval = kPurgeIntervalMs;
+        if (d.TxnPurge() == 0) {
+          interval = std::clamp<long>(static_cast<long>(guc_delivered_retention_s) * 250L,
+                                      kPurgeIntervalMs, kIdlePurgeIntervalMs);
+        }
+        next_purge = SteadyClock::now() + milliseconds(interval);
       }
 
       // Wait for the next thing to do.
