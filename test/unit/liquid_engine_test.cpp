@@ -111,6 +111,18 @@ TEST(LiquidEngine, ParseErrorsHaveLineColumnAndToken) {
   } catch (const ParseError& e) {
     EXPECT_NE(std::string(e.what()).find("nosuchfilter"), std::string::npos);
   }
+  try {
+    Template::Parse("{{ a | upcse }}{% assing x = 1 %}");
+    FAIL() << "no error";
+  } catch (const ParseError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'upcase'"), std::string::npos) << e.what();
+  }
+  try {
+    Template::Parse("{% assing x = 1 %}");
+    FAIL() << "no error";
+  } catch (const ParseError& e) {
+    EXPECT_NE(std::string(e.what()).find("did you mean 'assign'"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(Template::Parse("{{ a "), ParseError);
   EXPECT_THROW(Template::Parse("{% if a %}"), ParseError);
   EXPECT_THROW(Template::Parse("{% foo %}"), ParseError);

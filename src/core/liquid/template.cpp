@@ -1053,7 +1053,14 @@ class Parser {
     if (n == "else" || n == "elsif" || n == "when" || n.rfind("end", 0) == 0) {
       Fail("unexpected tag '" + std::string(n) + "'", t);
     }
-    Fail("unknown tag '" + std::string(n) + "'", t);
+    static const std::vector<std::string_view> kTags = {
+        "assign", "capture", "case",     "comment", "cycle",     "decrement",
+        "doc",    "echo",    "for",      "if",      "ifchanged", "increment",
+        "liquid", "raw",     "tablerow", "unless",  "break",     "continue"};
+    std::string hint = ClosestName(n, kTags);
+    Fail("unknown tag '" + std::string(n) + "'" +
+             (hint.empty() ? std::string() : " (did you mean '" + hint + "'?)"),
+         t);
   }
 
   void ParseAssign(const Token& t, Body& body) {
@@ -1464,7 +1471,10 @@ class Parser {
       int min_args = 0, max_args = 0;
       f.fn = FindFilter(f.name, min_args, max_args);
       if (!f.fn) {
-        err_.Fail("unknown filter '" + f.name + "'", name.offset, name.text);
+        std::string hint = SuggestFilter(f.name);
+        err_.Fail("unknown filter '" + f.name + "'" +
+                      (hint.empty() ? std::string() : " (did you mean '" + hint + "'?)"),
+                  name.offset, name.text);
       }
       int n = static_cast<int>(f.args.size());
       if (n < min_args || n > max_args) {
