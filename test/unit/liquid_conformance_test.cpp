@@ -34,6 +34,11 @@ const Case kCases[] = {
      R"({"s": "hello"})", "hohé"},
     {"hash first pair", "{{ h.first | join: '#' }}|{{ h.last }}", R"({"h": {"a": 1, "b": 2}})",
      "a#1|"},
+    {"unicode case",
+     "{{ 'élan Ærø ŁÓDŹ ß' | upcase }}|{{ 'ÉLAN ΑΒΓ ДОМ Ÿ' | downcase }}|"
+     "{{ 'école' | capitalize }}",
+     "{}", "ÉLAN ÆRØ ŁÓDŹ SS|élan αβγ дом ÿ|École"},
+    {"case keeps invalid bytes", "{{ s | upcase }}", R"({"s": "a\u00e9b"})", "AÉB"},
     {"squish", "{{ \" \n\tHello  \n World!  \" | squish }}|{{ 5 | squish }}", "{}",
      "Hello World!|5"},
     {"range slice", "{{ (1..5) | slice: 1, 3 }}", "{}", "..5"},

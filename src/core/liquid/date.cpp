@@ -109,7 +109,7 @@ std::string Strftime(int64_t micros, std::string_view format) {
         swapcase = true;
     }
     int width = -1;
-    while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
+    while (i < format.size() && AsciiDigit(format[i])) {
       width = (width < 0 ? 0 : width) * 10 + (format[i] - '0');
       if (width > 1024) width = 1024;  // why: no format may allocate unbounded memory
       ++i;
@@ -303,13 +303,12 @@ std::string Strftime(int64_t micros, std::string_view format) {
         continue;
     }
     if (upcase) {
-      for (char& ch : body) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      for (char& ch : body) ch = static_cast<char>(AsciiUpper(ch));
     } else if (swapcase) {
       bool all_upper = true;
-      for (char ch : body) all_upper = all_upper && !std::islower(static_cast<unsigned char>(ch));
+      for (char ch : body) all_upper = all_upper && !AsciiIsLower(ch);
       for (char& ch : body) {
-        ch = static_cast<char>(all_upper ? std::tolower(static_cast<unsigned char>(ch))
-                                         : std::toupper(static_cast<unsigned char>(ch)));
+        ch = static_cast<char>(all_upper ? AsciiLower(ch) : AsciiUpper(ch));
       }
     }
     // Ruby: `-` suppresses padding even when a width is given.
@@ -325,7 +324,7 @@ namespace {
 int MonthFromWord(const std::string& w) {
   for (int m = 0; m < 12; ++m) {
     std::string name = kMonths[m];
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : name) c = static_cast<char>(AsciiLower(c));
     if (w == name || w == name.substr(0, 3) || (w == "sept" && m == 8)) return m + 1;
   }
   return 0;
@@ -335,7 +334,7 @@ int MonthFromWord(const std::string& w) {
 
 bool ParseDateTime(std::string_view input, int64_t& micros) {
   std::string s(input);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s) c = static_cast<char>(AsciiLower(c));
   if (s.size() > 200) return false;
   int64_t year = INT64_MIN;
   int mon = 0, day = 0, hour = 0, min = 0, sec = 0, usec = 0;
@@ -348,7 +347,7 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
   auto digits_at = [&](size_t p, size_t& len) {
     len = 0;
     int64_t v = 0;
-    while (p + len < n && std::isdigit(static_cast<unsigned char>(s[p + len])) && len < 12) {
+    while (p + len < n && AsciiDigit(s[p + len]) && len < 12) {
       v = v * 10 + (s[p + len] - '0');
       ++len;
     }
@@ -356,7 +355,7 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
   };
   while (i < n) {
     char c = s[i];
-    if (std::isdigit(static_cast<unsigned char>(c))) {
+    if (AsciiDigit(c)) {
       size_t len;
       int64_t v = digits_at(i, len);
       size_t j = i + len;
@@ -424,7 +423,7 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
       }
       continue;
     }
-    if ((c == '+' || c == '-') && i + 1 < n && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
+    if ((c == '+' || c == '-') && i + 1 < n && AsciiDigit(s[i + 1]) &&
         (have_date || !loose.empty())) {
       size_t len;
       int64_t v = digits_at(i + 1, len);
@@ -447,9 +446,9 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
       i = k;
       continue;
     }
-    if (std::isalpha(static_cast<unsigned char>(c))) {
+    if (AsciiAlpha(c)) {
       size_t j = i;
-      while (j < n && std::isalpha(static_cast<unsigned char>(s[j]))) ++j;
+      while (j < n && AsciiAlpha(s[j])) ++j;
       std::string w = s.substr(i, j - i);
       int m = MonthFromWord(w);
       if (m && !mon) {
@@ -461,7 +460,7 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
         bool weekday = false;
         for (const char* d : kDays) {
           std::string dn = d;
-          for (char& ch : dn) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+          for (char& ch : dn) ch = static_cast<char>(AsciiLower(ch));
           if (w == dn || w == dn.substr(0, 3)) weekday = true;
         }
         if (!weekday) return false;

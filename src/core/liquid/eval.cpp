@@ -238,8 +238,7 @@ int64_t ToInteger(const Value& v, const char* what) {
         size_t i = (t[0] == '-' || t[0] == '+') ? 1 : 0;
         bool ok = i < t.size();
         for (size_t k = i; k < t.size(); ++k)
-          ok = ok && (std::isdigit(static_cast<unsigned char>(t[k])) ||
-                      (t[k] == '_' && k > i && k + 1 < t.size()));
+          ok = ok && (AsciiDigit(t[k]) || (t[k] == '_' && k > i && k + 1 < t.size()));
         if (ok) {
           t.erase(std::remove(t.begin(), t.end(), '_'), t.end());
           errno = 0;
@@ -279,10 +278,10 @@ int64_t RangeBound(const Value& v, const char* what) {
   if (v.kind() == Value::Kind::String) {
     const std::string& s = v.as_string();
     size_t p = 0;
-    while (p < s.size() && std::isspace(static_cast<unsigned char>(s[p]))) ++p;
+    while (p < s.size() && AsciiSpace(s[p])) ++p;
     std::string digits;
     if (p < s.size() && (s[p] == '-' || s[p] == '+')) digits.push_back(s[p++]);
-    while (p < s.size() && std::isdigit(static_cast<unsigned char>(s[p])) && digits.size() < 19) {
+    while (p < s.size() && AsciiDigit(s[p]) && digits.size() < 19) {
       digits.push_back(s[p++]);
     }
     return std::strtoll(digits.c_str(), nullptr, 10);

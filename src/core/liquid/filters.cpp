@@ -110,10 +110,10 @@ Num ToNumber(const Value& v) {
       // /\A-?\d+\.\d+\z/ -> decimal
       size_t i = t.size() && t[0] == '-' ? 1 : 0;
       size_t d1 = i;
-      while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+      while (i < t.size() && AsciiDigit(t[i])) ++i;
       if (i > d1 && i < t.size() && t[i] == '.') {
         size_t d2 = ++i;
-        while (i < t.size() && std::isdigit(static_cast<unsigned char>(t[i]))) ++i;
+        while (i < t.size() && AsciiDigit(t[i])) ++i;
         if (i > d2 && i == t.size()) return FromDecText(t, false);
       }
       // String#to_i: leading whitespace, sign, digits.
@@ -121,8 +121,7 @@ Num ToNumber(const Value& v) {
       while (p < s.size() && IsRubySpace(s[p])) ++p;
       std::string digits;
       if (p < s.size() && (s[p] == '-' || s[p] == '+')) digits.push_back(s[p++]);
-      while (p < s.size() && (std::isdigit(static_cast<unsigned char>(s[p])) ||
-                              (s[p] == '_' && digits.size() > 0))) {
+      while (p < s.size() && (AsciiDigit(s[p]) || (s[p] == '_' && digits.size() > 0))) {
         if (s[p] != '_') digits.push_back(s[p]);
         ++p;
       }
@@ -331,24 +330,119 @@ Value FAtMost(FilterArgs& fa) { return MinMax(fa, false); }
 Value FAppend(FilterArgs& fa) { return Str(fa, S(fa.input) + S(Arg(fa, 0))); }
 Value FPrepend(FilterArgs& fa) { return Str(fa, S(Arg(fa, 0)) + S(fa.input)); }
 
-Value FDowncase(FilterArgs& fa) {
-  std::string s = S(fa.input);
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return Str(fa, std::move(s));
-}
-Value FUpcase(FilterArgs& fa) {
-  std::string s = S(fa.input);
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return Str(fa, std::move(s));
-}
-Value FCapitalize(FilterArgs& fa) {
-  std::string s = S(fa.input);
-  for (size_t i = 0; i < s.size(); ++i) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    s[i] = static_cast<char>(i == 0 ? std::toupper(c) : std::tolower(c));
+// Case mapping for ASCII, Latin-1, Latin Extended-A, Greek and Cyrillic (Ruby's
+// String#upcase/downcase are Unicode-aware; these blocks cover European text).
+// Other code points and invalid UTF-8 bytes pass through unchanged.
+uint32_t UpperOf(uint32_t c) {
+  if (c < 0x80) return AsciiIsLower(static_cast<char>(c)) ? c - 32 : c;
+  if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return c - 0x20;
+  if (c == 0xFF) return 0x178;
+  if (c >= 0x100 && c <= 0x17F) {
+    if (c == 0x131) return 'I';
+    if (c == 0x17F) return 'S';
+    bool odd_lower = (c <= 0x137) || (c >= 0x14A && c <= 0x177);
+    bool even_lower = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (odd_lower && (c & 1)) return c - 1;
+    if (even_lower && !(c & 1)) return c - 1;
+    return c;
   }
-  return Str(fa, std::move(s));
+  if (c >= 0x3B1 && c <= 0x3C9) return c == 0x3C2 ? 0x3A3 : c - 0x20;
+  if (c == 0x3AC) return 0x386;
+  if (c >= 0x3AD && c <= 0x3AF) return c - 0x25;
+  if (c == 0x3CC) return 0x38C;
+  if (c == 0x3CD || c == 0x3CE) return c - 0x3F;
+  if (c >= 0x430 && c <= 0x44F) return c - 0x20;
+  if (c >= 0x450 && c <= 0x45F) return c - 0x50;
+  return c;
 }
+
+uint32_t LowerOf(uint32_t c) {
+  if (c < 0x80) return AsciiIsUpper(static_cast<char>(c)) ? c + 32 : c;
+  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
+  if (c == 0x178) return 0xFF;
+  if (c >= 0x100 && c <= 0x17F) {
+    bool even_upper = (c <= 0x137) || (c >= 0x14A && c <= 0x177);
+    bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+    if (c == 0x130) return 'i';
+    if (even_upper && !(c & 1)) return c + 1;
+    if (odd_upper && (c & 1)) return c + 1;
+    return c;
+  }
+  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 0x20;
+  if (c == 0x386) return 0x3AC;
+  if (c >= 0x388 && c <= 0x38A) return c + 0x25;
+  if (c == 0x38C) return 0x3CC;
+  if (c == 0x38E || c == 0x38F) return c + 0x3F;
+  if (c >= 0x410 && c <= 0x42F) return c + 0x20;
+  if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+  return c;
+}
+
+// Decodes the UTF-8 sequence at s[i] (2-byte forms only matter here); returns its
+// length, or 0 when the byte does not start a valid sequence.
+size_t DecodeUtf8(const std::string& s, size_t i, uint32_t& cp) {
+  unsigned char c = static_cast<unsigned char>(s[i]);
+  if (c < 0x80) {
+    cp = c;
+    return 1;
+  }
+  size_t n = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+  if (n == 0 || c > 0xF4 || i + n > s.size()) return 0;
+  cp = c & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    unsigned char cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3F);
+  }
+  return n;
+}
+
+void EncodeUtf8(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Maps each character: mode 0 lower, 1 upper, 2 capitalize (first upper, rest lower).
+std::string MapCase(const std::string& s, int mode) {
+  std::string out;
+  out.reserve(s.size());
+  bool first = true;
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    size_t n = DecodeUtf8(s, i, cp);
+    if (n == 0) {
+      out.push_back(s[i++]);
+      first = false;
+      continue;
+    }
+    bool upper = mode == 1 || (mode == 2 && first);
+    if (upper && cp == 0xDF) {
+      out += "SS";  // Ruby: "ß".upcase == "SS"
+    } else {
+      EncodeUtf8(upper ? UpperOf(cp) : LowerOf(cp), out);
+    }
+    first = false;
+    i += n;
+  }
+  return out;
+}
+
+Value FDowncase(FilterArgs& fa) { return Str(fa, MapCase(S(fa.input), 0)); }
+Value FUpcase(FilterArgs& fa) { return Str(fa, MapCase(S(fa.input), 1)); }
+Value FCapitalize(FilterArgs& fa) { return Str(fa, MapCase(S(fa.input), 2)); }
 
 Value StripImpl(FilterArgs& fa, bool left, bool right) {
   std::string s = S(fa.input);
@@ -578,11 +672,11 @@ Value FEscapeOnce(FilterArgs& fa) {
       bool entity = false;
       if (j < s.size() && s[j] == '#') {
         size_t k = j + 1;
-        while (k < s.size() && std::isdigit(static_cast<unsigned char>(s[k]))) ++k;
+        while (k < s.size() && AsciiDigit(s[k])) ++k;
         entity = k > j + 1 && k < s.size() && s[k] == ';';
       } else {
         size_t k = j;
-        while (k < s.size() && std::isalpha(static_cast<unsigned char>(s[k]))) ++k;
+        while (k < s.size() && AsciiAlpha(s[k])) ++k;
         entity = k > j && k < s.size() && s[k] == ';';
       }
       if (entity) {
@@ -600,7 +694,7 @@ Value FUrlEncode(FilterArgs& fa) {
   static const char kHex[] = "0123456789ABCDEF";
   std::string s = S(fa.input), out;
   for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '_' || c == '.' || c == '-' || c == '~') {
+    if (AsciiAlnum(c) || c == '_' || c == '.' || c == '-' || c == '~') {
       out.push_back(static_cast<char>(c));
     } else if (c == ' ') {
       out.push_back('+');
@@ -642,7 +736,7 @@ size_t IFind(const std::string& s, std::string_view needle, size_t from) {
   for (size_t i = from; i + needle.size() <= s.size(); ++i) {
     bool ok = true;
     for (size_t k = 0; k < needle.size(); ++k) {
-      if (std::tolower(static_cast<unsigned char>(s[i + k])) != needle[k]) {
+      if (AsciiLower(s[i + k]) != needle[k]) {
         ok = false;
         break;
       }
@@ -1132,7 +1226,7 @@ Value SortImpl(FilterArgs& fa, bool natural) {
     std::vector<std::string> lower(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) {
       lower[i] = S(keys[i]);
-      for (char& c : lower[i]) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (char& c : lower[i]) c = static_cast<char>(AsciiLower(c));
     }
     std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {
       bool nx = keys[x].is_nil(), ny = keys[y].is_nil();
@@ -1182,7 +1276,7 @@ Value FDate(FilterArgs& fa) {
       std::string s = in.as_string();
       if (s.empty()) return in;
       std::string lower = s;
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      for (char& c : lower) c = static_cast<char>(AsciiLower(c));
       if (lower == "now" || lower == "today") {
         micros = NowMicros();
         break;

@@ -26,7 +26,7 @@ constexpr int kMaxParseDepth = 100;
 bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
-bool IsWordChar(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+bool IsWordChar(char c) { return AsciiAlnum(c) || c == '_'; }
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
@@ -329,18 +329,15 @@ class Lexer {
         }
         l.type = Tk::String;
         i = close + 1;
-      } else if (std::isdigit(static_cast<unsigned char>(c)) ||
-                 (c == '-' && i + 1 < n &&
-                  std::isdigit(static_cast<unsigned char>(markup[i + 1])))) {
+      } else if (AsciiDigit(c) || (c == '-' && i + 1 < n && AsciiDigit(markup[i + 1]))) {
         l.type = Tk::Number;
         ++i;
-        while (i < n && std::isdigit(static_cast<unsigned char>(markup[i]))) ++i;
-        if (i + 1 < n && markup[i] == '.' &&
-            std::isdigit(static_cast<unsigned char>(markup[i + 1]))) {
+        while (i < n && AsciiDigit(markup[i])) ++i;
+        if (i + 1 < n && markup[i] == '.' && AsciiDigit(markup[i + 1])) {
           ++i;
-          while (i < n && std::isdigit(static_cast<unsigned char>(markup[i]))) ++i;
+          while (i < n && AsciiDigit(markup[i])) ++i;
         }
-      } else if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
+      } else if (AsciiAlpha(c) || c == '_') {
         l.type = Tk::Id;
         ++i;
         while (i < n && (IsWordChar(markup[i]) || markup[i] == '-')) ++i;
