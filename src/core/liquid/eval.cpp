@@ -543,7 +543,7 @@ int CompareNumbers(const Value& a, const Value& b) {
   auto to_d = [](const Value& v) {
     if (v.kind() == Value::Kind::Int) return static_cast<double>(v.as_int());
     if (v.kind() == Value::Kind::Float) return v.as_float();
-    return std::strtod(v.as_string().c_str(), nullptr);
+    return ParseDouble(v.as_string());
   };
   double p = to_d(a), q = to_d(b);
   if (std::isnan(p) || std::isnan(q)) return 2;

@@ -86,7 +86,7 @@ Num FromDecText(const std::string& s, bool integer_ok) {
     return n;
   }
   n.t = Num::T::Dbl;
-  n.f = std::strtod(s.c_str(), nullptr);
+  n.f = ParseDouble(s);
   return n;
 }
 

@@ -304,7 +304,26 @@ std::string DecToText(Dec a) {
   return out;
 }
 
-double DecToDouble(Dec a) { return std::strtod(DecToText(a).c_str(), nullptr); }
+double DecToDouble(Dec a) { return ParseDouble(DecToText(a)); }
+
+double ParseDouble(std::string_view text) {
+  bool neg = false;
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+    neg = text[0] == '-';
+    text.remove_prefix(1);
+  }
+  double d = 0;
+  auto res = std::from_chars(text.data(), text.data() + text.size(), d);
+  if (res.ec == std::errc::result_out_of_range) {
+    // Tiny when the exponent is negative, otherwise huge.
+    size_t e = text.find_first_of("eE");
+    bool tiny = e != std::string_view::npos && e + 1 < text.size() && text[e + 1] == '-';
+    d = tiny ? 0.0 : HUGE_VAL;
+  } else if (res.ec != std::errc()) {
+    d = 0;
+  }
+  return neg ? -d : d;
+}
 
 std::optional<int64_t> DecToInt64(Dec a) {
   Dec f = DecFloor(a);

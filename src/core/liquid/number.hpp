@@ -45,6 +45,9 @@ std::string DecToText(Dec a);
 double DecToDouble(Dec a);
 // Integer value if scale-0 value fits int64.
 std::optional<int64_t> DecToInt64(Dec a);
+// Parses a decimal floating-point prefix of `text` (optional sign) without
+// depending on the process locale; out-of-range values become +-inf or +-0.
+double ParseDouble(std::string_view text);
 // Appends a 128-bit integer in decimal.
 void AppendInt128(__int128 v, std::string& out);
 

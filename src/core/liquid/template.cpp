@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "core/liquid/internal.hpp"
+#include "core/liquid/number.hpp"
 
 namespace hyperline::liquid {
 
@@ -1568,7 +1569,7 @@ class Parser {
 
   static Value NumberLiteral(std::string_view text) {
     std::string s(text);
-    if (s.find('.') != std::string::npos) return Value::Float(std::strtod(s.c_str(), nullptr));
+    if (s.find('.') != std::string::npos) return Value::Float(ParseDouble(s));
     errno = 0;
     long long v = std::strtoll(s.c_str(), nullptr, 10);
     if (errno == ERANGE) return Value::Decimal(s);
