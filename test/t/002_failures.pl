@@ -49,6 +49,10 @@ is(q1("SELECT last_error IS NULL FROM hyperline.destinations WHERE name = 'hyper
 	't', 'destination last_error cleared by a success');
 
 # Connections dropped after the events were stored: resent, stored once.
+# (max_attempts raised for this part: half the requests are dropped.)
+$node->append_conf('postgresql.conf', "hyperline.max_attempts = 30\n");
+$node->reload;
+sleep 1;    # let the worker apply the SIGHUP
 mock_post($mock, '/_mock/config', { drop_rate => 0.5, drop_mode => 'after' });
 q1("SELECT hyperline.alter_destination('hyperline', batch_size => 10)");
 insert_events($node, 50, prefix => 'd');
@@ -59,6 +63,9 @@ is(q1("SELECT count(*) FROM hyperline.outbox WHERE event_key LIKE 'd%' AND statu
 is(scalar(@{ mock_get($mock, '/_mock/events?record_id__in=' . join(',', map { "d$_" } 1 .. 50)) }),
 	50, 'each event stored once at the mock');
 q1("SELECT hyperline.alter_destination('hyperline', batch_size => 100)");
+$node->append_conf('postgresql.conf', "hyperline.max_attempts = 4\n");
+$node->reload;
+sleep 1;
 
 # Retries exhausted: failed after hyperline.max_attempts.
 mock_post($mock, '/_mock/config', { fail_rate => 1, fail_status => 500 });
