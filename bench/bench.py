@@ -61,7 +61,7 @@ OLTP_SECONDS = knob("oltp_seconds", 30, 5)
 OLTP_REPS = knob("oltp_reps", 3, 2)
 MEM_N = knob("mem_n", 1_000_000, 20_000)            # the big insert, also the main drain's backlog
 # batch_size:events drained; the 1000 run is filled through the model (the memory measurement).
-DRAIN_SIZES = knob("drain_sizes", "1:200000,10:200000,100:1000000,1000:1000000,5000:1000000",
+DRAIN_SIZES = knob("drain_sizes", "1:200000,10:100000,100:300000,1000:1000000,5000:300000",
                    "1:2000,10:5000,100:20000,1000:20000,5000:20000")
 LAT_RATE = knob("lat_rate", 200, 200)
 LAT_SECONDS = knob("lat_seconds", 20, 5)
@@ -190,6 +190,23 @@ class Sampler(threading.Thread):
         self.stop_event.set()
         self.join()
         return self.samples
+
+
+def smaps_top(pid, limit=6):
+    """The mappings holding most of a process's RSS: [(MB, name)] (shared memory excluded)."""
+    rss, name = {}, None
+    try:
+        with open("/proc/%d/smaps" % pid) as f:
+            for line in f:
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    parts = line.split()
+                    name = parts[5] if len(parts) > 5 else "[anon]"
+                elif line.startswith("Rss:"):
+                    rss[name] = rss.get(name, 0) + int(line.split()[1])
+    except OSError:
+        return []
+    rss.pop("/dev/zero", None)  # the shared buffer pool
+    return [[round(v / 1024.0, 1), k] for k, v in sorted(rss.items(), key=lambda kv: -kv[1])[:limit]]
 
 
 def summarize_mem(samples, before=None, after=None):
@@ -482,6 +499,8 @@ def drain_once(c, batch, n, through_model=False, profile_to=None):
     t1 = time.time()
     samples = sampler.stop()
     side_db.close()
+    result["worker_smaps_top"] = smaps_top(wpid)
+    result["backend_rss_file_mb"] = round((proc_mem(c.pid) or {}).get("RssFile", 0) / 1024.0, 1)
     acts = {}
     for smp in samples:
         if "activity" in smp:
@@ -657,10 +676,10 @@ def bench_upkeep(c):
         ok, _ = wait_drained(c, UPKEEP_N, t0)
         drained = time.time()
         # Purging is part of the upkeep being measured: wait for it (bounded).
-        while int(c.value("SELECT count(*) FROM hyperline.outbox WHERE status = 'delivered'")) > 0:
+        while c.value("SELECT EXISTS (SELECT 1 FROM hyperline.outbox WHERE status = 'delivered')") == "t":
             if time.time() - drained > 60:
                 break
-            time.sleep(0.2)
+            time.sleep(0.5)
         purged = time.time()
         row = {"cycle": i + 1, "fill_s": round(t0 - t, 2), "drain_s": round(drained - t0, 2),
                "purge_wait_s": round(purged - drained, 2), "completed": ok,

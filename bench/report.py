@@ -165,6 +165,11 @@ def table(r):
                          w["anon_at"]["10%"], w["anon_at"]["50%"], w["anon_at"]["100%"],
                          bm.get("anon_before"), bm.get("peak_RssAnon"), bm.get("anon_after"),
                          bp.get("anon_before"), bp.get("peak_RssAnon"), bp.get("anon_after")))
+        if m.get("worker_smaps_top"):
+            lines.append("Largest private mappings of the worker at the end of the drain (MB): %s; an ordinary "
+                         "backend's RssFile for comparison: %s MB." % (
+                             ", ".join("%s %s" % (mb, os.path.basename(name)) for mb, name in m["worker_smaps_top"]),
+                             m.get("backend_rss_file_mb")))
     for x in d.get("runs", []):
         acts = x.get("worker_activity")
         if acts and x["batch_size"] in (1, 1000):
