@@ -117,6 +117,7 @@ const Case kCases[] = {
      R"({"a": [1, false]})", "F"},
     {"range equals range", "{% assign f = (1..3) %}{% if f == (1..3) %}T{% endif %}", "{}", "T"},
     {"default kwarg first", "{{ false | default: allow_false: true, 'bar' }}", "{}", "false"},
+    {"keyword argument only for default", "{{ 'a' | upcase: foo: 1 }}", "{}", nullptr},
     {"round float digits", "{{ 5.666 | round: 1.2 }} {{ 5.666 | round: 'foo' }}", "{}", "5.7 6"},
     {"replace empty pattern",
      "{{ 'ab' | replace: x, '#' }}|{{ 'ab' | replace_first: x, '#' }}|"

@@ -1474,6 +1474,11 @@ class Parser {
                       (hint.empty() ? std::string() : " (did you mean '" + hint + "'?)"),
                   name.offset, name.text);
       }
+      // Only `default` takes a keyword argument (allow_false); Ruby passes any
+      // other as an extra positional hash, which no standard filter accepts.
+      if (!f.kwargs.empty() && f.name != "default") {
+        err_.Fail("filter '" + f.name + "' takes no keyword arguments", name.offset, name.text);
+      }
       int n = static_cast<int>(f.args.size());
       if (n < min_args || n > max_args) {
         err_.Fail("filter '" + f.name + "' expects " +
