@@ -287,6 +287,16 @@ TEST(LiquidEngine, FuzzRegressions) {
   // A huge digit count for round was converted from double to int64 unchecked.
   EXPECT_EQ(R("{{ 02.5 | divided_by: 3 | round: 25942762441546108467 }}"), "0.8333333333333334");
   EXPECT_EQ(R("{{ 2.5 | round: -25942762441546108467 }}"), "0");
+  // Found by review: int64 edges in range sizes, truncate lengths and epoch seconds.
+  EXPECT_EQ(R("{% assign r = (-9223372036854775807..9223372036854775807) %}{{ r.size }}"),
+            "9223372036854775807");
+  EXPECT_EQ(R("{{ (-9223372036854775807..9223372036854775807) | size }}"), "9223372036854775807");
+  EXPECT_EQ(R("{{ 'abcdef' | truncate: -9223372036854775807 }}"), "...");
+  Context ctx;
+  ctx.Set("t", Value::Time(INT64_MIN));
+  StringSink sink;
+  Template::Parse("{{ t | date: '%s' }}")->Render(ctx, sink);
+  EXPECT_EQ(sink.out, "-9223372036855");
 }
 
 TEST(LiquidEngine, DeepContextValuesFailCleanly) {

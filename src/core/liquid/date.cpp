@@ -45,7 +45,7 @@ Tm Breakdown(int64_t micros) {
   t.sec = static_cast<int>(secs % 60);
   t.wday = static_cast<int>(((days % 7) + 11) % 7);  // 1970-01-01 was a Thursday
   t.yday = static_cast<int>(days - CivilToDays(t.year, 1, 1)) + 1;
-  t.epoch_secs = micros >= 0 ? micros / 1000000 : -((-micros + 999999) / 1000000);
+  t.epoch_secs = micros / 1000000 - (micros % 1000000 < 0 ? 1 : 0);  // floor, no negation
   return t;
 }
 

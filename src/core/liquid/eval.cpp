@@ -424,7 +424,7 @@ const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
         if (key && seg.command) {
           int64_t lo = cur->range_first(), hi = cur->range_last();
           if (*key == "size") {
-            set_temp(Value::Int(hi >= lo ? hi - lo + 1 : 0));
+            set_temp(Value::Int(RangeSize(lo, hi)));
             continue;
           }
           if (*key == "first") {

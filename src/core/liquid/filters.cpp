@@ -549,7 +549,7 @@ Value FTruncate(FilterArgs& fa) {
   int64_t nchars = static_cast<int64_t>(cs.size()) - 1;
   if (nchars <= length) return Value::String(std::move(s));
   int64_t el = static_cast<int64_t>(CharStarts(ellipsis).size()) - 1;
-  int64_t l = std::max<int64_t>(0, length - el);
+  int64_t l = length <= el ? 0 : length - el;
   return Str(fa, s.substr(0, cs[static_cast<size_t>(std::min(l, nchars))]) + ellipsis);
 }
 
@@ -897,7 +897,7 @@ Value FSize(FilterArgs& fa) {
       return Value::Int(static_cast<int64_t>(fa.input.as_object().size()));
     case K::Range: {
       int64_t lo = fa.input.range_first(), hi = fa.input.range_last();
-      return Value::Int(hi >= lo ? hi - lo + 1 : 0);
+      return Value::Int(RangeSize(lo, hi));
     }
     case K::Int:
       return Value::Int(8);

@@ -210,6 +210,12 @@ bool IsEmptyValue(const Value& v);
 bool IsBlankValue(const Value& v);
 // Ruby Integer(): converts a value to an integer or throws RenderError.
 int64_t ToInteger(const Value& v, const char* what);
+// Number of integers in lo..hi, saturating at INT64_MAX (0 when empty).
+inline int64_t RangeSize(int64_t lo, int64_t hi) {
+  if (hi < lo) return 0;
+  __int128 n = static_cast<__int128>(hi) - lo + 1;
+  return n > INT64_MAX ? INT64_MAX : static_cast<int64_t>(n);
+}
 // Materialises a Range as an Array (bounded by the loop limit).
 Value RangeToArray(const Value& r, RenderState* st);
 

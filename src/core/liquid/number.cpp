@@ -105,6 +105,8 @@ void AppendRubyFloat(double d, std::string& out) {
 }
 
 bool DoubleMatchesText(double d, std::string_view text) {
+  // A double has at most 17 significant digits; very long text is never one.
+  if (text.size() > 400) return false;
   // Normalise the text to significant digits and a decimal point position.
   std::string digits;
   int decpt = 0;
@@ -142,6 +144,7 @@ bool DoubleMatchesText(double d, std::string_view text) {
 }
 
 std::optional<Dec> ParseDec(std::string_view text) {
+  if (text.size() > 400) return std::nullopt;  // wider than 38 digits + zeros anyway
   Dec r;
   bool neg = false;
   size_t i = 0;
