@@ -42,7 +42,7 @@ constexpr int kPurgeBatch = 10000;
 
 constexpr const char* kLoadDestinationsSql =
     "SELECT d.name, d.base_url, k.api_key, d.batch_size, d.max_requests_per_second::float8,"
-    " d.timeout_ms, d.state, d.last_error, d.key_version"
+    " d.timeout_ms, d.state, d.last_error, d.key_version, d.allow_http"
     " FROM hyperline._destinations d LEFT JOIN _hyperline.api_keys k ON k.destination = d.name";
 
 // Claims due rows, oldest first, skipping rows someone else has locked, and
@@ -209,6 +209,7 @@ struct RawDestination {
   char* state;
   char* last_error;
   int32 key_version;
+  bool allow_http;
 };
 
 }  // namespace
@@ -291,6 +292,8 @@ int Delivery::TxnClaim() {
       r.state = TextOrNull(t, desc, 7);
       r.last_error = TextOrNull(t, desc, 8);
       r.key_version = DatumGetInt32(SPI_getbinval(t, desc, 9, &isnull));
+      Datum allow = SPI_getbinval(t, desc, 10, &isnull);
+      r.allow_http = !isnull && DatumGetBool(allow);
     }
   });
   if (!extension) return -1;
@@ -307,6 +310,7 @@ int Delivery::TxnClaim() {
     d.api_key = Str(r.api_key);
     d.batch_size = std::clamp(r.batch_size, 1, static_cast<int>(kMaxBatchEvents));
     d.timeout_ms = r.timeout_ms;
+    d.allow_http = r.allow_http;
     d.state = Str(r.state);
     d.has_last_error = r.last_error != nullptr;
     d.last_error = Str(r.last_error);
@@ -600,7 +604,9 @@ std::chrono::milliseconds Delivery::StartJobs() {
     req.bearer_token = dest.api_key;
     req.user_agent = kUserAgent;
     req.timeout_ms = dest.timeout_ms;
-    req.allow_http = guc_allow_http;  // re-checked at send time, not only at create
+    // Re-checked at send time, not only at create: plain http to a non-loopback
+    // host only if a superuser allowed it for this destination, or globally.
+    req.allow_http = guc_allow_http || dest.allow_http;
     job.tag = next_tag_++;
     req.tag = job.tag;
     uint64_t tag = job.tag;

@@ -40,8 +40,9 @@ struct Destination {
   int batch_size = 500;
   double max_rps = 0;  // 0: unlimited
   int timeout_ms = 10000;
-  std::string state;       // 'active' or 'unauthorized', as stored
-  std::string last_error;  // as stored
+  bool allow_http = false;  // a superuser allowed plain http to a remote host
+  std::string state;        // 'active' or 'unauthorized', as stored
+  std::string last_error;   // as stored
   bool has_last_error = false;
   int key_version = 1;
   TokenBucket bucket;

@@ -33,6 +33,7 @@ struct Target {
   std::string base_url;
   std::string api_key;
   int timeout_ms = 10000;
+  bool allow_http = false;
 };
 
 // Looks up the model's destination and key; errors if the model is unknown.
@@ -41,13 +42,14 @@ Target LoadTarget(const std::string& model) {
   char* base_url = nullptr;
   char* api_key = nullptr;
   int timeout_ms = 10000;
+  bool allow_http = false;
   bool found = false;
   PgGuard([&] {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
     Oid types[1] = {TEXTOID};
     Datum values[1] = {PointerGetDatum(cstring_to_text_with_len(model.data(), model.size()))};
     int rc = SPI_execute_with_args(
-        "SELECT d.name, d.base_url, k.api_key, d.timeout_ms FROM hyperline._models m"
+        "SELECT d.name, d.base_url, k.api_key, d.timeout_ms, d.allow_http FROM hyperline._models m"
         " JOIN hyperline._destinations d ON d.name = m.destination"
         " JOIN _hyperline.api_keys k ON k.destination = d.name WHERE m.name = $1",
         1, types, values, nullptr, true, 1);
@@ -62,11 +64,13 @@ Target LoadTarget(const std::string& model) {
       base_url = SPI_getvalue(t, desc, 2);
       api_key = SPI_getvalue(t, desc, 3);
       timeout_ms = DatumGetInt32(SPI_getbinval(t, desc, 4, &isnull));
+      Datum allow = SPI_getbinval(t, desc, 5, &isnull);
+      allow_http = !isnull && DatumGetBool(allow);
     }
     SPI_finish();
   });
   if (!found) Throw(ERRCODE_UNDEFINED_OBJECT, "model \"" + model + "\" does not exist");
-  Target t{destination, base_url, api_key, timeout_ms};
+  Target t{destination, base_url, api_key, timeout_ms, allow_http};
   PgGuard([&] {
     // Do not leave the key in backend memory longer than needed.
     memset(api_key, 0, strlen(api_key));
@@ -96,7 +100,7 @@ std::pair<int, std::string> TestDelivery(const std::string& model, const std::st
   req.bearer_token = target.api_key;
   req.user_agent = "pg_hyperline/" HYPERLINE_VERSION;
   req.timeout_ms = target.timeout_ms;
-  req.allow_http = guc_allow_http;
+  req.allow_http = guc_allow_http || target.allow_http;
   std::string refused = http::CheckUrl(req.url, req.allow_http);
   if (!refused.empty()) {
     Throw(ERRCODE_INSUFFICIENT_PRIVILEGE, "destination \"" + target.destination + "\": " + refused);

@@ -105,18 +105,27 @@ is(q1("SELECT string_agg(DISTINCT status || '/' || attempts, ',') FROM hyperline
 like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'n1'"),
 	qr/connect/i, 'last_error is the connection error');
 
-# Plain http to a non-loopback host: accepted at creation by a superuser who
-# SET hyperline.allow_http, but the worker (allow_http off) re-checks at send
-# time and refuses.
-$node->safe_psql('postgres', q{
+# Plain http to a non-loopback host (0.0.0.0 reaches the mock but is not a
+# loopback name): a superuser who SET hyperline.allow_http may create such a
+# destination, and the worker honours that choice. Without it (allow_http false
+# for the destination, off in the worker), the worker re-checks at send time
+# and refuses.
+my $remote = "http://0.0.0.0:$mock->{port}";
+$node->safe_psql('postgres', qq{
 	SET hyperline.allow_http = on;
-	SELECT hyperline.create_destination('remote', 'test_key', 'http://hyperline.invalid');});
+	SELECT hyperline.create_destination('remote', 'test_key', '$remote');});
 insert_events($node, 1, prefix => 'h', destination => 'remote');
 wait_drained($node);
-is(q1("SELECT status || '/' || attempts FROM hyperline.outbox WHERE event_key = 'h1'"),
+is(q1("SELECT status FROM hyperline.outbox WHERE event_key = 'h1'"),
+	'delivered', 'plain http destination allowed by a superuser is used');
+q1("UPDATE hyperline._destinations SET allow_http = false WHERE name = 'remote'");
+insert_events($node, 1, prefix => 'h2-', destination => 'remote');
+wait_drained($node);
+is(q1("SELECT status || '/' || attempts FROM hyperline.outbox WHERE event_key = 'h2-1'"),
 	'failed/4', 'plain http to a remote host is refused at send time');
-like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'h1'"),
+like(q1("SELECT last_error FROM hyperline.outbox WHERE event_key = 'h2-1'"),
 	qr/plain http is refused/, 'with a clear reason');
+is(scalar(@{ mock_get($mock, '/_mock/log?record_id=h2-1') }), 0, 'nothing was sent');
 
 # Rate limit: 4 requests per second, burst 4: 12 single-event requests need >= 2 s.
 q1("SELECT hyperline.create_destination('slow', 'test_key', '$mock->{url}', batch_size => 1, max_requests_per_second => 4)");
