@@ -82,6 +82,11 @@ const Case kCases[] = {
     {"else markup ignored", "{% if false %}1{% else nonsense %}2{% endif %}", "{}", "2"},
     {"case multiple matches", "{% case t %}{% when 'H' %}a{% when x, 'H' %}b{% endcase %}",
      R"({"t": "H", "x": "H"})", "abb"},
+    {"case subject re-evaluated",
+     "{% for x in (1..2) %}{% case x %}{% when 1 %}{% for y in (1..9) %}"
+     "{% for z in (1..2) %}{% endfor %}{% endfor %}a{% assign x = 2 %}{% when 2 %}b{% endcase %}"
+     "{% endfor %}",
+     "{}", "ab"},
     {"case else in middle",
      "{% case 'x' %}{% when 'y' %}a{% else %}b{% else %}c{% when 'x' %}d"
      "{% endcase %}",

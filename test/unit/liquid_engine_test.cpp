@@ -257,6 +257,26 @@ TEST(LiquidEngine, LimitsStopRunawayTemplates) {
   d->Render(Context(), sink5);
   EXPECT_EQ(sink5.out, "x");
 
+  // Scanning a big value in a long loop is bounded work, not a hang.
+  Context big;
+  big.Set("s", Value::String(std::string(1 << 20, 'a')));
+  for (const char* src :
+       {"{% for i in (1..1000000) %}{% if s contains 'b' %}{% endif %}{% endfor %}",
+        "{% for i in (1..1000000) %}{% assign n = s | size %}{% endfor %}",
+        "{% for i in (1..1000000) %}{% case s %}{% when 'x' %}{% endcase %}{% endfor %}"}) {
+    StringSink sink;
+    EXPECT_THROW(Template::Parse(src)->Render(big, sink), RenderError) << src;
+  }
+  // Nested loops bind array elements by reference: no per-iteration copies.
+  Array rows;
+  for (int i = 0; i < 300; ++i) rows.push_back(Value::String(std::string(100000, 'x')));
+  big.Set("rows", Value::MakeArray(std::move(rows)));
+  auto nested = Template::Parse(
+      "{% for a in rows %}{% for b in rows %}{% endfor %}{% endfor %}{{ rows | size }}");
+  StringSink sink6;
+  nested->Render(big, sink6);
+  EXPECT_EQ(sink6.out, "300");
+
   std::string too_deep;
   for (int i = 0; i < 1000; ++i) too_deep += "{% if true %}";
   EXPECT_THROW(Template::Parse(too_deep), ParseError);

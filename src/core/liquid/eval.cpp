@@ -106,13 +106,35 @@ size_t SafeRFind(std::string_view hay, std::string_view needle) {
   return Kmp(hay, needle, 0, true);
 }
 
+void RenderState::ChargeScan(const Value& v) {
+  size_t cost;
+  switch (v.kind()) {
+    case Value::Kind::String:
+    case Value::Kind::Decimal:
+      cost = v.as_string().size();
+      break;
+    case Value::Kind::Array:
+      cost = 16 * v.as_array().size();
+      break;
+    case Value::Kind::Object:
+      cost = 32 * v.as_object().size();
+      break;
+    default:
+      return;
+  }
+  work_bytes += cost;
+  if (work_bytes / 8 > limits.max_output_bytes) {
+    throw RenderError("Liquid error: work limit exceeded");
+  }
+}
+
 const Value* RenderState::FindRoot(int id, std::string_view name, int& loop_drop) const {
   loop_drop = -1;
   if (id >= 0) {
     for (size_t i = locals.size(); i-- > 0;) {
       if (locals[i].id == id) {
         loop_drop = locals[i].loop;
-        return &locals[i].value;
+        return locals[i].ref ? locals[i].ref : &locals[i].value;
       }
     }
     size_t k = static_cast<size_t>(id);
@@ -472,6 +494,8 @@ Value EvalPipeline(const Pipeline& p, RenderState& st) {
     fa.name = f.name;
     for (const Expr& a : f.args) fa.args.push_back(EvalCopy(a, st));
     for (const auto& kw : f.kwargs) fa.kwargs.emplace_back(kw.first, EvalCopy(kw.second, st));
+    st.ChargeScan(fa.input);
+    for (const Value& a : fa.args) st.ChargeScan(a);
     Value r = f.fn(fa);
     fa.input = std::move(r);
   }
@@ -667,6 +691,8 @@ bool EvalComparison(const Comparison& c, RenderState& st) {
   if (c.op == CmpOp::None) return Truthy(left);
   Value s2;
   const Value& right = Eval(c.right, st, s2);
+  st.ChargeScan(left);
+  st.ChargeScan(right);
   switch (c.op) {
     case CmpOp::Eq:
       return LiquidEquals(left, right);

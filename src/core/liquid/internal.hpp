@@ -135,6 +135,7 @@ class RenderState {
     int id;
     Value value;
     int loop = -1;
+    const Value* ref = nullptr;  // when set, the binding is *ref (an array element)
   };
   std::vector<Local> locals;
   // assign/capture targets (Ruby's outermost scope), by name id; sized lazily.
@@ -178,6 +179,10 @@ class RenderState {
   void CountIteration();
   // Charges bytes of values built by filters against the work budget.
   void ChargeWork(size_t bytes);
+  // Charges the size of a value a filter or comparison reads (scans). Why: a
+  // cheap-looking step over a big value inside a long loop is still unbounded
+  // work; only the render's total is limited, not any single value.
+  void ChargeScan(const Value& v);
   // Looks up a root variable (locals, assigns, counters, context), or nullptr.
   const Value* FindRoot(int id, std::string_view name, int& loop_drop) const;
   // Sets an assign/capture variable.

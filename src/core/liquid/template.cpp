@@ -553,15 +553,19 @@ class CaseNode : public Node {
   };
   void Render(RenderState& st) const override {
     DepthGuard g(st);
-    Value scratch;
-    const Value& subject = Eval(subject_expr, st, scratch);
     bool run_else = true;
     for (const When& w : whens) {
       if (w.is_else) {
         if (run_else) RenderBody(bodies[w.body], st);
       } else {
-        Value s2;
-        if (LiquidEquals(subject, Eval(w.value, st, s2))) {
+        // Like Ruby, the subject is evaluated for each `when`: a body may assign
+        // to it, and a reference into the bindings would not survive the body.
+        Value s1, s2;
+        const Value& subject = Eval(subject_expr, st, s1);
+        const Value& value = Eval(w.value, st, s2);
+        st.ChargeScan(subject);
+        st.ChargeScan(value);
+        if (LiquidEquals(subject, value)) {
           run_else = false;
           RenderBody(bodies[w.body], st);
         }
@@ -603,6 +607,18 @@ struct LoopSeq {
   int64_t start = 0;
   int64_t count = 0;
   bool reversed = false;
+
+  // Binds a loop variable to the i-th item: array elements by reference (no copy
+  // per iteration, so nested loops over big values stay cheap), others by value.
+  void Bind(int64_t i, RenderState::Local& local) const {
+    if (kind == Kind::Array) {
+      int64_t k = reversed ? count - 1 - i : i;
+      local.ref = &coll.as_array()[static_cast<size_t>(start + k)];
+    } else {
+      local.ref = nullptr;
+      local.value = At(i);
+    }
+  }
 
   // The i-th item (0 <= i < count), honouring `reversed`.
   Value At(int64_t i) const {
@@ -713,7 +729,7 @@ class ForNode : public Node {
     for (int64_t i = 0; i < seq.count; ++i) {
       st.CountIteration();
       st.loops[static_cast<size_t>(loop)].index0 = i;
-      st.locals[base].value = seq.At(i);
+      seq.Bind(i, st.locals[base]);
       RenderBody(body, st);
       if (st.interrupt == Interrupt::Break) {
         st.interrupt = Interrupt::None;
@@ -763,7 +779,7 @@ class TablerowNode : public Node {
     for (int64_t i = 0; i < length; ++i) {
       st.CountIteration();
       st.loops[static_cast<size_t>(loop)].index0 = i;
-      st.locals[base].value = seq.At(i);
+      seq.Bind(i, st.locals[base]);
       buf = "<td class=\"col";
       AppendIntText(i % cols + 1, buf);
       buf += "\">";
