@@ -98,6 +98,16 @@ void DropBuffer() {
   buffer_capacity = 0;
 }
 
+// Empties the buffer but keeps its memory for the next rows of the transaction.
+// Why: freeing and re-allocating the blocks at every flush cost page faults.
+void EmptyBuffer() {
+  MemoryContextReset(buffer_context);
+  buffer_capacity = kFlushRows;
+  buffer = static_cast<BufferedRow*>(
+      MemoryContextAlloc(buffer_context, sizeof(BufferedRow) * buffer_capacity));
+  buffered = 0;
+}
+
 // Why flush at pre-commit: a statement-level trigger normally flushes, but
 // statements aimed at a partition directly fire no parent statement trigger;
 // nothing buffered may be lost at commit.
@@ -137,12 +147,10 @@ Datum CopyText(const char* s) {
 
 void BufferOutboxRow(const OutboxInsert& row) {
   if (buffer_context == nullptr) {
-    buffer_context =
-        AllocSetContextCreate(TopTransactionContext, "pg_hyperline outbox buffer",
-                              ALLOCSET_DEFAULT_SIZES);
-    buffer_capacity = 64;
-    buffer = static_cast<BufferedRow*>(
-        MemoryContextAlloc(buffer_context, sizeof(BufferedRow) * buffer_capacity));
+    // Sized for a full flush batch: one keeper block, reused after each flush.
+    buffer_context = AllocSetContextCreate(TopTransactionContext, "pg_hyperline outbox buffer",
+                                           1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
+    EmptyBuffer();
   }
   MemoryContext old = MemoryContextSwitchTo(buffer_context);
   if (buffered == buffer_capacity) {
@@ -212,9 +220,8 @@ void FlushOutbox() {
   ExecCloseIndices(rri);
   FreeExecutorState(estate);
   table_close(rel, NoLock);
-  // The rows are written: free their buffered copies.
-  MemoryContextDelete(buffer_context);
-  DropBuffer();
+  // The rows are written: drop their buffered copies.
+  EmptyBuffer();
 }
 
 // Why an executor hook too: AFTER ROW triggers fire in ExecutorFinish; a
