@@ -128,7 +128,8 @@ void RenderState::ChargeScan(const Value& v) {
   }
 }
 
-const Value* RenderState::FindRoot(int id, std::string_view name, int& loop_drop) const {
+const Value* RenderState::FindRoot(int id, std::string_view name, int& loop_drop,
+                                   const LookupHint* hint) const {
   loop_drop = -1;
   if (id >= 0) {
     for (size_t i = locals.size(); i-- > 0;) {
@@ -141,7 +142,18 @@ const Value* RenderState::FindRoot(int id, std::string_view name, int& loop_drop
     if (k < assigned_set.size() && assigned_set[k]) return &assigned[k];
     if (k < counter_set.size() && counter_set[k]) return &counters[k];
   }
-  return ctx.Find(name);
+  const auto& vars = ctx.vars();
+  if (hint) {
+    size_t h = hint->get();
+    if (h < vars.size() && vars[h].first == name) return &vars[h].second;
+  }
+  for (size_t i = 0; i < vars.size(); ++i) {
+    if (vars[i].first == name) {
+      if (hint) hint->set(i);
+      return &vars[i].second;
+    }
+  }
+  return nullptr;
 }
 
 void RenderState::Assign(int id, Value v) {
@@ -337,7 +349,7 @@ const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
               ? st.FindRoot(st.NameId(key.as_string()), key.as_string(), drop)
               : nullptr;
   } else {
-    cur = st.FindRoot(e.root_id, e.root, drop);
+    cur = st.FindRoot(e.root_id, e.root, drop, &e.root_hint);
   }
   // Computed steps (size, hash first, loop properties) live in `scratch`; the
   // new value is built before the old one is overwritten, so `cur` may point
@@ -385,8 +397,22 @@ const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
     switch (cur->kind()) {
       case Value::Kind::Object: {
         if (key) {
-          if (const Value* f = cur->Find(*key)) {
-            cur = f;
+          const Object& o = cur->as_object();
+          size_t h = seg.hint.get();
+          if (h < o.size() && o[h].first == *key) {
+            cur = &o[h].second;
+            continue;
+          }
+          const Value* found = nullptr;
+          for (size_t i = 0; i < o.size(); ++i) {
+            if (o[i].first == *key) {
+              seg.hint.set(i);
+              found = &o[i].second;
+              break;
+            }
+          }
+          if (found) {
+            cur = found;
             continue;
           }
           if (seg.command) {

@@ -7,6 +7,7 @@
 // output, or tag). Names are resolved once at parse time: filters to function
 // pointers, `size`/`first`/`last` to commands, literal indexes to integers.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -23,6 +24,22 @@ namespace hyperline::liquid {
 
 struct Expr;
 class RenderState;
+
+// Where a name was found last time (index into an object or the context). Rows of
+// one table always have the same column order, so after the first render a
+// lookup is one comparison. Relaxed atomic: Render is const and may run on
+// several threads; a stale hint only costs the linear search it replaces.
+struct LookupHint {
+  LookupHint() = default;
+  LookupHint(const LookupHint& o) : v(o.v.load(std::memory_order_relaxed)) {}
+  LookupHint& operator=(const LookupHint& o) {
+    v.store(o.v.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    return *this;
+  }
+  uint32_t get() const { return v.load(std::memory_order_relaxed); }
+  void set(size_t i) const { v.store(static_cast<uint32_t>(i), std::memory_order_relaxed); }
+  mutable std::atomic<uint32_t> v{0};
+};
 
 // ASCII character classes. Why not <cctype>: its results depend on the process
 // locale, which inside a Postgres backend is the database's LC_CTYPE; Liquid's
@@ -46,6 +63,7 @@ struct PathSeg {
   std::string key;
   int64_t index = 0;
   std::unique_ptr<Expr> dynamic;
+  LookupHint hint;
 };
 
 struct Expr {
@@ -54,6 +72,7 @@ struct Expr {
   Value literal;
   std::string root;                    // variable root name
   int root_id = -1;                    // root name interned at parse time
+  LookupHint root_hint;                // position of the root in the Context
   std::unique_ptr<Expr> dynamic_root;  // `[expr]` as the root
   std::vector<PathSeg> path;
   std::unique_ptr<Expr> lo, hi;  // range bounds
@@ -184,7 +203,8 @@ class RenderState {
   // work; only the render's total is limited, not any single value.
   void ChargeScan(const Value& v);
   // Looks up a root variable (locals, assigns, counters, context), or nullptr.
-  const Value* FindRoot(int id, std::string_view name, int& loop_drop) const;
+  const Value* FindRoot(int id, std::string_view name, int& loop_drop,
+                        const LookupHint* hint = nullptr) const;
   // Sets an assign/capture variable.
   void Assign(int id, Value v);
   // Interned id of a name, or -1 if the template never binds it.
