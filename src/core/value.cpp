@@ -64,6 +64,7 @@ void AppendPadded(int64_t n, int width, std::string& out) {
 // deeply nested jsonb column) must fail cleanly instead of exhausting the stack.
 constexpr int kMaxPrintDepth = 1000;
 
+// Throws when a value is nested deeper than printing allows.
 void CheckDepth(int depth) {
   if (depth > kMaxPrintDepth) throw std::invalid_argument("value nested too deeply to print");
 }
@@ -74,6 +75,7 @@ void AppendJsonValueAt(const Value& v, std::string& out, int depth);
 // Appends a Ruby-style Hash#inspect of an object (what Ruby Liquid prints).
 void AppendInspect(const Value& v, std::string& out, int depth);
 
+// Appends `s` as Ruby's String#inspect prints it (quoted, escaped).
 void AppendInspectString(std::string_view s, std::string& out) {
   out.push_back('"');
   for (char c : s) {
@@ -100,6 +102,7 @@ void AppendInspectString(std::string_view s, std::string& out) {
   out.push_back('"');
 }
 
+// Appends Ruby's #inspect form of `v` (how Ruby Liquid prints hashes).
 void AppendInspect(const Value& v, std::string& out, int depth) {
   CheckDepth(depth);
   switch (v.kind()) {
@@ -172,6 +175,7 @@ void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
 // Days since 1970-01-01 for a civil date.
 int64_t CivilToDays(int64_t y, unsigned m, unsigned d) { return DaysFromCivil(y, m, d); }
 
+// Appends micros since the epoch as ISO 8601 UTC (see value.hpp).
 void AppendIsoTime(int64_t micros, bool date_only, std::string& out) {
   constexpr int64_t kMicrosPerDay = 86400LL * 1000000LL;
   int64_t days = micros / kMicrosPerDay;
@@ -215,6 +219,7 @@ void AppendLiquidString(const Value& v, std::string& out) { AppendLiquidStringAt
 
 namespace {
 
+// Appends Liquid's text form of `v`; `depth` bounds recursion.
 void AppendLiquidStringAt(const Value& v, std::string& out, int depth) {
   CheckDepth(depth);
   switch (v.kind()) {
@@ -255,6 +260,7 @@ void AppendLiquidStringAt(const Value& v, std::string& out, int depth) {
 
 }  // namespace
 
+// Returns Liquid's text form of `v`.
 std::string ToLiquidString(const Value& v) {
   std::string out;
   AppendLiquidString(v, out);
@@ -293,6 +299,7 @@ static size_t Utf8SequenceLength(std::string_view s, size_t i) {
   return n;
 }
 
+// Appends `s` JSON-escaped, replacing invalid UTF-8 with U+FFFD.
 void AppendJsonEscaped(std::string_view s, std::string& out) {
   static const char kHex[] = "0123456789abcdef";
   size_t run_start = 0;
@@ -381,6 +388,7 @@ void AppendJsonValue(const Value& v, std::string& out) { AppendJsonValueAt(v, ou
 
 namespace {
 
+// Appends `v` as a JSON value; `depth` bounds recursion.
 void AppendJsonValueAt(const Value& v, std::string& out, int depth) {
   CheckDepth(depth);
   switch (v.kind()) {
@@ -545,6 +553,7 @@ class ValueBuilder : public nlohmann::json_sax<nlohmann::json> {
 
 }  // namespace
 
+// Parses JSON text into a Value tree (ordered objects, exact numbers).
 Value ParseJsonValue(std::string_view json) {
   ValueBuilder builder;
   bool ok = false;

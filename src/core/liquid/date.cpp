@@ -26,6 +26,7 @@ struct Tm {
   int64_t epoch_secs;
 };
 
+// Splits micros since the epoch into UTC calendar fields.
 Tm Breakdown(int64_t micros) {
   constexpr int64_t kDay = 86400LL * 1000000LL;
   int64_t days = micros / kDay, rem = micros % kDay;
@@ -61,6 +62,7 @@ void IsoWeek(const Tm& t, int64_t& iso_year, int& week) {
   week = static_cast<int>((thursday - CivilToDays(y, 1, 1)) / 7 + 1);
 }
 
+// Appends `body` left-padded to `width` with `pad` (zero padding keeps the sign first).
 void Pad(std::string& out, const std::string& body, int width, char pad, bool neg_ok = true) {
   (void)neg_ok;
   if (static_cast<int>(body.size()) < width) {
@@ -77,11 +79,13 @@ void Pad(std::string& out, const std::string& body, int width, char pad, bool ne
 
 }  // namespace
 
+// Returns the current time in micros since the epoch.
 int64_t NowMicros() {
   using namespace std::chrono;
   return duration_cast<microseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+// Formats a UTC time with Ruby's strftime directives and flags.
 std::string Strftime(int64_t micros, std::string_view format) {
   Tm t = Breakdown(micros);
   std::string out;
@@ -321,6 +325,7 @@ std::string Strftime(int64_t micros, std::string_view format) {
 
 namespace {
 
+// Returns 1..12 for an English month name or abbreviation, else 0.
 int MonthFromWord(const std::string& w) {
   for (int m = 0; m < 12; ++m) {
     std::string name = kMonths[m];
@@ -332,6 +337,7 @@ int MonthFromWord(const std::string& w) {
 
 }  // namespace
 
+// Parses the date/time formats Ruby's Time.parse commonly sees, as UTC.
 bool ParseDateTime(std::string_view input, int64_t& micros) {
   std::string s(input);
   for (char& c : s) c = static_cast<char>(AsciiLower(c));

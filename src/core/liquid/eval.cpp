@@ -12,6 +12,7 @@
 
 namespace hyperline::liquid {
 
+// Sends template text to the sink or the innermost capture.
 void RenderState::Text(std::string_view text) {
   if (text.empty()) return;
   output_bytes += text.size();
@@ -24,6 +25,7 @@ void RenderState::Text(std::string_view text) {
   }
 }
 
+// Sends an output site's value to the sink (typed) or the innermost capture (text).
 void RenderState::Output(const Value& v, size_t site) {
   if (!captures.empty()) {
     std::string& buf = captures.back();
@@ -54,12 +56,14 @@ void RenderState::Output(const Value& v, size_t site) {
     throw RenderError("Liquid error: output limit exceeded");
 }
 
+// Counts one loop iteration; throws past the limit.
 void RenderState::CountIteration() {
   if (++iterations > static_cast<int64_t>(limits.max_loop_iterations)) {
     throw RenderError("Liquid error: loop iteration limit exceeded");
   }
 }
 
+// Charges bytes built by a filter; throws past the per-value or total budget.
 void RenderState::ChargeWork(size_t bytes) {
   // Why: filters can double a string per loop iteration; bound the total work of
   // one render, not only the final output.
@@ -95,17 +99,20 @@ size_t Kmp(std::string_view hay, std::string_view needle, size_t from, bool last
 
 }  // namespace
 
+// Finds `needle` in `hay` from `from` in linear worst-case time.
 size_t SafeFind(std::string_view hay, std::string_view needle, size_t from) {
   if (from > hay.size()) return std::string_view::npos;
   if (needle.size() <= 32 || hay.size() - from <= 4096) return hay.find(needle, from);
   return Kmp(hay, needle, from, false);
 }
 
+// Finds the last `needle` in `hay` in linear worst-case time.
 size_t SafeRFind(std::string_view hay, std::string_view needle) {
   if (needle.size() <= 32 || hay.size() <= 4096) return hay.rfind(needle);
   return Kmp(hay, needle, 0, true);
 }
 
+// Charges the size of a value read by a filter or comparison to the total budget.
 void RenderState::ChargeScan(const Value& v) {
   size_t cost;
   switch (v.kind()) {
@@ -156,6 +163,7 @@ const Value* RenderState::FindRoot(int id, std::string_view name, int& loop_drop
   return nullptr;
 }
 
+// Binds an assign/capture name (by interned id) for the rest of the render.
 void RenderState::Assign(int id, Value v) {
   size_t k = static_cast<size_t>(id);
   if (k >= assigned.size()) {
@@ -170,6 +178,7 @@ void RenderState::Assign(int id, Value v) {
   assigned_set[k] = 1;
 }
 
+// Returns the interned id of `name`, or -1.
 int RenderState::NameId(std::string_view name) const {
   if (!names) return -1;
   auto it = names->find(std::string(name));
@@ -241,6 +250,7 @@ Value LoopObject(const RenderState& st, int loop) {
 
 }  // namespace
 
+// Expands a range into an array of integers, within the loop limit.
 Value RangeToArray(const Value& r, RenderState* st) {
   Array a;
   int64_t lo = r.range_first(), hi = r.range_last();
@@ -258,6 +268,7 @@ Value RangeToArray(const Value& r, RenderState* st) {
   return Value::MakeArray(std::move(a));
 }
 
+// Ruby's Integer(): integers and integer strings; anything else is an error.
 int64_t ToInteger(const Value& v, const char* what) {
   switch (v.kind()) {
     case Value::Kind::Int:
@@ -326,6 +337,7 @@ int64_t RangeBound(const Value& v, const char* what) {
 
 }  // namespace
 
+// Evaluates a literal, range or variable path (Ruby VariableLookup semantics).
 const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
   switch (e.kind) {
     case Expr::Kind::Literal:
@@ -503,6 +515,7 @@ const Value& Eval(const Expr& e, RenderState& st, Value& scratch) {
   return *cur;
 }
 
+// Evaluates an expression into an owned Value.
 Value EvalCopy(const Expr& e, RenderState& st) {
   Value scratch;
   const Value& v = Eval(e, st, scratch);
@@ -510,6 +523,7 @@ Value EvalCopy(const Expr& e, RenderState& st) {
   return v;
 }
 
+// Evaluates an expression and applies its filters in order.
 Value EvalPipeline(const Pipeline& p, RenderState& st) {
   FilterArgs fa;
   fa.state = &st;
@@ -528,6 +542,7 @@ Value EvalPipeline(const Pipeline& p, RenderState& st) {
   return std::move(fa.input);
 }
 
+// Returns the first or last UTF-8 character of `s`.
 std::string FirstOrLastChar(const std::string& s, bool last) {
   if (s.empty()) return std::string();
   size_t b = 0, e = s.size();
@@ -541,6 +556,7 @@ std::string FirstOrLastChar(const std::string& s, bool last) {
   return s.substr(b, e - b);
 }
 
+// Ruby's empty?: empty strings, arrays, hashes and ranges.
 bool IsEmptyValue(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::String:
@@ -556,6 +572,7 @@ bool IsEmptyValue(const Value& v) {
   }
 }
 
+// ActiveSupport's blank?: nil, false, whitespace-only strings, empty collections.
 bool IsBlankValue(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::Nil:
@@ -600,6 +617,7 @@ int CompareNumbers(const Value& a, const Value& b) {
   return p < q ? -1 : p > q ? 1 : 0;
 }
 
+// Ruby class name of a value, for comparison error messages.
 const char* RubyClass(const Value& v) {
   switch (v.kind()) {
     case Value::Kind::Nil:
@@ -687,6 +705,7 @@ bool EqualsAt(const Value& a, const Value& b, int depth) {
 
 }  // namespace
 
+// Orders numbers, strings or times; throws for other pairs (Ruby ArgumentError).
 int LiquidCompare(const Value& a, const Value& b) {
   using K = Value::Kind;
   if (IsNumeric(a) && IsNumeric(b)) {
@@ -711,6 +730,7 @@ bool Orderable(const Value& v) {
          v.kind() == K::String || v.kind() == K::Time;
 }
 
+// Evaluates one comparison (or a bare value for truthiness).
 bool EvalComparison(const Comparison& c, RenderState& st) {
   Value s1;
   const Value& left = Eval(c.left, st, s1);
@@ -772,6 +792,7 @@ bool EvalComparison(const Comparison& c, RenderState& st) {
 
 }  // namespace
 
+// Evaluates and/or chains right to left, short-circuiting.
 bool EvalCondition(const Condition& c, RenderState& st) {
   // Ruby Liquid nests to the right: a and b or c == a and (b or c).
   for (size_t i = 0; i < c.items.size(); ++i) {

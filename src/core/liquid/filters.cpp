@@ -32,6 +32,7 @@ Value Str(FilterArgs& fa, std::string s) {
 
 std::string S(const Value& v) { return ToLiquidString(v); }
 
+// Returns positional argument `i`, or nil when absent.
 const Value& Arg(const FilterArgs& fa, size_t i) {
   static const Value kNil;
   return i < fa.args.size() ? fa.args[i] : kNil;
@@ -62,6 +63,7 @@ struct Num {
   double f = 0;
 };
 
+// A Num holding the exact decimal of a double (or the double if too wide).
 Num FromDouble(double x) {
   Num n;
   if (auto d = DecFromDouble(x)) {
@@ -74,6 +76,7 @@ Num FromDouble(double x) {
   return n;
 }
 
+// A Num from decimal text; integers stay Int when `integer_ok`.
 Num FromDecText(const std::string& s, bool integer_ok) {
   Num n;
   if (auto d = ParseDec(s)) {
@@ -134,6 +137,7 @@ Num ToNumber(const Value& v) {
 }
 
 Dec AsDec(const Num& n) { return n.t == Num::T::Int ? Dec{n.i, 0} : n.d; }
+// Converts a Num to double.
 double AsDouble(const Num& n) {
   switch (n.t) {
     case Num::T::Int:
@@ -153,6 +157,7 @@ Value IntResult(__int128 v) {
   return Value::Decimal(s);
 }
 
+// Converts a Num to a Value (decimal results become floats, as Ruby does).
 Value NumValue(const Num& n) {
   switch (n.t) {
     case Num::T::Int:
@@ -166,6 +171,7 @@ Value NumValue(const Num& n) {
 
 enum class Op { Add, Sub, Mul, Div, Mod };
 
+// plus/minus/times/divided_by/modulo with Ruby Liquid number rules.
 Value Arith(FilterArgs& fa, Op op) {
   Num a = ToNumber(fa.input), b = ToNumber(Arg(fa, 0));
   if (a.t == Num::T::Int && b.t == Num::T::Int) {
@@ -246,6 +252,7 @@ Value FTimes(FilterArgs& fa) { return Arith(fa, Op::Mul); }
 Value FDividedBy(FilterArgs& fa) { return Arith(fa, Op::Div); }
 Value FModulo(FilterArgs& fa) { return Arith(fa, Op::Mod); }
 
+// abs filter.
 Value FAbs(FilterArgs& fa) {
   Num a = ToNumber(fa.input);
   if (a.t == Num::T::Int) return IntResult(a.i < 0 ? -static_cast<__int128>(a.i) : a.i);
@@ -271,6 +278,7 @@ Value RoundLike(FilterArgs& fa, int mode) {  // 0 floor, 1 ceil
 Value FFloor(FilterArgs& fa) { return RoundLike(fa, 0); }
 Value FCeil(FilterArgs& fa) { return RoundLike(fa, 1); }
 
+// round: half away from zero; no digits (or negative) gives an integer.
 Value FRound(FilterArgs& fa) {
   Num a = ToNumber(fa.input);
   Num nd = ToNumber(Arg(fa, 0));
@@ -307,6 +315,7 @@ Value FRound(FilterArgs& fa) {
   return Value::Float(DecToDouble(*r));
 }
 
+// at_least / at_most.
 Value MinMax(FilterArgs& fa, bool max) {
   Num a = ToNumber(fa.input), b = ToNumber(Arg(fa, 0));
   int c;
@@ -356,6 +365,7 @@ uint32_t UpperOf(uint32_t c) {
   return c;
 }
 
+// Lower-case mapping of a code point (same blocks as UpperOf).
 uint32_t LowerOf(uint32_t c) {
   if (c < 0x80) return AsciiIsUpper(static_cast<char>(c)) ? c + 32 : c;
   if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
@@ -397,6 +407,7 @@ size_t DecodeUtf8(const std::string& s, size_t i, uint32_t& cp) {
   return n;
 }
 
+// Appends a code point as UTF-8.
 void EncodeUtf8(uint32_t cp, std::string& out) {
   if (cp < 0x80) {
     out.push_back(static_cast<char>(cp));
@@ -444,6 +455,7 @@ Value FDowncase(FilterArgs& fa) { return Str(fa, MapCase(S(fa.input), 0)); }
 Value FUpcase(FilterArgs& fa) { return Str(fa, MapCase(S(fa.input), 1)); }
 Value FCapitalize(FilterArgs& fa) { return Str(fa, MapCase(S(fa.input), 2)); }
 
+// strip / lstrip / rstrip.
 Value StripImpl(FilterArgs& fa, bool left, bool right) {
   std::string s = S(fa.input);
   size_t b = 0, e = s.size();
@@ -521,25 +533,32 @@ std::string ReplaceImpl(FilterArgs& fa, const std::string& s, const std::string&
   out.append(s, p, std::string::npos);
   return out;
 }
+// replace filter.
 Value FReplace(FilterArgs& fa) {
   return Str(fa, ReplaceImpl(fa, S(fa.input), S(Arg(fa, 0)), S(Arg(fa, 1)), 0));
 }
+// replace_first filter.
 Value FReplaceFirst(FilterArgs& fa) {
   return Str(fa, ReplaceImpl(fa, S(fa.input), S(Arg(fa, 0)), S(Arg(fa, 1)), 1));
 }
+// replace_last filter.
 Value FReplaceLast(FilterArgs& fa) {
   return Str(fa, ReplaceImpl(fa, S(fa.input), S(Arg(fa, 0)), S(Arg(fa, 1)), 2));
 }
+// remove filter.
 Value FRemove(FilterArgs& fa) {
   return Str(fa, ReplaceImpl(fa, S(fa.input), S(Arg(fa, 0)), "", 0));
 }
+// remove_first filter.
 Value FRemoveFirst(FilterArgs& fa) {
   return Str(fa, ReplaceImpl(fa, S(fa.input), S(Arg(fa, 0)), "", 1));
 }
+// remove_last filter.
 Value FRemoveLast(FilterArgs& fa) {
   return Str(fa, ReplaceImpl(fa, S(fa.input), S(Arg(fa, 0)), "", 2));
 }
 
+// truncate: at most `length` characters including the ellipsis.
 Value FTruncate(FilterArgs& fa) {
   if (fa.input.is_nil()) return Value();
   std::string s = S(fa.input);
@@ -553,6 +572,7 @@ Value FTruncate(FilterArgs& fa) {
   return Str(fa, s.substr(0, cs[static_cast<size_t>(std::min(l, nchars))]) + ellipsis);
 }
 
+// truncatewords: the first `words` words plus the ellipsis.
 Value FTruncatewords(FilterArgs& fa) {
   if (fa.input.is_nil()) return Value();
   std::string s = S(fa.input);
@@ -569,6 +589,7 @@ Value FTruncatewords(FilterArgs& fa) {
   return Str(fa, out + ellipsis);
 }
 
+// split with Ruby's String#split rules (" " splits on whitespace runs).
 Value FSplit(FilterArgs& fa) {
   std::string s = S(fa.input);
   std::string sep = S(Arg(fa, 0));
@@ -609,6 +630,7 @@ Value FSplit(FilterArgs& fa) {
   return Value::MakeArray(std::move(out));
 }
 
+// strip_newlines filter.
 Value FStripNewlines(FilterArgs& fa) {
   std::string s = S(fa.input), out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -619,6 +641,7 @@ Value FStripNewlines(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
+// newline_to_br filter.
 Value FNewlineToBr(FilterArgs& fa) {
   std::string s = S(fa.input), out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -634,6 +657,7 @@ Value FNewlineToBr(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
+// Appends `c` HTML-escaped (&, <, >, ", ').
 void AppendHtmlEscaped(char c, std::string& out) {
   switch (c) {
     case '&':
@@ -656,6 +680,7 @@ void AppendHtmlEscaped(char c, std::string& out) {
   }
 }
 
+// escape filter.
 Value FEscape(FilterArgs& fa) {
   if (fa.input.is_nil()) return Value();
   std::string s = S(fa.input), out;
@@ -663,6 +688,7 @@ Value FEscape(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
+// escape_once: escapes, keeping existing entities.
 Value FEscapeOnce(FilterArgs& fa) {
   std::string s = S(fa.input), out;
   for (size_t i = 0; i < s.size(); ++i) {
@@ -689,6 +715,7 @@ Value FEscapeOnce(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
+// url_encode (Ruby's CGI.escape).
 Value FUrlEncode(FilterArgs& fa) {
   if (fa.input.is_nil()) return Value();
   static const char kHex[] = "0123456789ABCDEF";
@@ -707,6 +734,7 @@ Value FUrlEncode(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
+// Value of a hex digit, or -1.
 int HexVal(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -714,6 +742,7 @@ int HexVal(char c) {
   return -1;
 }
 
+// url_decode (Ruby's CGI.unescape).
 Value FUrlDecode(FilterArgs& fa) {
   if (fa.input.is_nil()) return Value();
   std::string s = S(fa.input), out;
@@ -746,6 +775,7 @@ size_t IFind(const std::string& s, std::string_view needle, size_t from) {
   return std::string::npos;
 }
 
+// strip_html: drops script/style blocks, comments and tags.
 Value FStripHtml(FilterArgs& fa) {
   std::string s = S(fa.input);
   // Remove script/style blocks and comments, then any tag.
@@ -784,6 +814,7 @@ Value FStripHtml(FilterArgs& fa) {
 
 const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
+// Base64-encodes `s` (URL-safe alphabet when `url`).
 std::string B64Encode(const std::string& s, bool url) {
   std::string out;
   size_t i = 0;
@@ -813,6 +844,7 @@ std::string B64Encode(const std::string& s, bool url) {
   return out;
 }
 
+// Strict Base64 decoding; false on malformed input.
 bool B64Decode(std::string s, bool url, std::string& out) {
   if (url) {
     for (char& c : s) {
@@ -853,17 +885,20 @@ bool B64Decode(std::string s, bool url, std::string& out) {
 
 Value FBase64Encode(FilterArgs& fa) { return Str(fa, B64Encode(S(fa.input), false)); }
 Value FBase64UrlSafeEncode(FilterArgs& fa) { return Str(fa, B64Encode(S(fa.input), true)); }
+// base64_decode filter.
 Value FBase64Decode(FilterArgs& fa) {
   std::string out;
   if (!B64Decode(S(fa.input), false, out)) Fail(fa, "invalid base64 provided");
   return Str(fa, std::move(out));
 }
+// base64_url_safe_decode filter.
 Value FBase64UrlSafeDecode(FilterArgs& fa) {
   std::string out;
   if (!B64Decode(S(fa.input), true, out)) Fail(fa, "invalid base64 provided");
   return Str(fa, std::move(out));
 }
 
+// slice: a substring or sub-array from `offset` (negative from the end).
 Value FSlice(FilterArgs& fa) {
   int64_t off = ToInteger(Arg(fa, 0), "slice offset");
   int64_t len =
@@ -887,6 +922,7 @@ Value FSlice(FilterArgs& fa) {
                                 cs[static_cast<size_t>(b + n)] - cs[static_cast<size_t>(b)]));
 }
 
+// size filter.
 Value FSize(FilterArgs& fa) {
   switch (fa.input.kind()) {
     case K::String:
@@ -906,6 +942,7 @@ Value FSize(FilterArgs& fa) {
   }
 }
 
+// default: the argument when the input is nil, false or empty.
 Value FDefault(FilterArgs& fa) {
   bool allow_false = false;
   for (const auto& kw : fa.kwargs) {
@@ -992,6 +1029,7 @@ Value Property(FilterArgs& fa, const Value& item, const Value& prop) {
   }
 }
 
+// join filter.
 Value FJoin(FilterArgs& fa) {
   std::string glue = fa.args.empty() ? " " : S(Arg(fa, 0));
   std::string out;
@@ -1005,6 +1043,7 @@ Value FJoin(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
+// first filter.
 Value FFirst(FilterArgs& fa) {
   const Value& v = fa.input;
   if (v.kind() == K::Array) return v.as_array().empty() ? Value() : v.as_array().front();
@@ -1018,6 +1057,7 @@ Value FFirst(FilterArgs& fa) {
   }
   return Value();
 }
+// last filter.
 Value FLast(FilterArgs& fa) {
   const Value& v = fa.input;
   if (v.kind() == K::Array) return v.as_array().empty() ? Value() : v.as_array().back();
@@ -1029,12 +1069,14 @@ Value FLast(FilterArgs& fa) {
   return Value();
 }
 
+// reverse filter.
 Value FReverse(FilterArgs& fa) {
   Array a = Iterate(fa, fa.input);
   std::reverse(a.begin(), a.end());
   return Value::MakeArray(std::move(a));
 }
 
+// compact filter.
 Value FCompact(FilterArgs& fa) {
   Array a = Iterate(fa, fa.input), out;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
@@ -1074,6 +1116,7 @@ void UniqKey(const Value& v, std::string& out, int depth) {
   }
 }
 
+// uniq filter.
 Value FUniq(FilterArgs& fa) {
   Array a = Iterate(fa, fa.input), out;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
@@ -1088,6 +1131,7 @@ Value FUniq(FilterArgs& fa) {
   return Value::MakeArray(std::move(out));
 }
 
+// concat filter.
 Value FConcat(FilterArgs& fa) {
   if (Arg(fa, 0).kind() != K::Array) Fail(fa, "concat filter requires an array argument");
   Array a = Iterate(fa, fa.input);
@@ -1097,6 +1141,7 @@ Value FConcat(FilterArgs& fa) {
   return Value::MakeArray(std::move(a));
 }
 
+// map filter.
 Value FMap(FilterArgs& fa) {
   Array out;
   for (const Value& e : Iterate(fa, fa.input)) out.push_back(Property(fa, e, Arg(fa, 0)));
@@ -1116,6 +1161,7 @@ bool Matches(FilterArgs& fa, const Value& item, bool& stop) {
   return LiquidEquals(p, Arg(fa, 1));
 }
 
+// where filter.
 Value FWhere(FilterArgs& fa) {
   Array out;
   bool stop = false;
@@ -1125,6 +1171,7 @@ Value FWhere(FilterArgs& fa) {
   }
   return Value::MakeArray(std::move(out));
 }
+// reject filter.
 Value FReject(FilterArgs& fa) {
   Array out;
   bool stop = false;
@@ -1135,6 +1182,7 @@ Value FReject(FilterArgs& fa) {
   }
   return Value::MakeArray(std::move(out));
 }
+// find filter.
 Value FFind(FilterArgs& fa) {
   bool stop = false;
   for (const Value& e : Iterate(fa, fa.input)) {
@@ -1143,6 +1191,7 @@ Value FFind(FilterArgs& fa) {
   }
   return Value();
 }
+// find_index filter.
 Value FFindIndex(FilterArgs& fa) {
   int64_t i = 0;
   bool stop = false;
@@ -1153,6 +1202,7 @@ Value FFindIndex(FilterArgs& fa) {
   }
   return Value();
 }
+// has filter.
 Value FHas(FilterArgs& fa) {
   if (Arg(fa, 0).is_nil()) return Value::Bool(false);
   bool stop = false;
@@ -1163,6 +1213,7 @@ Value FHas(FilterArgs& fa) {
   return Value::Bool(false);
 }
 
+// sum filter.
 Value FSum(FilterArgs& fa) {
   Num total;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
@@ -1211,6 +1262,7 @@ void CheckSortable(FilterArgs& fa, const std::vector<const Value*>& keys) {
   }
 }
 
+// sort / sort_natural (stable; nil last).
 Value SortImpl(FilterArgs& fa, bool natural) {
   Array a = fa.input.kind() == K::Array || fa.input.kind() == K::Range || fa.input.is_nil()
                 ? Iterate(fa, fa.input)
@@ -1368,6 +1420,7 @@ const FilterDef kFilters[] = {
 
 }  // namespace
 
+// Looks a filter up in the table.
 FilterFn FindFilter(std::string_view name, int& min_args, int& max_args) {
   for (const FilterDef& f : kFilters) {
     if (name == f.name) {
@@ -1408,6 +1461,7 @@ std::string ClosestName(std::string_view name, const std::vector<std::string_vie
   return best;
 }
 
+// The filter name closest to `name`, for error hints.
 std::string SuggestFilter(std::string_view name) {
   std::vector<std::string_view> names;
   for (const FilterDef& f : kFilters) names.push_back(f.name);

@@ -60,6 +60,7 @@ Dec Normalize(Dec a) {
 
 }  // namespace
 
+// Appends `d` in Ruby's Float#to_s format.
 void AppendRubyFloat(double d, std::string& out) {
   if (std::isnan(d)) {
     out += "NaN";
@@ -104,6 +105,7 @@ void AppendRubyFloat(double d, std::string& out) {
   }
 }
 
+// True when `text` is exactly the decimal `d` prints as.
 bool DoubleMatchesText(double d, std::string_view text) {
   // A double has at most 17 significant digits; very long text is never one.
   if (text.size() > 400) return false;
@@ -143,6 +145,7 @@ bool DoubleMatchesText(double d, std::string_view text) {
   return sd == digits && sp == decpt;
 }
 
+// Parses decimal text into a Dec, if it fits.
 std::optional<Dec> ParseDec(std::string_view text) {
   if (text.size() > 400) return std::nullopt;  // wider than 38 digits + zeros anyway
   Dec r;
@@ -194,6 +197,7 @@ std::optional<Dec> ParseDec(std::string_view text) {
   return r;
 }
 
+// The Dec of a double's shortest representation.
 std::optional<Dec> DecFromDouble(double d) {
   if (!std::isfinite(d)) return std::nullopt;
   if (d == 0) return Dec{};
@@ -214,6 +218,7 @@ std::optional<Dec> DecFromDouble(double d) {
   return r;
 }
 
+// a + b
 std::optional<Dec> DecAdd(Dec a, Dec b) {
   int s = a.scale > b.scale ? a.scale : b.scale;
   if (!Rescale(a, s) || !Rescale(b, s)) return std::nullopt;
@@ -222,11 +227,13 @@ std::optional<Dec> DecAdd(Dec a, Dec b) {
   return Normalize(r);
 }
 
+// a - b
 std::optional<Dec> DecSub(Dec a, Dec b) {
   b.m = -b.m;
   return DecAdd(a, b);
 }
 
+// a * b
 std::optional<Dec> DecMul(Dec a, Dec b) {
   __int128 m;
   if (__builtin_mul_overflow(a.m, b.m, &m) || !Fits(m)) return std::nullopt;
@@ -235,6 +242,7 @@ std::optional<Dec> DecMul(Dec a, Dec b) {
   return r;
 }
 
+// Rounds half away from zero to `digits` fraction digits.
 std::optional<Dec> DecRound(Dec a, int digits) {
   if (digits > 38) digits = 38;
   if (digits < -38) return Dec{};
@@ -251,6 +259,7 @@ std::optional<Dec> DecRound(Dec a, int digits) {
   return Dec{m, 0};
 }
 
+// Largest integer <= a.
 Dec DecFloor(Dec a) {
   if (a.scale == 0) return a;
   __int128 p = Pow10(a.scale);
@@ -259,6 +268,7 @@ Dec DecFloor(Dec a) {
   return Dec{q, 0};
 }
 
+// Smallest integer >= a.
 Dec DecCeil(Dec a) {
   if (a.scale == 0) return a;
   __int128 p = Pow10(a.scale);
@@ -267,6 +277,7 @@ Dec DecCeil(Dec a) {
   return Dec{q, 0};
 }
 
+// Three-way comparison.
 int DecCompare(Dec a, Dec b) {
   auto d = DecSub(a, b);
   if (!d) {
@@ -276,6 +287,7 @@ int DecCompare(Dec a, Dec b) {
   return d->m < 0 ? -1 : d->m > 0 ? 1 : 0;
 }
 
+// Appends a 128-bit integer in decimal.
 void AppendInt128(__int128 v, std::string& out) {
   char buf[48];
   int n = 0;
@@ -290,6 +302,7 @@ void AppendInt128(__int128 v, std::string& out) {
   while (n > 0) out.push_back(buf[--n]);
 }
 
+// Canonical decimal text of a Dec.
 std::string DecToText(Dec a) {
   std::string out;
   bool neg = a.m < 0;
@@ -309,6 +322,7 @@ std::string DecToText(Dec a) {
 
 double DecToDouble(Dec a) { return ParseDouble(DecToText(a)); }
 
+// Locale-independent strtod replacement (see number.hpp).
 double ParseDouble(std::string_view text) {
   bool neg = false;
   if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
@@ -328,6 +342,7 @@ double ParseDouble(std::string_view text) {
   return neg ? -d : d;
 }
 
+// The integer part of `a` (floored) if it fits int64.
 std::optional<int64_t> DecToInt64(Dec a) {
   Dec f = DecFloor(a);
   if (f.m > INT64_MAX || f.m < INT64_MIN) return std::nullopt;

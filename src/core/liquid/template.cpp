@@ -24,11 +24,13 @@ namespace {
 // hostile template must not be able to overflow the stack.
 constexpr int kMaxParseDepth = 100;
 
+// ASCII whitespace as Ruby's \s matches it.
 bool IsSpace(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 bool IsWordChar(char c) { return AsciiAlnum(c) || c == '_'; }
 
+// Drops leading and trailing whitespace.
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
   while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
@@ -39,12 +41,14 @@ std::string_view Trim(std::string_view s) {
 void RStrip(std::string& s) {
   while (!s.empty() && (IsSpace(s.back()) || s.back() == '\0')) s.pop_back();
 }
+// Ruby's String#lstrip.
 void LStrip(std::string& s) {
   size_t i = 0;
   while (i < s.size() && (IsSpace(s[i]) || s[i] == '\0')) ++i;
   s.erase(0, i);
 }
 
+// True when `s` has only whitespace (a blank text node).
 bool IsWhitespaceOnly(std::string_view s) {
   for (char c : s) {
     if (!IsSpace(c)) return false;
@@ -445,6 +449,7 @@ void RenderBody(const Body& body, RenderState& st) {
   }
 }
 
+// Ruby's BlockBody#blank?: every node is blank.
 bool BodyBlank(const Body& body) {
   for (const auto& n : body) {
     if (!n->Blank()) return false;
@@ -1690,10 +1695,12 @@ class CompiledTemplate : public Template {
 
 }  // namespace
 
+// Compiles `source` (see liquid.hpp).
 std::unique_ptr<Template> Template::Parse(std::string_view source) {
   return std::make_unique<CompiledTemplate>(source);
 }
 
+// Sets or replaces a top-level variable.
 void Context::Set(std::string name, Value value) {
   for (auto& kv : vars_) {
     if (kv.first == name) {
@@ -1704,6 +1711,7 @@ void Context::Set(std::string name, Value value) {
   vars_.emplace_back(std::move(name), std::move(value));
 }
 
+// Finds a top-level variable by name.
 const Value* Context::Find(std::string_view name) const {
   for (const auto& kv : vars_) {
     if (kv.first == name) return &kv.second;
@@ -1711,6 +1719,7 @@ const Value* Context::Find(std::string_view name) const {
   return nullptr;
 }
 
+// Parses and renders `source` with the members of `data` as variables.
 std::string RenderString(std::string_view source, const Value& data) {
   auto t = Template::Parse(source);
   Context ctx;
