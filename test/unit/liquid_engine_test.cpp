@@ -104,6 +104,14 @@ TEST(LiquidEngine, ParseErrorsHaveLineColumnAndToken) {
     std::string m = e.what();
     EXPECT_NE(m.find("line 2, column 7"), std::string::npos) << m;
     EXPECT_NE(m.find("{% endfor %}"), std::string::npos) << m;
+    EXPECT_NE(m.find("unknown tag 'endfor'"), std::string::npos) << m;
+  }
+  try {
+    Template::Parse("é€ {{ 1 + }}");  // columns count characters
+    FAIL() << "no error";
+  } catch (const ParseError& e) {
+    EXPECT_EQ(e.line, 1);
+    EXPECT_EQ(e.column, 9);
   }
   try {
     Template::Parse("{{ a | nosuchfilter }}");

@@ -81,11 +81,16 @@ class ErrorReporter {
       if (src_[i] == '\n') {
         ++line;
         col = 1;
-      } else {
-        ++col;
+      } else if ((static_cast<unsigned char>(src_[i]) & 0xC0) != 0x80) {
+        ++col;  // columns count characters, not UTF-8 continuation bytes
       }
     }
-    std::string n(near.substr(0, 80));
+    // Cut the excerpt at a character boundary.
+    size_t cut = std::min<size_t>(near.size(), 80);
+    while (cut < near.size() && cut > 0 && (static_cast<unsigned char>(near[cut]) & 0xC0) == 0x80) {
+      --cut;
+    }
+    std::string n(near.substr(0, cut));
     std::string full = "Liquid syntax error (line " + std::to_string(line) + ", column " +
                        std::to_string(col) + "): " + msg;
     if (!n.empty()) full += " near '" + n + "'";
@@ -1070,7 +1075,7 @@ class Parser {
            t);
     }
     if (n == "else" || n == "elsif" || n == "when" || n.rfind("end", 0) == 0) {
-      Fail("unexpected tag '" + std::string(n) + "'", t);
+      Fail("unknown tag '" + std::string(n) + "'", t);
     }
     static const std::vector<std::string_view> kTags = {
         "assign", "capture", "case",     "comment", "cycle",     "decrement",
