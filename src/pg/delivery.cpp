@@ -22,6 +22,7 @@ extern "C" {
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -151,6 +152,10 @@ void CommitTxn() {
   SPI_finish();
   PopActiveSnapshot();
   CommitTransactionCommand();
+  // Why: a background worker must flush its statistics itself (a backend does
+  // it when idle). Without them autovacuum would never see the dead rows the
+  // worker's updates leave in the outbox. Rate-limited inside Postgres.
+  pgstat_report_stat(false);
 }
 
 // Runs a prepared statement and checks its result code.
@@ -351,35 +356,63 @@ int Delivery::TxnClaim() {
   int limit = static_cast<int>(std::min<long>(guc_claim_batch, room));
   more_due_ = false;
   keys_were_busy_ = false;
+  share_freed_ = false;
   if (eligible.empty() || limit <= 0) {
     PgGuard([&] { CommitTxn(); });
     return 0;
   }
 
   // Step 3: claim due rows, oldest first, skipping rows someone else locked.
+  // Why several statements: a destination with a share (rate limit, probe)
+  // is claimed with its own LIMIT, so that rows beyond its share are never
+  // marked 'sending' only to be set back (churn on every poll).
+  struct ClaimGroup {
+    std::vector<std::string> names;
+    int limit;
+  };
+  std::vector<ClaimGroup> claim_groups;
+  {
+    ClaimGroup unlimited{{}, limit};
+    for (const std::string& name : eligible) {
+      auto q = quota.find(name);
+      if (q == quota.end()) {
+        unlimited.names.push_back(name);
+      } else {
+        claim_groups.push_back({{name}, static_cast<int>(std::min<long>(q->second, limit))});
+      }
+    }
+    if (!unlimited.names.empty()) claim_groups.push_back(std::move(unlimited));
+  }
   RawRow* raw = nullptr;
   int n = 0;
+  bool some_group_full = false;
   PgGuard([&] {
     Oid types[2] = {TEXTARRAYOID, INT4OID};
     SPIPlanPtr plan = Prepare(&plans.claim, kClaimSql, 2, types);
-    Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * eligible.size()));
-    for (size_t i = 0; i < eligible.size(); ++i) names[i] = TextDatum(eligible[i]);
-    Datum values[2] = {MakeArray(names, nullptr, static_cast<int>(eligible.size()), TEXTOID),
-                       Int32GetDatum(limit)};
-    Execute(plan, values, nullptr, SPI_OK_UPDATE_RETURNING);
-    n = static_cast<int>(SPI_processed);
-    raw = static_cast<RawRow*>(palloc0(sizeof(RawRow) * (n + 1)));
-    TupleDesc desc = SPI_tuptable->tupdesc;
-    for (int i = 0; i < n; ++i) {
-      HeapTuple t = SPI_tuptable->vals[i];
-      bool isnull = false;
-      raw[i].id = DatumGetInt64(SPI_getbinval(t, desc, 1, &isnull));
-      raw[i].model = TextOrNull(t, desc, 2);
-      raw[i].event_key = TextOrNull(t, desc, 3);
-      raw[i].operation = TextOrNull(t, desc, 4);
-      raw[i].payload = TextOrNull(t, desc, 5);
-      raw[i].destination = TextOrNull(t, desc, 6);
-      raw[i].attempts = DatumGetInt32(SPI_getbinval(t, desc, 7, &isnull));
+    raw = static_cast<RawRow*>(palloc0(sizeof(RawRow)));
+    for (const ClaimGroup& g : claim_groups) {
+      int k = static_cast<int>(g.names.size());
+      Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * k));
+      for (int i = 0; i < k; ++i) names[i] = TextDatum(g.names[i]);
+      Datum values[2] = {MakeArray(names, nullptr, k, TEXTOID), Int32GetDatum(g.limit)};
+      Execute(plan, values, nullptr, SPI_OK_UPDATE_RETURNING);
+      int got = static_cast<int>(SPI_processed);
+      if (got >= g.limit) some_group_full = true;
+      raw = static_cast<RawRow*>(repalloc(raw, sizeof(RawRow) * (n + got + 1)));
+      TupleDesc desc = SPI_tuptable->tupdesc;
+      for (int i = 0; i < got; ++i) {
+        HeapTuple t = SPI_tuptable->vals[i];
+        RawRow& r = raw[n + i];
+        bool isnull = false;
+        r.id = DatumGetInt64(SPI_getbinval(t, desc, 1, &isnull));
+        r.model = TextOrNull(t, desc, 2);
+        r.event_key = TextOrNull(t, desc, 3);
+        r.operation = TextOrNull(t, desc, 4);
+        r.payload = TextOrNull(t, desc, 5);
+        r.destination = TextOrNull(t, desc, 6);
+        r.attempts = DatumGetInt32(SPI_getbinval(t, desc, 7, &isnull));
+      }
+      n += got;
     }
   });
 
@@ -440,7 +473,7 @@ int Delivery::TxnClaim() {
     }
     taken.push_back(i);
   }
-  more_due_ = n == limit && !taken.empty();
+  more_due_ = some_group_full && !taken.empty();
 
   // Step 5: mark the rows and commit.
   PgGuard([&] {
@@ -750,6 +783,7 @@ void Delivery::ProcessResponse(http::Response& response) {
   }
   for (const Row& r : job.rows) keys_to_release_.push_back(KeyOf(r));
   held_rows_ -= job.rows.size();
+  if (dest != nullptr && (dest->max_rps > 0 || dest->state == "unauthorized")) share_freed_ = true;
 }
 
 void Delivery::TxnRecord() {

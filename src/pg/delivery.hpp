@@ -129,7 +129,7 @@ class Delivery {
   size_t OutcomeCount() const { return outcomes_.size(); }
   bool HasOutcomes() const { return !outcomes_.empty() || !destination_updates_.empty(); }
   // The last claim filled its limit with rows it took: more are probably due.
-  bool MoreDue() const { return more_due_; }
+  bool MoreDue() const { return more_due_ || share_freed_; }
   // Rows were skipped because their key was in flight; releasing keys may free them.
   bool KeysWereBusy() const { return keys_were_busy_; }
 
@@ -154,6 +154,9 @@ class Delivery {
   uint64_t next_tag_ = 1;
   bool more_due_ = false;
   bool keys_were_busy_ = false;
+  // A request of a destination claimed by share (rate limit, key probe) ended:
+  // its share has room again.
+  bool share_freed_ = false;
   // Until then rows this worker set back to pending may still wait for a retry.
   SteadyClock::time_point waiting_until_{};
   std::mt19937_64 rng_;
