@@ -202,6 +202,8 @@ void RunDelivery() {
       } else if (wait_ms > 0) {
         if (!d.HasOutcomes() && d.Queued() == 0) {
           ReportActivity(guc_enabled ? "idle" : "disabled (hyperline.enabled = off)");
+          // Going to sleep: flush statistics now rather than at the next commit.
+          PgGuard([] { (void)pgstat_report_stat(true); });
         }
         WaitOnLatch(wait_ms);
       }

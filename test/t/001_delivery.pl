@@ -39,6 +39,19 @@ is( $node->safe_psql('postgres',
 	'1000',
 	'attempts, http_status and delivered_at recorded');
 
+# The worker's statistics reach pg_stat_user_tables (autovacuum needs them).
+ok( $node->poll_query_until('postgres',
+		"SELECT n_tup_upd >= 2000 FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass"),
+	'worker updates counted in pg_stat_user_tables');
+
+# A rate-limited destination keeps going without waiting for the (60 s) poll.
+$node->safe_psql('postgres',
+	"SELECT hyperline.create_destination('limited', 'test_key', '$mock->{url}', batch_size => 1, max_requests_per_second => 4)");
+my $t_rl = time;
+insert_events($node, 12, prefix => 'lim', destination => 'limited');
+wait_drained($node);
+cmp_ok(time - $t_rl, '<', 15, 'rate-limited destination drained at its rate, not at the poll interval');
+
 # Woken at commit: with a 60 s poll interval, a committed row still arrives at once.
 mock_post($mock, '/_mock/reset');
 $node->safe_psql('postgres', 'SELECT hyperline.alter_destination(\'hyperline\', batch_size => 1)');
