@@ -1,5 +1,7 @@
 // model.cpp: loading, compiling and caching models; rendering one event from a
 // heap tuple without SPI (columns are read straight from the tuple).
+// C++ core headers first (core/cpp_only.hpp refuses them after postgres.h).
+#include "core/names.hpp"
 #include "pg/model.hpp"
 
 extern "C" {
@@ -183,21 +185,6 @@ void ResolveBinding(ColumnBinding* b) {
   fmgr_info_cxt(out, &b->out, TopMemoryContext);
 }
 
-// Levenshtein distance, for did-you-mean hints.
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
@@ -210,16 +197,9 @@ std::string DidYouMean(const std::string& wanted, const std::vector<std::string>
       return "Did you mean \"" + c + "\"? Column names are matched exactly, as Postgres stores them.";
     }
   }
-  const std::string* best = nullptr;
-  size_t best_distance = 3;
-  for (const std::string& c : columns) {
-    size_t d = EditDistance(Lower(c), Lower(wanted));
-    if (d < best_distance) {
-      best_distance = d;
-      best = &c;
-    }
-  }
-  return best ? "Did you mean \"" + *best + "\"?" : "";
+  std::vector<std::string_view> names(columns.begin(), columns.end());
+  std::string best = ClosestName(wanted, names, true);
+  return best.empty() ? "" : "Did you mean \"" + best + "\"?";
 }
 
 struct TableColumn {

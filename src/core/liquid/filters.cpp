@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "core/liquid/internal.hpp"
+#include "core/names.hpp"
 #include "core/liquid/number.hpp"
 
 namespace hyperline::liquid {
@@ -1432,40 +1433,11 @@ FilterFn FindFilter(std::string_view name, int& min_args, int& max_args) {
   return nullptr;
 }
 
-// Levenshtein distance, for did-you-mean hints on short names.
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-std::string ClosestName(std::string_view name, const std::vector<std::string_view>& candidates) {
-  if (name.size() > 64) return std::string();
-  std::string best;
-  size_t best_d = 3;  // suggest only close matches
-  for (std::string_view c : candidates) {
-    size_t d = EditDistance(name, c);
-    if (d < best_d) {
-      best_d = d;
-      best = std::string(c);
-    }
-  }
-  return best;
-}
-
 // The filter name closest to `name`, for error hints.
 std::string SuggestFilter(std::string_view name) {
   std::vector<std::string_view> names;
   for (const FilterDef& f : kFilters) names.push_back(f.name);
-  return ClosestName(name, names);
+  return hyperline::ClosestName(name, names);
 }
 
 }  // namespace hyperline::liquid

@@ -92,8 +92,7 @@ using FilterFn = Value (*)(FilterArgs&);
 FilterFn FindFilter(std::string_view name, int& min_args, int& max_args);
 // The known filter closest to `name` (for "did you mean"), or "".
 std::string SuggestFilter(std::string_view name);
-// The candidate within edit distance 2 of `name`, or "".
-std::string ClosestName(std::string_view name, const std::vector<std::string_view>& candidates);
+
 
 struct FilterCall {
   FilterFn fn = nullptr;

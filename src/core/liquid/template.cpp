@@ -14,6 +14,7 @@
 #include <unordered_set>
 
 #include "core/liquid/internal.hpp"
+#include "core/names.hpp"
 #include "core/liquid/number.hpp"
 
 namespace hyperline::liquid {
@@ -1081,7 +1082,7 @@ class Parser {
         "assign", "capture", "case",     "comment", "cycle",     "decrement",
         "doc",    "echo",    "for",      "if",      "ifchanged", "increment",
         "liquid", "raw",     "tablerow", "unless",  "break",     "continue"};
-    std::string hint = ClosestName(n, kTags);
+    std::string hint = hyperline::ClosestName(n, kTags);
     Fail("unknown tag '" + std::string(n) + "'" +
              (hint.empty() ? std::string() : " (did you mean '" + hint + "'?)"),
          t);
