@@ -97,6 +97,20 @@ COPY meter FROM STDIN;
 \.
 SELECT model, event_key FROM hyperline.outbox WHERE event_key = '7' ORDER BY model;
 
+-- a changed payload takes effect at once (the compiled template is invalidated)
+SELECT hyperline.alter_model('inserts_only', payload => $$ {"customer_id": "{{ row.c | upcase }}",
+  "event_type": "v2", "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$);
+INSERT INTO inserts_only VALUES (2, 'b');
+SELECT event_key, payload->>'event_type' AS event_type, payload->>'customer_id' AS customer
+  FROM hyperline.outbox WHERE model = 'inserts_only' ORDER BY id;
+-- and a column added to the source table can be used right away
+ALTER TABLE inserts_only ADD COLUMN plan text DEFAULT 'pro';
+SELECT hyperline.alter_model('inserts_only', payload => $$ {"customer_id": "{{ row.c }}",
+  "event_type": "v3", "timestamp": 0, "record": {"id": "{{ row.id }}", "plan": "{{ row.plan }}"}} $$);
+INSERT INTO inserts_only VALUES (3, 'c');
+SELECT event_key, payload->'record'->>'plan' AS plan FROM hyperline.outbox
+  WHERE model = 'inserts_only' AND event_key = '3';
+
 -- status view
 SELECT model, pending, sending, delivered, failed, last_error FROM hyperline.model_status ORDER BY model;
 -- failed rows can be retried; rows that could not render stay failed
