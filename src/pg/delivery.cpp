@@ -742,6 +742,7 @@ void Delivery::ProcessResponse(http::Response& response) {
     case Verdict::kRetry: {
       if (response.status == 429 && a.retry_after_ms && dest != nullptr) {
         dest->paused_until = now + std::chrono::milliseconds(*a.retry_after_ms);
+        NoteDueAt(dest->paused_until);
       }
       AddOutcomesForRetry(job, message, a.retry_after_ms, response.status);
       if (dest != nullptr) NoteDestination(job, dest->state.c_str(), &message);
@@ -775,6 +776,7 @@ void Delivery::ProcessResponse(http::Response& response) {
       }
       if (dest != nullptr && dest->key_version == job.key_version) {
         dest->probe_at = now + std::chrono::milliseconds(guc_retry_max_ms);
+        NoteDueAt(dest->probe_at);
         dest->probe_key_version = job.key_version;
       }
       NoteDestination(job, "unauthorized", &message);
@@ -839,9 +841,12 @@ void Delivery::TxnRecord() {
     CommitTxn();
   });
   auto now = SteadyClock::now();
+  int64_t last_delay = -2;
   for (const Outcome& o : outcomes_) {
     if (std::strcmp(o.status, "pending") == 0 && o.delay_ms >= 0) {
       waiting_until_ = std::max(waiting_until_, now + std::chrono::milliseconds(o.delay_ms + 1000));
+      if (o.delay_ms != last_delay) NoteDueAt(now + std::chrono::milliseconds(o.delay_ms));
+      last_delay = o.delay_ms;
     }
   }
   for (const std::string& k : keys_to_release_) keys_in_flight_.erase(k);
@@ -849,6 +854,21 @@ void Delivery::TxnRecord() {
   keys_to_release_.clear();
   outcomes_.clear();
   destination_updates_.clear();
+}
+
+void Delivery::NoteDueAt(SteadyClock::time_point at) {
+  // Bounded: beyond this many distinct times the poll interval takes over.
+  if (due_times_.size() < 10000) due_times_.push(at);
+}
+
+std::optional<SteadyClock::time_point> Delivery::NextDue() const {
+  if (due_times_.empty()) return std::nullopt;
+  return due_times_.top();
+}
+
+void Delivery::ClearDue() {
+  auto now = SteadyClock::now();
+  while (!due_times_.empty() && due_times_.top() <= now) due_times_.pop();
 }
 
 int64_t Delivery::TxnPurge() {
@@ -880,6 +900,7 @@ void Delivery::Reset() {
   destination_updates_.clear();
   destinations_.clear();
   held_rows_ = 0;
+  due_times_ = {};
   more_due_ = false;
   keys_were_busy_ = false;
   // Abandon transfers in progress by replacing the client.

@@ -18,6 +18,7 @@
 #include <list>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <random>
 #include <string>
 #include <unordered_map>
@@ -118,6 +119,11 @@ class Delivery {
   std::chrono::milliseconds StartJobs();
   // Waits up to timeout_ms for HTTP activity and turns responses into outcomes.
   void Pump(int timeout_ms);
+  // When rows this worker set back to pending (or a paused destination) are
+  // next due, so that the loop claims then instead of at the next poll.
+  std::optional<SteadyClock::time_point> NextDue() const;
+  // Forgets the due times that have passed (a claim is about to serve them).
+  void ClearDue();
   // Forgets everything in memory (the extension was dropped, or an error).
   void Reset();
   // Applies changed settings (after SIGHUP).
@@ -141,6 +147,7 @@ class Delivery {
   // Puts a job's rows back to pending without sending them.
   void Requeue(Job& job, int64_t delay_ms, int key_version = 0);
   static std::string KeyOf(const Row& row);
+  void NoteDueAt(SteadyClock::time_point at);
 
   std::unique_ptr<http::Client> client_;
   std::unordered_map<std::string, Destination> destinations_;
@@ -159,6 +166,10 @@ class Delivery {
   bool share_freed_ = false;
   // Until then rows this worker set back to pending may still wait for a retry.
   SteadyClock::time_point waiting_until_{};
+  // Times at which retries or paused destinations become due (earliest first).
+  std::priority_queue<SteadyClock::time_point, std::vector<SteadyClock::time_point>,
+                      std::greater<SteadyClock::time_point>>
+      due_times_;
   std::mt19937_64 rng_;
 };
 

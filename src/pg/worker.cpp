@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "pg/delivery.hpp"
@@ -145,6 +146,11 @@ void RunDelivery() {
         had_outcomes = true;
         first_outcome = now;
       }
+      std::optional<SteadyClock::time_point> due = d.NextDue();
+      if (due && *due <= now) {
+        wake_pending = true;  // a retry (or a paused destination) is due
+        d.ClearDue();
+      }
       bool want_claim = guc_enabled && (wake_pending || now >= next_claim || d.MoreDue()) &&
                         d.HeldRows() < static_cast<size_t>(guc_claim_batch);
       bool record_now =
@@ -181,6 +187,10 @@ void RunDelivery() {
       // Wait for the next thing to do.
       now = SteadyClock::now();
       long wait_ms = std::chrono::duration_cast<milliseconds>(next_claim - now).count();
+      if (std::optional<SteadyClock::time_point> next_due = d.NextDue()) {
+        wait_ms = std::min<long>(
+            wait_ms, std::chrono::duration_cast<milliseconds>(*next_due - now).count() + 1);
+      }
       if (d.MoreDue() && d.HeldRows() < static_cast<size_t>(guc_claim_batch)) wait_ms = 0;
       if (rate_wait != milliseconds::max()) wait_ms = std::min<long>(wait_ms, rate_wait.count());
       if (guc_delivered_retention_s >= 0 && d.InFlight() == 0) {

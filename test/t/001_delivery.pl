@@ -52,6 +52,23 @@ insert_events($node, 12, prefix => 'lim', destination => 'limited');
 wait_drained($node);
 cmp_ok(time - $t_rl, '<', 15, 'rate-limited destination drained at its rate, not at the poll interval');
 
+# Retries come when due, not at the next (60 s) poll: a 429 with Retry-After 1 s,
+# then 503s with backoff (retry_max_ms 500).
+mock_post($mock, '/_mock/config', { force_429 => 1, retry_after => 1 });
+my $t_retry = time;
+insert_events($node, 1, prefix => 'retry429-');
+wait_drained($node);
+cmp_ok(time - $t_retry, '<', 10, 'a 429 is retried after its Retry-After, without waiting for the poll');
+mock_post($mock, '/_mock/config', { fail_rate => 1, fail_status => 503 });
+insert_events($node, 1, prefix => 'retry503-');
+$node->poll_query_until('postgres',
+	"SELECT attempts >= 2 FROM hyperline.outbox WHERE event_key = 'retry503-1'")
+  or die 'no retries';
+mock_post($mock, '/_mock/config', { fail_rate => 0 });
+$t_retry = time;
+wait_drained($node);
+cmp_ok(time - $t_retry, '<', 10, 'a 503 is retried with backoff, without waiting for the poll');
+
 # Woken at commit: with a 60 s poll interval, a committed row still arrives at once.
 mock_post($mock, '/_mock/reset');
 $node->safe_psql('postgres', 'SELECT hyperline.alter_destination(\'hyperline\', batch_size => 1)');
