@@ -72,8 +72,13 @@ COMMENT ON COLUMN hyperline.outbox.status IS 'pending, sending, delivered, faile
 COMMENT ON COLUMN hyperline.outbox.destination IS 'Destination the event goes to (kept so events of dropped models are still delivered).';
 -- The worker claims pending rows in id (commit) order.
 CREATE INDEX outbox_pending_idx ON hyperline.outbox (id) WHERE status = 'pending';
--- Per-key ordering and superseding look up the undelivered rows of one key.
-CREATE INDEX outbox_key_idx ON hyperline.outbox (model, event_key) WHERE status IN ('pending', 'sending');
+-- Superseding looks up the older pending rows of a key that the worker put off
+-- (a retry, a Retry-After, a refused key). Rows fresh from the trigger have
+-- next_attempt_at = created_at and are not in this index, so the write path
+-- pays nothing for it: an older fresh row of the same key is always claimed
+-- with (or before) the newer one, in id order.
+CREATE INDEX outbox_key_idx ON hyperline.outbox (model, event_key)
+  WHERE status = 'pending' AND next_attempt_at > created_at;
 ALTER TABLE hyperline.outbox SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,
   autovacuum_vacuum_insert_scale_factor = 0.05);
 

@@ -75,14 +75,16 @@ constexpr const char* kSetStatusSql =
     " WHERE o.id = ANY ($1)";
 
 // Older rows of a claimed key still waiting (e.g. for a retry) will never be
-// sent: the claimed row is newer. Uses outbox_key_idx.
+// sent: the claimed row is newer. Only rows the worker put off can be waiting
+// (next_attempt_at > created_at; a fresh older row is claimed with the newer
+// one): that is exactly what outbox_key_idx holds.
 constexpr const char* kSupersedeOlderSql =
     "UPDATE hyperline.outbox o SET status = 'superseded'"
     " WHERE o.id = ANY (ARRAY("
     "   SELECT q.id FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(model, event_key, id)"
     "   CROSS JOIN LATERAL (SELECT p.id FROM hyperline.outbox p"
     "     WHERE p.model = k.model AND p.event_key = k.event_key AND p.status = 'pending'"
-    "     AND p.id < k.id) q))";
+    "     AND p.next_attempt_at > p.created_at AND p.id < k.id) q))";
 
 // Writes one group of outcomes (rows with the same result). $8 keep: the rows
 // were not sent (postponed), so their http_status and last_error stay.
