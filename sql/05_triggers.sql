@@ -111,6 +111,15 @@ INSERT INTO inserts_only VALUES (3, 'c');
 SELECT event_key, payload->'record'->>'plan' AS plan FROM hyperline.outbox
   WHERE model = 'inserts_only' AND event_key = '3';
 
+-- a trigger whose model row was deleted by hand: the write goes on, the event fails visibly
+CREATE TABLE orphan (id int PRIMARY KEY);
+SELECT hyperline.create_model('orphan', 'orphan', 'id', $$ {"customer_id": "c",
+  "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$);
+DELETE FROM hyperline._models WHERE name = 'orphan';
+INSERT INTO orphan VALUES (1);
+SELECT count(*) AS rows_written FROM orphan;
+SELECT model, status, last_error FROM hyperline.outbox WHERE model = 'orphan';
+
 -- status view
 SELECT model, pending, sending, delivered, failed, last_error FROM hyperline.model_status ORDER BY model;
 -- failed rows can be retried; rows that could not render stay failed

@@ -75,19 +75,29 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
     return PointerGetDatum(nullptr);
   }
 
-  std::shared_ptr<const CompiledModel> model =
-      GetModel(model_name, RelationGetRelid(td->tg_relation));
   std::string key;
   std::string payload;
   std::string error;
-  bool ok = RenderEvent(*model, desc, row, old, operation, key, payload, error);
+  std::string destination;
+  bool ok = false;
+  try {
+    std::shared_ptr<const CompiledModel> model =
+        GetModel(model_name, RelationGetRelid(td->tg_relation));
+    destination = model->destination;
+    ok = RenderEvent(*model, desc, row, old, operation, key, payload, error);
+  } catch (const PgException& e) {
+    // A trigger left behind without its model (hyperline._models edited by
+    // hand): the write goes on and the event is recorded failed, visibly.
+    if (e.from_postgres) throw;
+    error = e.what();
+  }
   OutboxInsert insert;
-  insert.model = model->name.c_str();
+  insert.model = model_name;
   insert.event_key = key.c_str();
   insert.operation = operation;
   insert.payload = ok ? payload.c_str() : nullptr;
   insert.last_error = ok ? nullptr : error.c_str();
-  insert.destination = model->destination.c_str();
+  insert.destination = destination.c_str();
   PgGuard([&] { BufferOutboxRow(insert); });
   WakeWorkerAtCommit();
   return PointerGetDatum(nullptr);
