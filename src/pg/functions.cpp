@@ -74,7 +74,7 @@ void ValidateSample(const CompiledModel& model) {
       rendered = RenderEvent(model, desc, tuple, nullptr, "insert", key, payload, error);
     } else {
       try {
-        payload = RenderSynthetic(model, desc);
+        payload = RenderSynthetic(model);
         rendered = true;
       } catch (const std::bad_alloc&) {
         throw;

@@ -285,17 +285,12 @@ void ExtractScalar(ColumnKind kind, FmgrInfo* out, Datum value, RawDatum* r) {
     case ColumnKind::Bool:
       r->i = DatumGetBool(value) ? 1 : 0;
       break;
-    case ColumnKind::Text: {
-      text* t = DatumGetTextPP(value);
-      r->text = VARDATA_ANY(t);
-      r->len = VARSIZE_ANY_EXHDR(t);
-      break;
-    }
     case ColumnKind::Name:
       r->text = NameStr(*DatumGetName(value));
       r->len = strlen(r->text);
       break;
-    case ColumnKind::Json: {
+    case ColumnKind::Text:
+    case ColumnKind::Json: {  // json is stored as its text
       text* t = DatumGetTextPP(value);
       r->text = VARDATA_ANY(t);
       r->len = VARSIZE_ANY_EXHDR(t);
@@ -654,7 +649,7 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
   }
 }
 
-std::string RenderSynthetic(const CompiledModel& model, TupleDesc) {
+std::string RenderSynthetic(const CompiledModel& model) {
   int64_t now = 0;
   PgGuard([&] { now = GetCurrentTimestamp() + kUnixToPgEpochMicros; });
   liquid::Context ctx;

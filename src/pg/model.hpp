@@ -82,7 +82,7 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
 
 // Renders with a synthetic row of typical values (numbers 1, text "sample",
 // now, true, empty arrays) for validating a model on an empty table.
-std::string RenderSynthetic(const CompiledModel& model, TupleDesc desc);
+std::string RenderSynthetic(const CompiledModel& model);
 
 // Registers the relcache callback that invalidates the cache (from _PG_init).
 void InstallModelCacheCallbacks();
