@@ -290,6 +290,11 @@ def payload_template():
     return TEMPLATE_FALLBACK, "built-in copy of the Hightouch example"
 
 
+def create_model_if_missing(c, name, table):
+    if c.value("SELECT count(*) FROM hyperline.models WHERE name = %s" % q(name)) == "0":
+        create_model(c, name, table)
+
+
 def create_model(c, name, table):
     c.query("SELECT hyperline.create_model(%s, %s, 'id', %s)" % (q(name), q(table), q(TEMPLATE)))
 
@@ -406,30 +411,36 @@ def pgbench(script, seconds, clients):
 
 def bench_oltp(c):
     log("oltp: %d clients, %d s per run, %d repetitions" % (OLTP_CLIENTS, OLTP_SECONDS, OLTP_REPS))
-    create_model(c, "oltp", "bench.oltp_model")
-    tables = ["bench.oltp_plain", "bench.oltp_model", "hyperline.outbox"]
-    samples = {"plain": [], "model": []}
-    lat = {"plain": [], "model": []}
+    create_model_if_missing(c, "oltp", "bench.oltp_model")
+    if c.value("SELECT to_regclass('bench.outbox_d') IS NULL") == "t":
+        for stmt in outbox_ddl("bench.outbox_d"):
+            c.command(stmt)
+    tables = ["bench.oltp_plain", "bench.oltp_model", "bench.oltp_floor", "bench.outbox_d", "hyperline.outbox"]
+    variants = ["plain", "model", "floor"]
+    samples = {v: [] for v in variants}
+    lat = {v: [] for v in variants}
+    events = 0
     for rep in range(OLTP_REPS):
-        order = ["plain", "model"] if rep % 2 == 0 else ["model", "plain"]
+        order = variants[rep % 3:] + variants[:rep % 3]
         for v in order:
             c.command("TRUNCATE " + ", ".join(tables))
             quiesce(c, tables)
             tps, l = pgbench("oltp_%s.sql" % v, OLTP_SECONDS, OLTP_CLIENTS)
             samples[v].append(round(tps, 1))
             lat[v].append(l)
+            if v == "model":
+                events = int(c.value("SELECT count(*) FROM hyperline.outbox WHERE model = 'oltp'"))
             log("oltp: rep %d %s %.0f tps" % (rep + 1, v, tps))
-    events = int(c.value("SELECT count(*) FROM hyperline.outbox WHERE model = 'oltp'"))
     c.command("TRUNCATE " + ", ".join(tables))
-    med = {v: statistics.median(samples[v]) for v in samples}
-    return {
-        "clients": OLTP_CLIENTS, "seconds": OLTP_SECONDS, "reps": OLTP_REPS,
-        "plain": {"samples_tps": samples["plain"], "median_tps": round(med["plain"], 1),
-                  "latency_ms": lat["plain"]},
-        "model": {"samples_tps": samples["model"], "median_tps": round(med["model"], 1),
-                  "latency_ms": lat["model"], "events_last_run": events},
-        "ratio": round(med["model"] / med["plain"], 3),
-    }
+    med = {v: statistics.median(samples[v]) for v in variants}
+    out = {"clients": OLTP_CLIENTS, "seconds": OLTP_SECONDS, "reps": OLTP_REPS,
+           "ratio": round(med["model"] / med["plain"], 3),
+           "floor_ratio": round(med["floor"] / med["plain"], 3),
+           "model_over_floor": round(med["model"] / med["floor"], 3)}
+    for v in variants:
+        out[v] = {"samples_tps": samples[v], "median_tps": round(med[v], 1), "latency_ms": lat[v]}
+    out["model"]["events_last_run"] = events
+    return out
 
 
 # --- 3 + 5. drain and memory -------------------------------------------------------
@@ -460,7 +471,7 @@ def insert_with_memory(c, table, n):
     return out
 
 
-def drain_once(c, batch, n, through_model=False, profile_to=None):
+def drain_once(c, batch, n, through_model=False, profile_to=None, callgraph=False):
     """Fills n pending events with the worker off, then times their delivery."""
     set_worker(c, False)
     time.sleep(0.3)
@@ -488,10 +499,7 @@ def drain_once(c, batch, n, through_model=False, profile_to=None):
     sampler = Sampler(wpid, period=0.05, extra=extra)
     perf = None
     if profile_to:
-        perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "999", "-o", profile_to,
-                                 "-p", "%d,%d" % (wpid, MOCK_PID)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
+        perf = perf_record([wpid] if callgraph else [wpid, MOCK_PID], profile_to, callgraph)
     sampler.start()
     t0 = time.time()
     set_worker(c, True)
@@ -709,7 +717,7 @@ def bench_upkeep(c):
 def perf_top(data, limit=25):
     """perf report --sort dso,symbol of a recording: [(percent, dso, symbol)]."""
     res = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children", "--sort", "dso,symbol",
-                          "--percent-limit", "0.7"], capture_output=True, text=True)
+                          "--percent-limit", "0.7"] + SYMFS.get(data, []), capture_output=True, text=True)
     rows = []
     for line in res.stdout.splitlines():
         m = re.match(r"\s+([0-9.]+)%\s+(\S+)\s+\[[.k]\]\s+(.*)$", line)
@@ -718,6 +726,80 @@ def perf_top(data, limit=25):
     with open(data + ".txt", "w") as f:
         f.write(res.stdout)
     return rows[:limit]
+
+
+WRITE_KEYS = ["hyperline_trigger", "hyperline::pg::RenderEvent", "hyperline::JsonSyntaxError",
+              "hyperline::PayloadTemplate::Render", "hyperline::pg::BufferOutboxRow", "jsonb_in",
+              "hyperline::pg::FlushOutbox", "heap_multi_insert", "ExecInsertIndexTuples", "MakeTupleTableSlot",
+              "ExecDropSingleTupleTableSlot", "nextval_internal", "heap_insert", "btinsert", "XLogInsert",
+              "exc_page_fault"]
+DRAIN_KEYS = ["hyperline::pg::Delivery::TxnClaim", "hyperline::pg::Delivery::TxnRecord",
+              "hyperline::pg::Delivery::TxnPurge", "hyperline::pg::Delivery::Pump", "SPI_execute_plan",
+              "ExecInsertIndexTuples", "_bt_bottomupdel_pass", "heap_update", "heap_delete", "XLogInsert",
+              "index_getnext_slot", "curl_multi_perform", "jsonb_out", "JsonbToCString", "pg_plan_query",
+              "llvm_compile_expr"]
+
+
+OLTP_KEYS = ["exec_simple_query", "pg_plan_query", "standard_ExecutorRun", "ExecutorFinish", "hyperline_trigger",
+             "hyperline::pg::GetModel", "hyperline::pg::RenderEvent", "hyperline::JsonSyntaxError", "jsonb_in",
+             "hyperline::pg::FlushOutbox", "ExecOpenIndices", "ExecInsertIndexTuples", "table_open",
+             "CreateExecutorState", "FreeExecutorState", "nextval_internal", "CommitTransactionCommand",
+             "XLogFlush", "SetLatch", "AtEOXact_Inval", "CallXactCallbacks"]
+
+
+def symfs_args(pid):
+    """perf report arguments that resolve a library deleted since it was loaded (someone
+    reinstalled pg_hyperline.so mid-run): a symbol tree of the process's mappings where
+    the deleted library is the hard link run.sh kept."""
+    keep, root = ENV.get("BENCH_KEEP_SO"), ENV.get("BENCH_SYMFS")
+    try:
+        maps = open("/proc/%d/maps" % pid).read().splitlines()
+    except OSError:
+        return []
+    paths = set(line.split(None, 5)[5] for line in maps if len(line.split(None, 5)) == 6)
+    if not keep or not root or not any(p.endswith(" (deleted)") and "pg_hyperline" in p for p in paths):
+        return []
+    for path in paths:
+        if not path.startswith("/"):
+            continue
+        src = keep if (path.endswith(" (deleted)") and "pg_hyperline" in path) else path
+        for name in set([path, path.replace(" (deleted)", "")]):
+            dst = root + name
+            if os.path.exists(src) and not os.path.lexists(dst):
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                os.symlink(src, dst)
+    return ["--symfs", root, "--kallsyms", "/proc/kallsyms"]
+
+
+SYMFS = {}  # recording -> perf report arguments
+
+
+def perf_children(data, keys, callgraph):
+    """Inclusive share (%) of each function in `keys` from a call-graph recording."""
+    if not callgraph:
+        return {}
+    res = subprocess.run(["perf", "report", "-i", data, "--stdio", "--children", "--sort", "symbol", "-g", "none",
+                          "--percent-limit", "0.3"] + SYMFS.get(data, []), capture_output=True, text=True)
+    found = {}
+    for line in res.stdout.splitlines():
+        m = re.match(r"\s+([0-9.]+)%\s+([0-9.]+)%\s+\[[.k]\]\s+(.*?)\s*(-\s+-\s*)?$", line)
+        if not m:
+            continue
+        sym = m.group(3)
+        for k in keys:
+            if (sym == k or sym.startswith(k + "(") or sym.startswith(k + " ") or sym.startswith(k + "[")) \
+                    and k not in found:
+                found[k] = float(m.group(1))
+    return {k: found[k] for k in keys if k in found}
+
+
+def perf_record(pids, data, callgraph):
+    cmd = ["perf", "record", "-q", "-e", "cpu-clock", "-o", data, "-p", ",".join(str(p) for p in pids)]
+    cmd += ["-F", "499", "--call-graph", "dwarf,16384"] if callgraph else ["-F", "1999"]
+    SYMFS[data] = symfs_args(pids[0])
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
 
 
 def bench_profile(c):
@@ -730,12 +812,19 @@ def bench_profile(c):
     set_worker(c, False)
     time.sleep(0.3)
     # Write path: the inserting backend, model variant.
+    for suffix in ("c", "d"):
+        if c.value("SELECT to_regclass('bench.outbox_%s') IS NULL" % suffix) == "t":
+            for stmt in outbox_ddl("bench.outbox_" + suffix):
+                c.command(stmt)
+    if c.value("SELECT count(*) FROM pg_trigger WHERE tgname = 'usage_c_event'") == "0":
+        c.command("CREATE TRIGGER usage_c_event AFTER INSERT OR UPDATE ON bench.usage_c "
+                  "FOR EACH ROW EXECUTE FUNCTION bench.usage_c_event()")
+    create_model_if_missing(c, "usage_b", "bench.usage_b")
+    create_model_if_missing(c, "drain", "bench.usage_drain")
     c.command("TRUNCATE bench.usage_b, hyperline.outbox")
     quiesce(c, ["bench.usage_b", "hyperline.outbox"])
     data = os.path.join(OUT, "perf-write.data")
-    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "-o", data,
-                             "-p", str(c.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    perf = perf_record([c.pid], data, False)
     c.command("INSERT INTO bench.usage_b " + rows_sql(n))
     perf.send_signal(signal.SIGINT)
     perf.wait()
@@ -744,14 +833,39 @@ def bench_profile(c):
     c.command("TRUNCATE bench.usage_c, bench.outbox_c")
     quiesce(c, ["bench.usage_c", "bench.outbox_c"])
     data = os.path.join(OUT, "perf-write-plpgsql.data")
-    perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2999", "-o", data,
-                             "-p", str(c.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    perf = perf_record([c.pid], data, False)
     c.command("INSERT INTO bench.usage_c " + rows_sql(n))
     perf.send_signal(signal.SIGINT)
     perf.wait()
     out["write_c"] = perf_top(data)
+    # Call graphs (DWARF unwinding: our C++ is built without frame pointers) of a smaller insert.
+    c.command("TRUNCATE bench.usage_b, hyperline.outbox")
+    quiesce(c, ["bench.usage_b", "hyperline.outbox"])
+    data = os.path.join(OUT, "perf-write-callgraph.data")
+    perf = perf_record([c.pid], data, True)
+    c.command("INSERT INTO bench.usage_b " + rows_sql(max(n // 4, 2000)))
+    perf.send_signal(signal.SIGINT)
+    perf.wait()
+    out["write_b_inclusive"] = perf_children(data, WRITE_KEYS, True)
     c.command("TRUNCATE bench.usage_b, bench.usage_c, bench.outbox_c, hyperline.outbox")
+    # OLTP: the pgbench backends, one row per transaction, with a model.
+    create_model_if_missing(c, "oltp", "bench.oltp_model")
+    c.command("TRUNCATE bench.oltp_model, hyperline.outbox")
+    quiesce(c, ["bench.oltp_model", "hyperline.outbox"])
+    result = {}
+    th = threading.Thread(target=lambda: result.update(tps=pgbench("oltp_model.sql", 8, OLTP_CLIENTS)[0]))
+    th.start()
+    time.sleep(2)
+    pids = [int(r[0]) for r in c.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'pgbench'")]
+    if pids:
+        data = os.path.join(OUT, "perf-oltp-callgraph.data")
+        perf = perf_record(pids, data, True)
+        time.sleep(3)
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+        out["oltp_model_inclusive"] = perf_children(data, OLTP_KEYS, True)
+    th.join()
+    c.command("TRUNCATE bench.oltp_model, hyperline.outbox")
     # Drain: worker + mock.
     data = os.path.join(OUT, "perf-drain.data")
     r = drain_once(c, 1000, max(n, 20000), profile_to=data)
@@ -761,6 +875,9 @@ def bench_profile(c):
     r = drain_once(c, 1, max(n // 10, 2000), profile_to=data)
     out["drain_1"] = perf_top(data)
     out["drain_1_rate"] = r["events_per_s"]
+    data = os.path.join(OUT, "perf-drain-callgraph.data")
+    r = drain_once(c, 1000, max(n, 20000), profile_to=data, callgraph=True)
+    out["drain_1000_inclusive"] = perf_children(data, DRAIN_KEYS, True)
     c.command("TRUNCATE hyperline.outbox, bench.usage_drain")
     return out
 

@@ -128,6 +128,11 @@ def table(r):
                          o["clients"], o["seconds"], o["reps"], fmt(o["plain"]["median_tps"]),
                          " ".join(fmt(x) for x in o["plain"]["samples_tps"]), fmt(o["model"]["median_tps"]),
                          " ".join(fmt(x) for x in o["model"]["samples_tps"]), 100 * o["ratio"]))
+        if "floor" in o:
+            lines.append("The OLTP floor (the same row plus a constant payload into an outbox-shaped table, one "
+                         "statement): %s TPS (%s), %.1f %% of without; the model reaches %.1f %% of the floor." % (
+                             fmt(o["floor"]["median_tps"]), " ".join(fmt(x) for x in o["floor"]["samples_tps"]),
+                             100 * o["floor_ratio"], 100 * o["model_over_floor"]))
     d = r.get("drain", {})
     if d.get("runs"):
         lines.append("")
@@ -187,6 +192,17 @@ def table(r):
                          " ".join("%.0f" % (c["bytes_after_purge"] / 2**20) for c in u["per_cycle"]),
                          " ".join("%.1f" % c["drain_s"] for c in u["per_cycle"]), u["autovacuum_count"]))
     pr = r.get("profile", {})
+    for key, title in (("write_b_inclusive", "trigger path (b), inserting backend"),
+                       ("oltp_model_inclusive", "OLTP with a model, the pgbench backends"),
+                       ("drain_1000_inclusive", "drain batch_size 1000, worker")):
+        if pr.get(key):
+            lines.append("")
+            lines.append("Profile, %s (perf, DWARF call graphs, inclusive share of all samples):" % title)
+            lines.append("")
+            lines.append("| function | inclusive % |")
+            lines.append("| --- | --- |")
+            for fn, pct in pr[key].items():
+                lines.append("| `%s` | %.1f |" % (fn, pct))
     for key, title in (("write_b", "trigger path (b), inserting backend"),
                        ("write_c", "PL/pgSQL trigger (c), inserting backend"),
                        ("drain_1000", "drain batch_size 1000, worker + mock"),

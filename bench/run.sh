@@ -106,6 +106,11 @@ max_connections = 50
 log_min_messages = warning
 logging_collector = off
 EOF
+# A hard link keeps the library the cluster loads readable for perf even if
+# someone reinstalls pg_hyperline.so while the benchmark runs.
+mkdir -p "$WORK/keep"
+ln "$("$PGBIN/pg_config" --pkglibdir)/pg_hyperline.so" "$WORK/keep/pg_hyperline.so" 2>/dev/null ||
+  cp "$("$PGBIN/pg_config" --pkglibdir)/pg_hyperline.so" "$WORK/keep/pg_hyperline.so"
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w start >/dev/null
 runuser -u postgres -- "$PGBIN/createdb" -h "$WORK" -p "$PORT" bench
 
@@ -121,7 +126,8 @@ log "hyperline-mock on 127.0.0.1:$MOCK_PORT (pid $MOCK_PID)"
 mkdir -p "$OUT"
 export BENCH_PGHOST="$WORK" BENCH_PGPORT="$PORT" BENCH_DB=bench BENCH_PGBIN="$PGBIN" \
   BENCH_MOCK_URL="http://127.0.0.1:$MOCK_PORT" BENCH_MOCK_PID="$MOCK_PID" \
-  BENCH_API_KEY="$API_KEY" BENCH_ROOT="$ROOT" BENCH_OUT="$OUT" BENCH_SERVER_LOG="$WORK/server.log"
+  BENCH_API_KEY="$API_KEY" BENCH_ROOT="$ROOT" BENCH_OUT="$OUT" BENCH_SERVER_LOG="$WORK/server.log" \
+  BENCH_KEEP_SO="$WORK/keep/pg_hyperline.so" BENCH_SYMFS="$WORK/symfs"
 python3 "$ROOT/bench/bench.py"
 python3 "$ROOT/bench/report.py" "$OUT/results.json"
 if grep -q 'terminated by signal' "$WORK/server.log"; then

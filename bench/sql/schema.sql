@@ -26,6 +26,9 @@ CREATE SEQUENCE bench.oltp_seq;
 CREATE TABLE bench.oltp_plain (LIKE bench.usage_a INCLUDING ALL);
 ALTER TABLE bench.oltp_plain ALTER COLUMN id SET DEFAULT 'o' || nextval('bench.oltp_seq');
 CREATE TABLE bench.oltp_model (LIKE bench.oltp_plain INCLUDING ALL);
+-- The OLTP floor: the same row plus a constant payload into an outbox-shaped
+-- table, in one statement (bench/sql/oltp_floor.sql).
+CREATE TABLE bench.oltp_floor (LIKE bench.oltp_plain INCLUDING ALL);
 
 -- (c): what a user would write by hand: the same payload as the Hightouch
 -- example template, built with jsonb_build_object, into an outbox-shaped table.
