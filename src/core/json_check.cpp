@@ -45,6 +45,18 @@ class Checker {
     return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
   }
 
+  // Reads 4 hex digits at `at` into cp.
+  bool Hex4(size_t at, unsigned& cp) const {
+    if (at + 4 > s_.size()) return false;
+    cp = 0;
+    for (size_t k = at; k < at + 4; ++k) {
+      if (!IsHex(s_[k])) return false;
+      char c = s_[k];
+      cp = cp * 16 + static_cast<unsigned>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+    }
+    return true;
+  }
+
   bool Number() {
     if (i_ < s_.size() && s_[i_] == '-') ++i_;
     if (i_ >= s_.size() || !IsDigit(s_[i_])) return Error("invalid number");
@@ -81,10 +93,21 @@ class Checker {
         if (i_ >= s_.size()) break;
         char e = s_[i_];
         if (e == 'u') {
-          for (int k = 1; k <= 4; ++k) {
-            if (i_ + k >= s_.size() || !IsHex(s_[i_ + k])) return Error("invalid \\u escape");
-          }
+          // Postgres jsonb refuses \u0000 and unpaired surrogates: so do we,
+          // or the insert of the payload would fail the user's statement.
+          unsigned cp = 0;
+          if (!Hex4(i_ + 1, cp)) return Error("invalid \\u escape");
           i_ += 5;
+          if (cp == 0) return Error("\\u0000 cannot be stored by Postgres");
+          if (cp >= 0xDC00 && cp <= 0xDFFF) return Error("unpaired Unicode surrogate in \\u escape");
+          if (cp >= 0xD800 && cp <= 0xDBFF) {
+            unsigned low = 0;
+            if (i_ + 1 >= s_.size() || s_[i_] != '\\' || s_[i_ + 1] != 'u' || !Hex4(i_ + 2, low) ||
+                low < 0xDC00 || low > 0xDFFF) {
+              return Error("unpaired Unicode surrogate in \\u escape");
+            }
+            i_ += 6;
+          }
           continue;
         }
         if (e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' &&

@@ -75,6 +75,7 @@ struct ScanResult {
   std::string skeleton;  // cleaned with Liquid replaced: bare outputs by 0, rest blanked
   std::vector<std::pair<size_t, size_t>> strings;  // JSON string bodies [start, end)
   bool structural_tags = false;
+  bool any_tags = false;  // any {% %} at all
 };
 
 // One pass over the template as JSON, treating Liquid spans as opaque.
@@ -97,6 +98,7 @@ ScanResult Scan(std::string_view src) {
         end = SpanEnd(src, i);
       }
       Blank(r.skeleton, i, end);
+      if (!is_output) r.any_tags = true;
       if (!in_string) {
         if (is_output) {
           r.skeleton[i] = '0';
@@ -160,6 +162,24 @@ bool InsideString(const std::vector<std::pair<size_t, size_t>>& strings, size_t 
   return offset >= it->first && offset < it->second;
 }
 
+// Postgres text (and so jsonb) cannot hold NUL characters.
+void RefuseNul(std::string_view text) {
+  if (text.find('\0') != std::string_view::npos) {
+    throw std::invalid_argument("a string contains a NUL character, which Postgres cannot store");
+  }
+}
+
+// Sink that collects the value of every output site, in order (token path).
+class CaptureSink : public liquid::Sink {
+ public:
+  explicit CaptureSink(std::vector<Value>& values) : values_(values) {}
+  void Text(std::string_view) override {}
+  void Output(const Value& value, uint8_t) override { values_.push_back(value); }
+
+ private:
+  std::vector<Value>& values_;
+};
+
 // Sink that writes JSON: escaped text inside strings, typed values elsewhere.
 class JsonSink : public liquid::Sink {
  public:
@@ -167,15 +187,17 @@ class JsonSink : public liquid::Sink {
   void Text(std::string_view text) override { out_.append(text); }
   void Output(const Value& value, uint8_t mode) override {
     switch (mode) {
-      case kModeInString:
-        if (value.kind() == Value::Kind::String) {
-          AppendJsonEscaped(value.as_string(), out_);
-        } else {
+      case kModeInString: {
+        const std::string* text = &value.as_string();
+        if (value.kind() != Value::Kind::String) {
           scratch_.clear();
           AppendLiquidString(value, scratch_);
-          AppendJsonEscaped(scratch_, out_);
+          text = &scratch_;
         }
+        RefuseNul(*text);
+        AppendJsonEscaped(*text, out_);
         break;
+      }
       case kModeJsonValue:
         AppendJsonValue(value, out_);
         break;
@@ -214,8 +236,10 @@ std::unique_ptr<PayloadTemplate> PayloadTemplate::Compile(std::string_view sourc
     throw PayloadError(e.what(), e.line, e.column);
   }
   result->structural_tags_ = scan.structural_tags;
+  std::vector<size_t> site_offsets;
   for (liquid::OutputSite& site : result->tmpl_->output_sites()) {
     site.mode = InsideString(scan.strings, site.offset) ? kModeInString : kModeJsonValue;
+    site_offsets.push_back(site.offset);
   }
   // Without tags in the JSON structure the skeleton must itself be JSON, so
   // syntax errors are reported against the template's own lines and columns.
@@ -230,7 +254,24 @@ std::unique_ptr<PayloadTemplate> PayloadTemplate::Compile(std::string_view sourc
                          line, column);
     }
   }
+  // Without any tag, every site renders exactly once, in order: the structure
+  // is fixed and can be emitted as tokens (json_tokens.hpp).
+  if (!scan.any_tags) result->program_ = TokenProgram::Compile(scan.cleaned, site_offsets);
   return result;
+}
+
+void PayloadTemplate::RenderTokens(const liquid::Context& ctx, JsonTokens& out) const {
+  std::vector<Value> values;
+  CaptureSink sink(values);
+  tmpl_->Render(ctx, sink);
+  try {
+    program_->Render(values, out);
+  } catch (const std::invalid_argument& e) {
+    // Same message as the text path, where the engine wraps sink errors.
+    throw liquid::RenderError(std::string("Liquid error: ") + e.what());
+  } catch (const std::out_of_range&) {
+    throw liquid::RenderError("Liquid error: the template rendered fewer values than expected");
+  }
 }
 
 void PayloadTemplate::Render(const liquid::Context& ctx, std::string& out) const {

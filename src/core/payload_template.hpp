@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/json_tokens.hpp"
 #include "core/liquid.hpp"
 
 namespace hyperline {
@@ -46,11 +47,20 @@ class PayloadTemplate {
   // liquid::RenderError (e.g. divided_by 0, or NaN as a JSON value).
   void Render(const liquid::Context& ctx, std::string& out) const;
 
+  // Whether RenderTokens can be used: the template has no Liquid tags, so its
+  // JSON structure is fixed (see json_tokens.hpp).
+  bool HasTokenProgram() const { return program_ != nullptr; }
+
+  // Renders one event as JSON tokens (only when HasTokenProgram()); the same
+  // event Render would print. Throws liquid::RenderError.
+  void RenderTokens(const liquid::Context& ctx, JsonTokens& out) const;
+
   // Variable paths read by the template (see liquid::Template::VariablePaths).
   std::vector<std::vector<std::string>> VariablePaths() const { return tmpl_->VariablePaths(); }
 
  private:
   std::unique_ptr<liquid::Template> tmpl_;
+  std::unique_ptr<TokenProgram> program_;
   bool structural_tags_ = false;  // {% %} outside strings: commas may trail at render
 };
 

@@ -19,6 +19,7 @@ extern "C" {
 #include "utils/datetime.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -600,7 +601,7 @@ std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
 // ---------------------------------------------------------------------------
 bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
                  HeapTuple old_tuple, const char* operation, std::string& key,
-                 std::string& payload, std::string& error) {
+                 std::string& payload, JsonTokens* tokens, std::string& error) {
   // The bindings' FmgrInfo are used (not changed) by the output calls.
   auto& m = const_cast<CompiledModel&>(model);
   if (!m.error.empty()) {
@@ -638,6 +639,12 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
     ctx.Set("model", Value::String(m.name));
     ctx.Set("operation", Value::String(operation));
     payload.clear();
+    if (tokens != nullptr && m.tmpl->HasTokenProgram()) {
+      // Fixed JSON structure: no text to print, check and parse again.
+      tokens->Clear();
+      m.tmpl->RenderTokens(ctx, *tokens);
+      return true;
+    }
     m.tmpl->Render(ctx, payload);
     error = JsonSyntaxError(payload);
     return error.empty();
@@ -662,6 +669,62 @@ std::string RenderSynthetic(const CompiledModel& model) {
   std::string out;
   model.tmpl->Render(ctx, out);
   return out;
+}
+
+Datum TokensToJsonb(const JsonTokens& tokens) {
+  JsonbParseState* state = nullptr;
+  JsonbValue* result = nullptr;
+  // Whether each open container is an object (values) or an array (elements);
+  // nesting cannot exceed the number of tokens.
+  bool* in_object = static_cast<bool*>(palloc(tokens.tokens.size() + 1));
+  int depth = 0;
+  for (const JsonToken& t : tokens.tokens) {
+    JsonbValue v;
+    JsonbIteratorToken scalar_kind = depth > 0 && in_object[depth - 1] ? WJB_VALUE : WJB_ELEM;
+    switch (t.kind) {
+      case JsonTokenKind::BeginObject:
+      case JsonTokenKind::BeginArray:
+        in_object[depth++] = t.kind == JsonTokenKind::BeginObject;
+        result = pushJsonbValue(&state,
+                                t.kind == JsonTokenKind::BeginObject ? WJB_BEGIN_OBJECT
+                                                                     : WJB_BEGIN_ARRAY,
+                                nullptr);
+        continue;
+      case JsonTokenKind::EndObject:
+      case JsonTokenKind::EndArray:
+        --depth;
+        result = pushJsonbValue(
+            &state, t.kind == JsonTokenKind::EndObject ? WJB_END_OBJECT : WJB_END_ARRAY, nullptr);
+        continue;
+      case JsonTokenKind::Key:
+        v.type = jbvString;
+        v.val.string.val = const_cast<char*>(tokens.arena.data() + t.offset);
+        v.val.string.len = t.length;
+        result = pushJsonbValue(&state, WJB_KEY, &v);
+        continue;
+      case JsonTokenKind::String:
+        v.type = jbvString;
+        v.val.string.val = const_cast<char*>(tokens.arena.data() + t.offset);
+        v.val.string.len = t.length;
+        break;
+      case JsonTokenKind::Number:
+        v.type = jbvNumeric;
+        v.val.numeric = DatumGetNumeric(DirectFunctionCall3(
+            numeric_in, CStringGetDatum(tokens.arena.data() + t.offset),
+            ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        break;
+      case JsonTokenKind::True:
+      case JsonTokenKind::False:
+        v.type = jbvBool;
+        v.val.boolean = t.kind == JsonTokenKind::True;
+        break;
+      case JsonTokenKind::Null:
+        v.type = jbvNull;
+        break;
+    }
+    result = pushJsonbValue(&state, scalar_kind, &v);
+  }
+  return JsonbPGetDatum(JsonbValueToJsonb(result));
 }
 
 void InstallModelCacheCallbacks() {

@@ -73,12 +73,18 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
                                             const std::string& destination);
 
 // Renders one event. `tuple`/`old_tuple` may be null (insert has no old row;
-// delete renders the old row as `row`). Returns true and sets `payload`, or
+// delete renders the old row as `row`). Returns true and sets the payload, or
 // false and sets `error` (a rendering error the user must see, never thrown).
-// `key` receives the primary key value as text.
+// `key` receives the primary key value as text. When `tokens` is given and the
+// template has a token program, the payload goes there (see TokensToJsonb)
+// and `payload` stays empty; otherwise `payload` receives validated JSON text.
 bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
                  HeapTuple old_tuple, const char* operation, std::string& key,
-                 std::string& payload, std::string& error);
+                 std::string& payload, JsonTokens* tokens, std::string& error);
+
+// Builds the jsonb value of rendered tokens, in the current memory context.
+// Postgres-only: call under PgGuard.
+Datum TokensToJsonb(const JsonTokens& tokens);
 
 // Renders with a synthetic row of typical values (numbers 1, text "sample",
 // now, true, empty arrays) for validating a model on an empty table.

@@ -17,6 +17,7 @@ extern "C" {
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -163,8 +164,12 @@ void BufferOutboxRow(const OutboxInsert& row) {
   b.event_key = CopyText(row.event_key);
   b.operation = CopyText(row.operation);
   b.destination = CopyText(row.destination);
-  b.has_payload = row.payload != nullptr;
-  b.payload = b.has_payload ? DirectFunctionCall1(jsonb_in, CStringGetDatum(row.payload)) : 0;
+  b.has_payload = row.payload != nullptr || row.payload_jsonb != 0;
+  if (row.payload_jsonb != 0) {
+    b.payload = datumCopy(row.payload_jsonb, false, -1);
+  } else {
+    b.payload = b.has_payload ? DirectFunctionCall1(jsonb_in, CStringGetDatum(row.payload)) : 0;
+  }
   b.has_error = row.last_error != nullptr;
   b.last_error = CopyText(row.last_error);
   MemoryContextSwitchTo(old);

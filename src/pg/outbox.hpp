@@ -21,12 +21,14 @@ struct OutboxInsert {
   const char* event_key;
   const char* operation;
   const char* payload;  // JSON text (validated), or null when rendering failed
+  Datum payload_jsonb;  // or the payload already as jsonb (0 when not)
   const char* last_error;
   const char* destination;
 };
 
-// Copies the row into the transaction's buffer (payload parsed as jsonb now,
-// so a bad payload fails here, not at flush). Postgres-only: call under PgGuard.
+// Copies the row into the transaction's buffer (a text payload is parsed as
+// jsonb now, so a bad payload fails here, not at flush). Postgres-only: call
+// under PgGuard.
 void BufferOutboxRow(const OutboxInsert& row);
 
 // Writes every buffered row into hyperline.outbox (id from its sequence,

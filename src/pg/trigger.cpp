@@ -79,12 +79,15 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
   std::string payload;
   std::string error;
   std::string destination;
+  // Per backend, reused row after row: no allocation once warm.
+  static JsonTokens tokens;
+  tokens.Clear();
   bool ok = false;
   try {
     std::shared_ptr<const CompiledModel> model =
         GetModel(model_name, RelationGetRelid(td->tg_relation));
     destination = model->destination;
-    ok = RenderEvent(*model, desc, row, old, operation, key, payload, error);
+    ok = RenderEvent(*model, desc, row, old, operation, key, payload, &tokens, error);
   } catch (const PgException& e) {
     // A trigger left behind without its model (hyperline._models edited by
     // hand): the write goes on and the event is recorded failed, visibly.
@@ -95,10 +98,15 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
   insert.model = model_name;
   insert.event_key = key.c_str();
   insert.operation = operation;
-  insert.payload = ok ? payload.c_str() : nullptr;
+  bool as_tokens = ok && !tokens.tokens.empty();
+  insert.payload = ok && !as_tokens ? payload.c_str() : nullptr;
+  insert.payload_jsonb = 0;
   insert.last_error = ok ? nullptr : error.c_str();
   insert.destination = destination.c_str();
-  PgGuard([&] { BufferOutboxRow(insert); });
+  PgGuard([&] {
+    if (as_tokens) insert.payload_jsonb = TokensToJsonb(tokens);
+    BufferOutboxRow(insert);
+  });
   WakeWorkerAtCommit();
   return PointerGetDatum(nullptr);
 }

@@ -166,6 +166,92 @@ TEST(JsonCheck, RejectsInvalidJsonWithOffset) {
   }
 }
 
+TEST(JsonCheck, RefusesWhatJsonbCannotStore) {
+  EXPECT_FALSE(CheckJsonSyntax(R"(["\u0000"])").ok);
+  EXPECT_FALSE(CheckJsonSyntax(R"(["\udc00"])").ok);
+  EXPECT_FALSE(CheckJsonSyntax(R"(["\ud800x"])").ok);
+  EXPECT_TRUE(CheckJsonSyntax(R"(["\ud83d\ude00"])").ok);
+}
+
+// The token path and the text path must produce the same event.
+TEST(PayloadTokens, SameEventAsText) {
+  const std::string source = R"({
+    // comment
+    "customer_id": "cus_{{ row.s }}\u00e9\n", "n": {{ row.d }}, "t": {{ row.t }},
+    "rec": {"id": "{{ row.i }}", "a": {{ row.a }}, "o": {{ row.o }}, "nil": {{ row.nil }},
+            "lit": [1, -2.5e3, true, false, null, "x\"y"],},
+  })";
+  auto tmpl = PayloadTemplate::Compile(source);
+  ASSERT_TRUE(tmpl->HasTokenProgram());
+  liquid::Context ctx;
+  ctx.Set("row", Value::MakeObject({{"s", Value::String("a\"b")},
+                                    {"d", Value::Decimal("12345678901234567890.5")},
+                                    {"t", Value::Time(1734710651000000)},
+                                    {"i", Value::Int(7)},
+                                    {"a", Value::MakeArray({Value::Int(1), Value::String("z")})},
+                                    {"o", Value::MakeObject({{"k", Value::Bool(true)}})},
+                                    {"nil", Value::Nil()}}));
+  std::string text;
+  tmpl->Render(ctx, text);
+  JsonTokens tokens;
+  tmpl->RenderTokens(ctx, tokens);
+  // Print the tokens back as JSON and compare parsed documents.
+  std::string printed;
+  std::vector<bool> first{true};
+  auto sep = [&] {
+    if (!first.back()) printed += ",";
+    first.back() = false;
+  };
+  bool after_key = false;
+  for (const JsonToken& t : tokens.tokens) {
+    bool value = t.kind != JsonTokenKind::EndObject && t.kind != JsonTokenKind::EndArray;
+    if (value && !after_key) sep();
+    after_key = false;
+    switch (t.kind) {
+      case JsonTokenKind::BeginObject: printed += "{"; first.push_back(true); break;
+      case JsonTokenKind::BeginArray: printed += "["; first.push_back(true); break;
+      case JsonTokenKind::EndObject: printed += "}"; first.pop_back(); break;
+      case JsonTokenKind::EndArray: printed += "]"; first.pop_back(); break;
+      case JsonTokenKind::Key:
+        printed += "\"";
+        AppendJsonEscaped(tokens.Text(t), printed);
+        printed += "\":";
+        after_key = true;
+        break;
+      case JsonTokenKind::String:
+        printed += "\"";
+        AppendJsonEscaped(tokens.Text(t), printed);
+        printed += "\"";
+        break;
+      case JsonTokenKind::Number: printed += tokens.Text(t); break;
+      case JsonTokenKind::True: printed += "true"; break;
+      case JsonTokenKind::False: printed += "false"; break;
+      case JsonTokenKind::Null: printed += "null"; break;
+    }
+  }
+  EXPECT_EQ(nlohmann::json::parse(printed), nlohmann::json::parse(text)) << printed << "\n" << text;
+}
+
+TEST(PayloadTokens, OnlyWithoutTags) {
+  EXPECT_FALSE(PayloadTemplate::Compile(R"({"a": {% if x %}1{% else %}2{% endif %}})")->HasTokenProgram());
+  EXPECT_FALSE(PayloadTemplate::Compile(R"({"a": "{% if x %}y{% endif %}"})")->HasTokenProgram());
+  EXPECT_FALSE(PayloadTemplate::Compile(R"("top-level scalar {{ x }}")")->HasTokenProgram());
+  EXPECT_TRUE(PayloadTemplate::Compile(R"([{{ x }}, "{{ y }}"])")->HasTokenProgram());
+}
+
+TEST(PayloadTokens, NulAndNaNAreRenderErrors) {
+  auto tmpl = PayloadTemplate::Compile(R"({"a": "{{ row.s }}", "b": {{ row.f }}})");
+  liquid::Context ctx;
+  JsonTokens tokens;
+  std::string text;
+  ctx.Set("row", Value::MakeObject({{"s", Value::String(std::string("a\0b", 3))}, {"f", Value::Int(1)}}));
+  EXPECT_THROW(tmpl->RenderTokens(ctx, tokens), liquid::RenderError);
+  EXPECT_THROW(tmpl->Render(ctx, text), liquid::RenderError);
+  ctx.Set("row", Value::MakeObject({{"s", Value::String("ok")}, {"f", Value::Float(0.0 / 0.0)}}));
+  tokens.Clear();
+  EXPECT_THROW(tmpl->RenderTokens(ctx, tokens), liquid::RenderError);
+}
+
 TEST(JsonCheck, DeepNestingIsAnErrorNotACrash) {
   std::string deep(100000, '[');
   EXPECT_FALSE(CheckJsonSyntax(deep).ok);
