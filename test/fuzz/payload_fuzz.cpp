@@ -1,6 +1,7 @@
 // payload_fuzz.cpp: libFuzzer target for the JSON-with-Liquid payload layer
 // (src/core/payload_template). Compiles arbitrary bytes as a payload template,
-// renders it against a fixed row, and checks what the layer promises: a
+// renders it against a fixed row (as text, and as JSON tokens when the template
+// has a token program), and checks what the layer promises: a
 // template that compiles without structural tags renders valid JSON, and
 // CheckEventShape / RemoveTrailingCommas never crash on the result. Any crash,
 // sanitizer report, hang or unexpected exception type is a bug.
@@ -55,6 +56,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     tmpl = hyperline::PayloadTemplate::Compile(source);
   } catch (const hyperline::PayloadError&) {
     return 0;
+  }
+  if (tmpl->HasTokenProgram()) {
+    hyperline::JsonTokens tokens;
+    try {
+      tmpl->RenderTokens(ctx, tokens);
+    } catch (const hyperline::liquid::RenderError&) {
+    }
   }
   std::string out;
   try {
