@@ -8,6 +8,7 @@ with --docs; otherwise the chart goes to bench/out/benchmarks.png only.
 """
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -213,7 +214,8 @@ def table(r):
             lines.append("")
             lines.append("| % | object | symbol |")
             lines.append("| --- | --- | --- |")
-            for pct, dso, sym in pr[key][:14]:
+            for pct, dso, sym in pr[key][:12]:
+                sym = re.sub(r"(\s+-)*\s*$", "", sym)
                 lines.append("| %.1f | %s | `%s` |" % (pct, dso, sym[:90]))
     return "\n".join(lines)
 

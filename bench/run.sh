@@ -15,12 +15,14 @@
 #   PORT=N             the cluster's port (default: a free one in 5500-5999)
 #   KEEP=1             leave the cluster and the mock running at the end
 #   BENCH_PROFILE=0    skip the perf profiles (taken untimed, after the measurements)
+#   BENCH_OUT_DIR=DIR  where results.json goes (default bench/out)
+#   BENCH_UPKEEP_TUNED=1  upkeep experiment: unthrottled autovacuum on the outbox, naptime 10s
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-/tmp/build-bench}"
 PGBIN="${PGBIN:-/usr/lib/postgresql/15/bin}"
-OUT="$ROOT/bench/out"
+OUT="${BENCH_OUT_DIR:-$ROOT/bench/out}"
 API_KEY="bench_key_$$"
 
 if [[ $(id -u) -ne 0 ]]; then
