@@ -259,6 +259,7 @@ set logscale x
 set xrange [0.7:8000]
 set ylabel "events per second"
 set yrange [0:60000<*]
+set key bottom right
 set xlabel "destination batch\\\\_size"
 set format y "%%.0s%%c"
 plot '%(tmp)s/drain.dat' using 1:2 with linespoints lw 2 pt 7 lc rgb "#DD8452" notitle, \\
