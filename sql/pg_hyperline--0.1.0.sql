@@ -79,7 +79,11 @@ CREATE INDEX outbox_pending_idx ON hyperline.outbox (id) WHERE status = 'pending
 -- with (or before) the newer one, in id order.
 CREATE INDEX outbox_key_idx ON hyperline.outbox (model, event_key)
   WHERE status = 'pending' AND next_attempt_at > created_at;
+-- Every event leaves dead versions behind (status changes, then the purge):
+-- vacuum the outbox early and unthrottled so its space is reused instead of
+-- growing (measured in docs/benchmarks.md, "outbox upkeep").
 ALTER TABLE hyperline.outbox SET (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02,
+  autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_cost_delay = 0,
   autovacuum_vacuum_insert_scale_factor = 0.05);
 
 SELECT pg_catalog.pg_extension_config_dump('hyperline._destinations', '');

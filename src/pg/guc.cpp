@@ -21,6 +21,7 @@ int guc_poll_interval_ms = 1000;
 int guc_max_concurrent_requests = 4;
 bool guc_allow_http = false;
 int guc_claim_batch = 5000;
+int guc_vacuum_threshold = 50000;
 
 void DefineSettings() {
   DefineCustomStringVariable("hyperline.database", "Database in which the delivery worker runs.",
@@ -60,6 +61,10 @@ void DefineSettings() {
                           "Most events the worker claims in one transaction.", nullptr,
                           &guc_claim_batch, 5000, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr,
                           nullptr);
+  DefineCustomIntVariable("hyperline.vacuum_threshold",
+                          "Purged events after which the worker vacuums hyperline.outbox itself.",
+                          "0 leaves vacuuming to autovacuum alone.", &guc_vacuum_threshold, 50000,
+                          0, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("hyperline");
 }
 

@@ -29,6 +29,10 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/vacuum.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "utils/memutils.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -105,6 +109,37 @@ void WarnThrottled(const std::string& message) {
   PgGuard([&] { ereport(WARNING, (errmsg("pg_hyperline delivery: %s", text))); });
 }
 
+// Vacuums hyperline.outbox in this process, the way a top-level VACUUM runs
+// (it commits its own transactions). Why the worker does it: every event
+// leaves dead row versions (status changes, then the purge), and autovacuum,
+// waking every autovacuum_naptime, lags behind a busy outbox, which then grows
+// without bound (docs/benchmarks.md, "outbox upkeep").
+void VacuumOutbox() {
+  PgGuard([] {
+    MemoryContext saved_portal = PortalContext;
+    MemoryContext portal =
+        AllocSetContextCreate(TopMemoryContext, "pg_hyperline vacuum", ALLOCSET_DEFAULT_SIZES);
+    PortalContext = portal;
+    PG_TRY();
+    {
+      StartTransactionCommand();
+      VacuumStmt* stmt = makeNode(VacuumStmt);
+      stmt->options = NIL;
+      stmt->is_vacuumcmd = true;
+      stmt->rels = list_make1(makeVacuumRelation(
+          makeRangeVar(pstrdup("hyperline"), pstrdup("outbox"), -1), InvalidOid, NIL));
+      ExecVacuum(make_parsestate(nullptr), stmt, true);
+      CommitTransactionCommand();
+    }
+    PG_FINALLY();
+    {
+      PortalContext = saved_portal;
+    }
+    PG_END_TRY();
+    MemoryContextDelete(portal);
+  });
+}
+
 // The delivery loop; returns when SIGTERM asks to stop.
 void RunDelivery() {
   Delivery d;
@@ -113,6 +148,7 @@ void RunDelivery() {
   auto now = SteadyClock::now();
   auto next_claim = now;
   auto next_purge = now + milliseconds(kPurgeIntervalMs);
+  int64_t purged_since_vacuum = 0;  // events purged since the worker last vacuumed
   auto first_outcome = now;
   bool had_outcomes = false;
 
@@ -177,9 +213,16 @@ void RunDelivery() {
         // Why back off: finding nothing to purge still reads the outbox; with
         // a long retention there is rarely anything, so look less often.
         long interval = kPurgeIntervalMs;
-        if (d.TxnPurge() == 0) {
+        int64_t purged = d.TxnPurge();
+        if (purged == 0) {
           interval = std::clamp<long>(static_cast<long>(guc_delivered_retention_s) * 250L,
                                       kPurgeIntervalMs, kIdlePurgeIntervalMs);
+        }
+        purged_since_vacuum += purged;
+        if (guc_vacuum_threshold > 0 && purged_since_vacuum >= guc_vacuum_threshold) {
+          ReportActivity("vacuuming hyperline.outbox");
+          purged_since_vacuum = 0;
+          VacuumOutbox();
         }
         next_purge = SteadyClock::now() + milliseconds(interval);
       }
@@ -368,6 +411,10 @@ void hyperline_delivery_main(Datum) {
   SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
   SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
   SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  // Why no JIT: the worker's statements are small index-driven updates that JIT
+  // cannot speed up, yet over a large outbox their estimated cost passes
+  // jit_above_cost, and loading LLVM alone added 55 MB to the worker.
+  SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("pg_hyperline");
   PublishWorkerLatch();
   before_shmem_exit(OnDeliveryExit, 0);

@@ -140,12 +140,24 @@ like($err, qr/statement timeout/, 'by the statement timeout');
 cmp_ok(time - $t0, '<', 3, 'promptly');
 mock_post($mock, '/_mock/config', { delay_ms => 0 });
 
-# Purge: delivered rows older than the retention go away.
-$node->append_conf('postgresql.conf', "hyperline.delivered_retention = 0\n");
+# Purge: delivered rows older than the retention go away, and the worker then
+# vacuums the outbox itself (hyperline.vacuum_threshold purged rows).
+my $vacuums_before = $node->safe_psql('postgres',
+	"SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass");
+$node->append_conf('postgresql.conf',
+	"hyperline.delivered_retention = 0\nhyperline.vacuum_threshold = 100\n");
 $node->reload;
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM hyperline.outbox WHERE status = 'delivered'"),
 	'delivered rows purged after hyperline.delivered_retention');
+ok( $node->poll_query_until('postgres',
+		"SELECT vacuum_count > $vacuums_before FROM pg_stat_user_tables"
+		  . " WHERE relid = 'hyperline.outbox'::regclass"),
+	'the worker vacuumed the outbox after purging');
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker'"
+		  . " AND datname IS NOT NULL"),
+	'the worker is still running after its vacuum');
 
 check_log($node, 'test_key');
 $node->stop;
