@@ -108,6 +108,9 @@ std::string ToLiquidString(const Value& v);
 // non-zero; date_only values as YYYY-MM-DD.
 void AppendIsoTime(int64_t micros, bool date_only, std::string& out);
 
+// Appends code point `cp` encoded as UTF-8.
+void AppendUtf8(uint32_t cp, std::string& out);
+
 // Appends `s` JSON-escaped (no surrounding quotes): ", \, control characters;
 // valid UTF-8 is kept as is, invalid bytes become U+FFFD.
 void AppendJsonEscaped(std::string_view s, std::string& out);

@@ -408,24 +408,6 @@ size_t DecodeUtf8(const std::string& s, size_t i, uint32_t& cp) {
   return n;
 }
 
-// Appends a code point as UTF-8.
-void EncodeUtf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 // Maps each character: mode 0 lower, 1 upper, 2 capitalize (first upper, rest lower).
 std::string MapCase(const std::string& s, int mode) {
@@ -444,7 +426,7 @@ std::string MapCase(const std::string& s, int mode) {
     if (upper && cp == 0xDF) {
       out += "SS";  // Ruby: "ß".upcase == "SS"
     } else {
-      EncodeUtf8(upper ? UpperOf(cp) : LowerOf(cp), out);
+      AppendUtf8(upper ? UpperOf(cp) : LowerOf(cp), out);
     }
     first = false;
     i += n;
