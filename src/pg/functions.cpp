@@ -1,12 +1,11 @@
 // functions.cpp: SQL-callable functions of the write path: model validation,
 // rendering for preview/backfill, render_template, and privilege helpers.
-#include "core/liquid.hpp"
-#include "core/payload_template.hpp"
 #include <string>
 
-extern "C" {
-#include "postgres.h"
+#include "core/liquid.hpp"
+#include "core/payload_template.hpp"
 
+extern "C" {
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -17,6 +16,7 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "postgres.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
@@ -27,7 +27,6 @@ extern "C" {
 #include "utils/typcache.h"
 }
 
-
 #include "pg/guard.hpp"
 #include "pg/model.hpp"
 
@@ -35,7 +34,8 @@ namespace hyperline::pg {
 namespace {
 
 std::string TextArg(FunctionCallInfo fcinfo, int n, const char* what) {
-  if (PG_ARGISNULL(n)) Throw(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(what) + " must not be NULL");
+  if (PG_ARGISNULL(n))
+    Throw(ERRCODE_NULL_VALUE_NOT_ALLOWED, std::string(what) + " must not be NULL");
   char* s = nullptr;
   PgGuard([&] { s = text_to_cstring(PG_GETARG_TEXT_PP(n)); });
   return s;
@@ -71,7 +71,7 @@ void ValidateSample(const CompiledModel& model) {
   try {
     if (tuple != nullptr) {
       have_row = true;
-      rendered = RenderEvent(model, desc, tuple, nullptr, "insert", key, payload, error);
+      rendered = RenderEvent(model, desc, tuple, nullptr, "insert", key, payload, nullptr, error);
     } else {
       try {
         payload = RenderSynthetic(model);
@@ -139,7 +139,8 @@ Datum RenderEventSql(FunctionCallInfo fcinfo) {
   std::string key;
   std::string payload;
   std::string error;
-  bool ok = RenderEvent(*model, desc, &tuple, nullptr, operation.c_str(), key, payload, error);
+  bool ok =
+      RenderEvent(*model, desc, &tuple, nullptr, operation.c_str(), key, payload, nullptr, error);
   Datum result = 0;
   PgGuard([&] {
     ReleaseTupleDesc(desc);
@@ -226,8 +227,7 @@ Datum hyperline_caller_owns(PG_FUNCTION_ARGS) {
 
 // SQL hyperline._caller_can_select(regclass).
 Datum hyperline_caller_can_select(PG_FUNCTION_ARGS) {
-  PG_RETURN_BOOL(pg_class_aclcheck(PG_GETARG_OID(0), GetOuterUserId(), ACL_SELECT) ==
-                 ACLCHECK_OK);
+  PG_RETURN_BOOL(pg_class_aclcheck(PG_GETARG_OID(0), GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK);
 }
 
 // SQL hyperline._models_changed(): every backend recompiles at our commit.
