@@ -67,7 +67,8 @@ class Checker {
     }
     if (i_ < s_.size() && s_[i_] == '.') {
       ++i_;
-      if (i_ >= s_.size() || !IsDigit(s_[i_])) return Error("invalid number: digit expected after '.'");
+      if (i_ >= s_.size() || !IsDigit(s_[i_]))
+        return Error("invalid number: digit expected after '.'");
       while (i_ < s_.size() && IsDigit(s_[i_])) ++i_;
     }
     if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
@@ -99,7 +100,8 @@ class Checker {
           if (!Hex4(i_ + 1, cp)) return Error("invalid \\u escape");
           i_ += 5;
           if (cp == 0) return Error("\\u0000 cannot be stored by Postgres");
-          if (cp >= 0xDC00 && cp <= 0xDFFF) return Error("unpaired Unicode surrogate in \\u escape");
+          if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return Error("unpaired Unicode surrogate in \\u escape");
           if (cp >= 0xD800 && cp <= 0xDBFF) {
             unsigned low = 0;
             if (i_ + 1 >= s_.size() || s_[i_] != '\\' || s_[i_ + 1] != 'u' || !Hex4(i_ + 2, low) ||
@@ -174,7 +176,8 @@ class Checker {
           --depth;
           continue;
         }
-        if (s_[i_] != ',') return Error(open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
+        if (s_[i_] != ',')
+          return Error(open == '{' ? "expected ',' or '}'" : "expected ',' or ']'");
         ++i_;
         if (open == '{') {
           SkipSpace();

@@ -13,7 +13,7 @@ namespace hyperline {
 
 struct JsonCheckResult {
   bool ok = true;
-  size_t offset = 0;           // byte where the error was found
+  size_t offset = 0;             // byte where the error was found
   const char* reason = nullptr;  // static text, e.g. "expected ',' or '}'"
 };
 

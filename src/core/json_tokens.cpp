@@ -19,7 +19,6 @@ void PushText(JsonTokens& out, JsonTokenKind kind, std::string_view text) {
   out.tokens.push_back({kind, offset, static_cast<uint32_t>(text.size())});
 }
 
-
 int HexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -44,7 +43,8 @@ class ProgramCompiler {
 
  private:
   void SkipSpace() {
-    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) {
+    while (i_ < s_.size() &&
+           (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\r' || s_[i_] == '\t')) {
       ++i_;
     }
   }
@@ -98,14 +98,30 @@ class ProgramCompiler {
       char e = s_[i_ + 1];
       i_ += 2;
       switch (e) {
-        case '"': literal.push_back('"'); break;
-        case '\\': literal.push_back('\\'); break;
-        case '/': literal.push_back('/'); break;
-        case 'b': literal.push_back('\b'); break;
-        case 'f': literal.push_back('\f'); break;
-        case 'n': literal.push_back('\n'); break;
-        case 'r': literal.push_back('\r'); break;
-        case 't': literal.push_back('\t'); break;
+        case '"':
+          literal.push_back('"');
+          break;
+        case '\\':
+          literal.push_back('\\');
+          break;
+        case '/':
+          literal.push_back('/');
+          break;
+        case 'b':
+          literal.push_back('\b');
+          break;
+        case 'f':
+          literal.push_back('\f');
+          break;
+        case 'n':
+          literal.push_back('\n');
+          break;
+        case 'r':
+          literal.push_back('\r');
+          break;
+        case 't':
+          literal.push_back('\t');
+          break;
         case 'u': {
           uint32_t cp = 0;
           if (!Hex4(cp)) return false;

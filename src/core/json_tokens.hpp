@@ -68,11 +68,20 @@ class TokenProgram {
     std::string literal;  // unescaped
   };
   struct Op {
-    enum Kind : uint8_t { BeginObject, EndObject, BeginArray, EndArray, Key, String, Site, Literal };
+    enum Kind : uint8_t {
+      BeginObject,
+      EndObject,
+      BeginArray,
+      EndArray,
+      Key,
+      String,
+      Site,
+      Literal
+    };
     Kind kind;
     uint32_t first_part;  // Key/String: parts [first_part, end_part)
     uint32_t end_part;
-    uint32_t site;        // Site
+    uint32_t site;               // Site
     JsonTokenKind literal_kind;  // Literal: Number/True/False/Null
     std::string literal;         // Literal number text
   };

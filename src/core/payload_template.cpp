@@ -329,12 +329,18 @@ std::string JsonSyntaxError(std::string_view json) {
 
 const char* KindName(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::Object: return "an object";
-    case Value::Kind::Array: return "an array";
-    case Value::Kind::String: return "a string";
-    case Value::Kind::Bool: return "a boolean";
-    case Value::Kind::Nil: return "null";
-    default: return "a number";
+    case Value::Kind::Object:
+      return "an object";
+    case Value::Kind::Array:
+      return "an array";
+    case Value::Kind::String:
+      return "a string";
+    case Value::Kind::Bool:
+      return "a boolean";
+    case Value::Kind::Nil:
+      return "null";
+    default:
+      return "a number";
   }
 }
 
@@ -369,8 +375,7 @@ EventShapeReport CheckEventShape(std::string_view text) {
         "the payload has no \"record\" object (Hyperline requires record.id, the event's "
         "idempotency key)");
   } else if (rec->kind() != Value::Kind::Object) {
-    report.errors.push_back(std::string("\"record\" must be a JSON object, not ") +
-                            KindName(*rec));
+    report.errors.push_back(std::string("\"record\" must be a JSON object, not ") + KindName(*rec));
   } else {
     if (rec->Find("id") == nullptr) {
       report.errors.push_back(
@@ -384,7 +389,8 @@ EventShapeReport CheckEventShape(std::string_view text) {
       } else if (value.kind() == Value::Kind::Array &&
                  std::any_of(value.as_array().begin(), value.as_array().end(),
                              [](const Value& e) { return e.kind() == Value::Kind::Object; })) {
-        report.warnings.push_back("record." + key + " is an array of objects; Hyperline rejects those");
+        report.warnings.push_back("record." + key +
+                                  " is an array of objects; Hyperline rejects those");
       }
     }
   }

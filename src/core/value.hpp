@@ -31,39 +31,84 @@ class Value {
     Float,    // double
     Decimal,  // exact decimal number kept as its canonical text (Postgres numeric)
     String,
-    Time,     // microseconds since 1970-01-01T00:00:00Z; date_only for `date` columns
+    Time,  // microseconds since 1970-01-01T00:00:00Z; date_only for `date` columns
     Array,
     Object,
-    Range,    // Liquid (a..b), inclusive int64 bounds
-    Empty,    // Liquid `empty` literal
-    Blank,    // Liquid `blank` literal
+    Range,  // Liquid (a..b), inclusive int64 bounds
+    Empty,  // Liquid `empty` literal
+    Blank,  // Liquid `blank` literal
   };
 
   Value() = default;
   static Value Nil() { return Value(); }
-  static Value Bool(bool b) { Value v; v.kind_ = Kind::Bool; v.i_ = b ? 1 : 0; return v; }
-  static Value Int(int64_t i) { Value v; v.kind_ = Kind::Int; v.i_ = i; return v; }
-  static Value Float(double d) { Value v; v.kind_ = Kind::Float; v.d_ = d; return v; }
-  static Value Decimal(std::string text) {
-    Value v; v.kind_ = Kind::Decimal; v.s_ = std::move(text); return v;
+  static Value Bool(bool b) {
+    Value v;
+    v.kind_ = Kind::Bool;
+    v.i_ = b ? 1 : 0;
+    return v;
   }
-  static Value String(std::string s) { Value v; v.kind_ = Kind::String; v.s_ = std::move(s); return v; }
+  static Value Int(int64_t i) {
+    Value v;
+    v.kind_ = Kind::Int;
+    v.i_ = i;
+    return v;
+  }
+  static Value Float(double d) {
+    Value v;
+    v.kind_ = Kind::Float;
+    v.d_ = d;
+    return v;
+  }
+  static Value Decimal(std::string text) {
+    Value v;
+    v.kind_ = Kind::Decimal;
+    v.s_ = std::move(text);
+    return v;
+  }
+  static Value String(std::string s) {
+    Value v;
+    v.kind_ = Kind::String;
+    v.s_ = std::move(s);
+    return v;
+  }
   static Value String(std::string_view s) { return String(std::string(s)); }
   static Value String(const char* s) { return String(std::string(s)); }
   static Value Time(int64_t micros_since_epoch, bool date_only = false) {
-    Value v; v.kind_ = Kind::Time; v.i_ = micros_since_epoch; v.date_only_ = date_only; return v;
+    Value v;
+    v.kind_ = Kind::Time;
+    v.i_ = micros_since_epoch;
+    v.date_only_ = date_only;
+    return v;
   }
   static Value MakeArray(Array a) {
-    Value v; v.kind_ = Kind::Array; v.a_ = std::make_shared<Array>(std::move(a)); return v;
+    Value v;
+    v.kind_ = Kind::Array;
+    v.a_ = std::make_shared<Array>(std::move(a));
+    return v;
   }
   static Value MakeObject(Object o) {
-    Value v; v.kind_ = Kind::Object; v.o_ = std::make_shared<Object>(std::move(o)); return v;
+    Value v;
+    v.kind_ = Kind::Object;
+    v.o_ = std::make_shared<Object>(std::move(o));
+    return v;
   }
   static Value Range(int64_t first, int64_t last) {
-    Value v; v.kind_ = Kind::Range; v.i_ = first; v.i2_ = last; return v;
+    Value v;
+    v.kind_ = Kind::Range;
+    v.i_ = first;
+    v.i2_ = last;
+    return v;
   }
-  static Value Empty() { Value v; v.kind_ = Kind::Empty; return v; }
-  static Value Blank() { Value v; v.kind_ = Kind::Blank; return v; }
+  static Value Empty() {
+    Value v;
+    v.kind_ = Kind::Empty;
+    return v;
+  }
+  static Value Blank() {
+    Value v;
+    v.kind_ = Kind::Blank;
+    return v;
+  }
 
   Kind kind() const { return kind_; }
   bool is_nil() const { return kind_ == Kind::Nil; }

@@ -119,9 +119,7 @@ void PgGuard(Fn&& fn) {
   MemoryContext volatile oldcontext = CurrentMemoryContext;
   ErrorData* volatile edata = nullptr;
   PG_TRY();
-  {
-    fn();
-  }
+  { fn(); }
   PG_CATCH();
   {
     MemoryContextSwitchTo(oldcontext);

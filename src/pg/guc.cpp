@@ -28,39 +28,37 @@ void DefineSettings() {
                              "The extension must be created in this database.", &guc_database,
                              "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("hyperline.enabled", "Whether the delivery worker sends events.",
-                           "When off, events stay pending in hyperline.outbox.", &guc_enabled,
-                           true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+                           "When off, events stay pending in hyperline.outbox.", &guc_enabled, true,
+                           PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("hyperline.max_attempts",
                           "Requests that may carry an event before it is marked failed.",
                           "401/403 answers do not count.", &guc_max_attempts, 12, 1, 1000,
                           PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("hyperline.retry_base_ms", "First retry delay (doubles each attempt).",
-                          nullptr, &guc_retry_base_ms, 1000, 1, 3600000, PGC_SIGHUP,
-                          GUC_UNIT_MS, nullptr, nullptr, nullptr);
+                          nullptr, &guc_retry_base_ms, 1000, 1, 3600000, PGC_SIGHUP, GUC_UNIT_MS,
+                          nullptr, nullptr, nullptr);
   DefineCustomIntVariable("hyperline.retry_max_ms", "Longest retry delay.",
                           "A Retry-After from the destination is honoured even if longer.",
-                          &guc_retry_max_ms, 300000, 1, 86400000, PGC_SIGHUP, GUC_UNIT_MS,
-                          nullptr, nullptr, nullptr);
+                          &guc_retry_max_ms, 300000, 1, 86400000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                          nullptr, nullptr);
   DefineCustomIntVariable("hyperline.delivered_retention",
                           "How long delivered events are kept in hyperline.outbox.",
-                          "-1 keeps them forever.", &guc_delivered_retention_s, 7 * 24 * 3600,
-                          -1, INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+                          "-1 keeps them forever.", &guc_delivered_retention_s, 7 * 24 * 3600, -1,
+                          INT_MAX, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("hyperline.poll_interval_ms",
                           "How often the worker looks for due events when not woken.", nullptr,
                           &guc_poll_interval_ms, 1000, 10, 3600000, PGC_SIGHUP, GUC_UNIT_MS,
                           nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("hyperline.max_concurrent_requests",
-                          "HTTP requests the worker keeps in flight at once.", nullptr,
-                          &guc_max_concurrent_requests, 4, 1, 256, PGC_SIGHUP, 0, nullptr,
-                          nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.max_concurrent_requests", "HTTP requests the worker keeps in flight at once.",
+      nullptr, &guc_max_concurrent_requests, 4, 1, 256, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("hyperline.allow_http",
                            "Allow plain http:// destinations on non-loopback hosts.",
-                           "Superusers only; off by default.", &guc_allow_http, false,
-                           PGC_SUSET, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("hyperline.claim_batch",
-                          "Most events the worker claims in one transaction.", nullptr,
-                          &guc_claim_batch, 5000, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr,
-                          nullptr);
+                           "Superusers only; off by default.", &guc_allow_http, false, PGC_SUSET, 0,
+                           nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.claim_batch", "Most events the worker claims in one transaction.", nullptr,
+      &guc_claim_batch, 5000, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable("hyperline.vacuum_threshold",
                           "Purged events after which the worker vacuums hyperline.outbox itself.",
                           "0 leaves vacuuming to autovacuum alone.", &guc_vacuum_threshold, 50000,

@@ -91,8 +91,8 @@ void ReadModelRow(const char* name, Oid models_relid, ModelRow* row) {
   if (!HeapTupleIsValid(classtup)) elog(ERROR, "pg_hyperline: hyperline._models not found");
   Oid owner = ((Form_pg_class)GETSTRUCT(classtup))->relowner;
   ReleaseSysCache(classtup);
-  SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-                                    SECURITY_RESTRICTED_OPERATION);
+  SetUserIdAndSecContext(
+      owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
   PG_TRY();
   {
     if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
@@ -195,7 +195,8 @@ std::string Lower(std::string s) {
 std::string DidYouMean(const std::string& wanted, const std::vector<std::string>& columns) {
   for (const std::string& c : columns) {
     if (Lower(c) == Lower(wanted)) {
-      return "Did you mean \"" + c + "\"? Column names are matched exactly, as Postgres stores them.";
+      return "Did you mean \"" + c +
+             "\"? Column names are matched exactly, as Postgres stores them.";
     }
   }
   std::vector<std::string_view> names(columns.begin(), columns.end());
@@ -381,8 +382,8 @@ void ExtractColumn(ColumnBinding* b, TupleDesc desc, HeapTuple tuple, RawDatum* 
   Datum* elems = nullptr;
   bool* nulls = nullptr;
   int n = 0;
-  deconstruct_array(arr, b->elem_typid, b->elem_len, b->elem_byval, b->elem_align, &elems,
-                    &nulls, &n);
+  deconstruct_array(arr, b->elem_typid, b->elem_len, b->elem_byval, b->elem_align, &elems, &nulls,
+                    &n);
   r->kind = ColumnKind::Array;
   r->nelems = n;
   r->ndim = ARR_NDIM(arr);
@@ -599,9 +600,9 @@ std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
 // ---------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------
-bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
-                 HeapTuple old_tuple, const char* operation, std::string& key,
-                 std::string& payload, JsonTokens* tokens, std::string& error) {
+bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, HeapTuple old_tuple,
+                 const char* operation, std::string& key, std::string& payload, JsonTokens* tokens,
+                 std::string& error) {
   // The bindings' FmgrInfo are used (not changed) by the output calls.
   auto& m = const_cast<CompiledModel&>(model);
   if (!m.error.empty()) {
@@ -685,10 +686,9 @@ Datum TokensToJsonb(const JsonTokens& tokens) {
       case JsonTokenKind::BeginObject:
       case JsonTokenKind::BeginArray:
         in_object[depth++] = t.kind == JsonTokenKind::BeginObject;
-        result = pushJsonbValue(&state,
-                                t.kind == JsonTokenKind::BeginObject ? WJB_BEGIN_OBJECT
-                                                                     : WJB_BEGIN_ARRAY,
-                                nullptr);
+        result = pushJsonbValue(
+            &state, t.kind == JsonTokenKind::BeginObject ? WJB_BEGIN_OBJECT : WJB_BEGIN_ARRAY,
+            nullptr);
         continue;
       case JsonTokenKind::EndObject:
       case JsonTokenKind::EndArray:
@@ -709,9 +709,9 @@ Datum TokensToJsonb(const JsonTokens& tokens) {
         break;
       case JsonTokenKind::Number:
         v.type = jbvNumeric;
-        v.val.numeric = DatumGetNumeric(DirectFunctionCall3(
-            numeric_in, CStringGetDatum(tokens.arena.data() + t.offset),
-            ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+        v.val.numeric = DatumGetNumeric(
+            DirectFunctionCall3(numeric_in, CStringGetDatum(tokens.arena.data() + t.offset),
+                                ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
         break;
       case JsonTokenKind::True:
       case JsonTokenKind::False:
@@ -727,8 +727,6 @@ Datum TokensToJsonb(const JsonTokens& tokens) {
   return JsonbPGetDatum(JsonbValueToJsonb(result));
 }
 
-void InstallModelCacheCallbacks() {
-  CacheRegisterRelcacheCallback(InvalidateCacheCallback, 0);
-}
+void InstallModelCacheCallbacks() { CacheRegisterRelcacheCallback(InvalidateCacheCallback, 0); }
 
 }  // namespace hyperline::pg

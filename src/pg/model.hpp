@@ -25,7 +25,20 @@ extern "C" {
 namespace hyperline::pg {
 
 // How a column's datum becomes a Value.
-enum class ColumnKind : uint8_t { Int, Float, Numeric, Bool, Text, Name, Time, Date, Json, Jsonb, Array, Other };
+enum class ColumnKind : uint8_t {
+  Int,
+  Float,
+  Numeric,
+  Bool,
+  Text,
+  Name,
+  Time,
+  Date,
+  Json,
+  Jsonb,
+  Array,
+  Other
+};
 
 struct ColumnBinding {
   std::string name;
@@ -78,9 +91,9 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
 // `key` receives the primary key value as text. When `tokens` is given and the
 // template has a token program, the payload goes there (see TokensToJsonb)
 // and `payload` stays empty; otherwise `payload` receives validated JSON text.
-bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
-                 HeapTuple old_tuple, const char* operation, std::string& key,
-                 std::string& payload, JsonTokens* tokens, std::string& error);
+bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, HeapTuple old_tuple,
+                 const char* operation, std::string& key, std::string& payload, JsonTokens* tokens,
+                 std::string& error);
 
 // Builds the jsonb value of rendered tokens, in the current memory context.
 // Postgres-only: call under PgGuard.

@@ -54,7 +54,8 @@ int buffered = 0;
 int buffer_capacity = 0;
 
 void ResetLayout(Datum, Oid relid) {
-  if (relid == InvalidOid || relid == layout.relid || relid == layout.seqid) layout.relid = InvalidOid;
+  if (relid == InvalidOid || relid == layout.relid || relid == layout.seqid)
+    layout.relid = InvalidOid;
 }
 
 AttrNumber Attnum(Oid relid, const char* name) {
@@ -140,9 +141,7 @@ void OnSubXactEvent(SubXactEvent event, SubTransactionId my_subid, SubTransactio
   buffered = kept;
 }
 
-Datum CopyText(const char* s) {
-  return s == nullptr ? Datum(0) : CStringGetTextDatum(s);
-}
+Datum CopyText(const char* s) { return s == nullptr ? Datum(0) : CStringGetTextDatum(s); }
 
 }  // namespace
 
@@ -191,7 +190,8 @@ void FlushOutbox() {
   // (reference-counted) descriptor register with the resource owner one by
   // one, which showed as a tenth of the bulk-insert profile.
   TupleDesc slot_desc = CreateTupleDescCopy(desc);
-  TupleTableSlot** slots = static_cast<TupleTableSlot**>(palloc(sizeof(TupleTableSlot*) * buffered));
+  TupleTableSlot** slots =
+      static_cast<TupleTableSlot**>(palloc(sizeof(TupleTableSlot*) * buffered));
   Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * desc->natts));
   bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * desc->natts));
   TimestampTz now = GetCurrentTransactionStartTimestamp();

@@ -18,7 +18,6 @@ extern "C" {
 #include "utils/rel.h"
 }
 
-
 #include "pg/guard.hpp"
 #include "pg/outbox.hpp"
 #include "pg/shmem.hpp"

@@ -132,9 +132,7 @@ void VacuumOutbox() {
       CommitTransactionCommand();
     }
     PG_FINALLY();
-    {
-      PortalContext = saved_portal;
-    }
+    { PortalContext = saved_portal; }
     PG_END_TRY();
     MemoryContextDelete(portal);
   });

@@ -21,8 +21,8 @@ std::string Render(const std::string& source, const Object& row) {
 }
 
 TEST(PayloadTemplate, QuotedPlaceholdersAreEscapedText) {
-  std::string out = Render(R"({"a": "x{{ row.s }}y"})",
-                           {{"s", Value::String("q\"b\\n\n\t\x01 é")}});
+  std::string out =
+      Render(R"({"a": "x{{ row.s }}y"})", {{"s", Value::String("q\"b\\n\n\t\x01 é")}});
   EXPECT_EQ(nlohmann::json::parse(out)["a"], "xq\"b\\n\n\t\x01 éy");
 }
 
@@ -208,10 +208,22 @@ TEST(PayloadTokens, SameEventAsText) {
     if (value && !after_key) sep();
     after_key = false;
     switch (t.kind) {
-      case JsonTokenKind::BeginObject: printed += "{"; first.push_back(true); break;
-      case JsonTokenKind::BeginArray: printed += "["; first.push_back(true); break;
-      case JsonTokenKind::EndObject: printed += "}"; first.pop_back(); break;
-      case JsonTokenKind::EndArray: printed += "]"; first.pop_back(); break;
+      case JsonTokenKind::BeginObject:
+        printed += "{";
+        first.push_back(true);
+        break;
+      case JsonTokenKind::BeginArray:
+        printed += "[";
+        first.push_back(true);
+        break;
+      case JsonTokenKind::EndObject:
+        printed += "}";
+        first.pop_back();
+        break;
+      case JsonTokenKind::EndArray:
+        printed += "]";
+        first.pop_back();
+        break;
       case JsonTokenKind::Key:
         printed += "\"";
         AppendJsonEscaped(tokens.Text(t), printed);
@@ -223,17 +235,26 @@ TEST(PayloadTokens, SameEventAsText) {
         AppendJsonEscaped(tokens.Text(t), printed);
         printed += "\"";
         break;
-      case JsonTokenKind::Number: printed += tokens.Text(t); break;
-      case JsonTokenKind::True: printed += "true"; break;
-      case JsonTokenKind::False: printed += "false"; break;
-      case JsonTokenKind::Null: printed += "null"; break;
+      case JsonTokenKind::Number:
+        printed += tokens.Text(t);
+        break;
+      case JsonTokenKind::True:
+        printed += "true";
+        break;
+      case JsonTokenKind::False:
+        printed += "false";
+        break;
+      case JsonTokenKind::Null:
+        printed += "null";
+        break;
     }
   }
   EXPECT_EQ(nlohmann::json::parse(printed), nlohmann::json::parse(text)) << printed << "\n" << text;
 }
 
 TEST(PayloadTokens, OnlyWithoutTags) {
-  EXPECT_FALSE(PayloadTemplate::Compile(R"({"a": {% if x %}1{% else %}2{% endif %}})")->HasTokenProgram());
+  EXPECT_FALSE(
+      PayloadTemplate::Compile(R"({"a": {% if x %}1{% else %}2{% endif %}})")->HasTokenProgram());
   EXPECT_FALSE(PayloadTemplate::Compile(R"({"a": "{% if x %}y{% endif %}"})")->HasTokenProgram());
   EXPECT_FALSE(PayloadTemplate::Compile(R"("top-level scalar {{ x }}")")->HasTokenProgram());
   EXPECT_TRUE(PayloadTemplate::Compile(R"([{{ x }}, "{{ y }}"])")->HasTokenProgram());
@@ -244,7 +265,8 @@ TEST(PayloadTokens, NulAndNaNAreRenderErrors) {
   liquid::Context ctx;
   JsonTokens tokens;
   std::string text;
-  ctx.Set("row", Value::MakeObject({{"s", Value::String(std::string("a\0b", 3))}, {"f", Value::Int(1)}}));
+  ctx.Set("row",
+          Value::MakeObject({{"s", Value::String(std::string("a\0b", 3))}, {"f", Value::Int(1)}}));
   EXPECT_THROW(tmpl->RenderTokens(ctx, tokens), liquid::RenderError);
   EXPECT_THROW(tmpl->Render(ctx, text), liquid::RenderError);
   ctx.Set("row", Value::MakeObject({{"s", Value::String("ok")}, {"f", Value::Float(0.0 / 0.0)}}));

@@ -408,7 +408,6 @@ size_t DecodeUtf8(const std::string& s, size_t i, uint32_t& cp) {
   return n;
 }
 
-
 // Maps each character: mode 0 lower, 1 upper, 2 capitalize (first upper, rest lower).
 std::string MapCase(const std::string& s, int mode) {
   std::string out;

@@ -93,7 +93,6 @@ FilterFn FindFilter(std::string_view name, int& min_args, int& max_args);
 // The known filter closest to `name` (for "did you mean"), or "".
 std::string SuggestFilter(std::string_view name);
 
-
 struct FilterCall {
   FilterFn fn = nullptr;
   std::string name;
