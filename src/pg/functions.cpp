@@ -6,6 +6,8 @@
 #include "core/payload_template.hpp"
 
 extern "C" {
+#include "postgres.h"
+
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -16,7 +18,6 @@ extern "C" {
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "postgres.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
