@@ -87,6 +87,8 @@ done
 \echo == hyperline.outbox (first rows)
 SELECT id, model, event_key, operation, status, attempts, http_status, delivered_at - created_at AS latency
   FROM hyperline.outbox ORDER BY id LIMIT 6;
+\echo == events by status (an event replaced by a newer change of its key before it was sent is superseded)
+SELECT status, count(*) FROM hyperline.outbox GROUP BY status ORDER BY status;
 \echo == hyperline.model_status
 SELECT model, pending, sending, delivered, failed, last_error FROM hyperline.model_status;
 \echo == one payload as sent
