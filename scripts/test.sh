@@ -22,6 +22,8 @@ section "unit tests (ctest)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j"$JOBS"
 (cd "$BUILD" && ctest --output-on-failure -j"$JOBS")
+# ctest hides passing tests' output: print the golden Liquid pass rate.
+"$BUILD/unit_tests" --gtest_filter='GoldenLiquid.*' | grep -E '^golden liquid:'
 
 section "extension build and install"
 make -j"$JOBS" >/dev/null
