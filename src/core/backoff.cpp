@@ -1,6 +1,8 @@
 // backoff.cpp: retry delays, Retry-After parsing and the token bucket.
 #include "core/backoff.hpp"
 
+#include "core/value.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -38,15 +40,6 @@ int MonthIndex(const char* m) {
   return -1;
 }
 
-// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
 
 // Parses the three HTTP-date forms into seconds since the epoch.
 std::optional<int64_t> ParseHttpDate(const std::string& s) {
@@ -74,7 +67,7 @@ std::optional<int64_t> ParseHttpDate(const std::string& s) {
       ss > 60 || hh < 0 || mm < 0 || ss < 0) {
     return std::nullopt;
   }
-  int64_t days = DaysFromCivil(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day));
+  int64_t days = CivilToDays(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day));
   return days * 86400 + hh * 3600 + mm * 60 + ss;
 }
 

@@ -146,15 +146,6 @@ void AppendInspect(const Value& v, std::string& out, int depth) {
   }
 }
 
-// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
-int64_t DaysFromCivil(int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
 
 }  // namespace
 
@@ -172,8 +163,15 @@ void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
   y += m <= 2;
 }
 
-// Days since 1970-01-01 for a civil date.
-int64_t CivilToDays(int64_t y, unsigned m, unsigned d) { return DaysFromCivil(y, m, d); }
+// Days since 1970-01-01 for a civil date (Howard Hinnant's algorithm).
+int64_t CivilToDays(int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
 
 // Appends micros since the epoch as ISO 8601 UTC (see value.hpp).
 void AppendIsoTime(int64_t micros, bool date_only, std::string& out) {

@@ -156,6 +156,10 @@ void AppendIsoTime(int64_t micros, bool date_only, std::string& out);
 // Appends code point `cp` encoded as UTF-8.
 void AppendUtf8(uint32_t cp, std::string& out);
 
+// Civil (proleptic Gregorian) date <-> days since 1970-01-01.
+void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d);
+int64_t CivilToDays(int64_t y, unsigned m, unsigned d);
+
 // Appends `s` JSON-escaped (no surrounding quotes): ", \, control characters;
 // valid UTF-8 is kept as is, invalid bytes become U+FFFD.
 void AppendJsonEscaped(std::string_view s, std::string& out);

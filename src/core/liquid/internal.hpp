@@ -257,8 +257,3 @@ int64_t NowMicros();
 
 }  // namespace hyperline::liquid
 
-namespace hyperline {
-// Civil date <-> days since 1970-01-01 (value.cpp).
-void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d);
-int64_t CivilToDays(int64_t y, unsigned m, unsigned d);
-}  // namespace hyperline
