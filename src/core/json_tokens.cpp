@@ -60,10 +60,17 @@ class ProgramCompiler {
     return false;
   }
 
+  // Appends a structural op (begin/end of an object or array).
+  void PushOp(TokenProgram::Op::Kind kind) {
+    TokenProgram::Op op;
+    op.kind = kind;
+    ops_.push_back(std::move(op));
+  }
+
   // A quoted string with literal parts and sites; emits a Key or String op.
   bool QuotedString(TokenProgram::Op::Kind kind) {
     ++i_;  // opening quote
-    TokenProgram::Op op{};
+    TokenProgram::Op op;
     op.kind = kind;
     op.first_part = static_cast<uint32_t>(parts_.size());
     std::string literal;
@@ -162,7 +169,7 @@ class ProgramCompiler {
       ++i_;
     }
     std::string_view word = s_.substr(start, i_ - start);
-    TokenProgram::Op op{};
+    TokenProgram::Op op;
     op.kind = TokenProgram::Op::Literal;
     if (word == "true") {
       op.literal_kind = JsonTokenKind::True;
@@ -187,7 +194,7 @@ class ProgramCompiler {
     uint32_t site = 0;
     char c = s_[i_];
     if (c == '{' && AtSite(site)) {
-      TokenProgram::Op op{};
+      TokenProgram::Op op;
       op.kind = TokenProgram::Op::Site;
       op.site = site;
       ops_.push_back(std::move(op));
@@ -196,13 +203,13 @@ class ProgramCompiler {
     if (c == '"') return QuotedString(TokenProgram::Op::String);
     if (c == '{' || c == '[') {
       bool object = c == '{';
-      ops_.push_back({object ? TokenProgram::Op::BeginObject : TokenProgram::Op::BeginArray});
+      PushOp(object ? TokenProgram::Op::BeginObject : TokenProgram::Op::BeginArray);
       ++i_;
       SkipSpace();
       char close = object ? '}' : ']';
       if (i_ < s_.size() && s_[i_] == close) {
         ++i_;
-        ops_.push_back({object ? TokenProgram::Op::EndObject : TokenProgram::Op::EndArray});
+        PushOp(object ? TokenProgram::Op::EndObject : TokenProgram::Op::EndArray);
         return true;
       }
       for (;;) {
@@ -223,7 +230,7 @@ class ProgramCompiler {
         }
         if (s_[i_] != close) return false;
         ++i_;
-        ops_.push_back({object ? TokenProgram::Op::EndObject : TokenProgram::Op::EndArray});
+        PushOp(object ? TokenProgram::Op::EndObject : TokenProgram::Op::EndArray);
         return true;
       }
     }

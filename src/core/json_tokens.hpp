@@ -78,12 +78,12 @@ class TokenProgram {
       Site,
       Literal
     };
-    Kind kind;
-    uint32_t first_part;  // Key/String: parts [first_part, end_part)
-    uint32_t end_part;
-    uint32_t site;               // Site
-    JsonTokenKind literal_kind;  // Literal: Number/True/False/Null
-    std::string literal;         // Literal number text
+    Kind kind = BeginObject;
+    uint32_t first_part = 0;  // Key/String: parts [first_part, end_part)
+    uint32_t end_part = 0;
+    uint32_t site = 0;                                 // Site
+    JsonTokenKind literal_kind = JsonTokenKind::Null;  // Literal: Number/True/False/Null
+    std::string literal;                               // Literal number text
   };
 
  private:
