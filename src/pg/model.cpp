@@ -559,14 +559,24 @@ std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
   if (model_cache == nullptr) {
     model_cache = new std::unordered_map<std::string, std::shared_ptr<const CompiledModel>>();
   }
+  // The model of the previous row: a bulk statement asks for the same one
+  // row after row, so skip building the cache key and hashing it.
+  static std::shared_ptr<const CompiledModel> last_model;
+  static Oid last_relid = InvalidOid;
   if (!cache_valid) {
     model_cache->clear();
+    last_model.reset();
     nwatched = 0;
     cache_valid = true;
   }
+  if (last_model != nullptr && last_relid == relid && last_model->name == name) return last_model;
   std::string cache_key = std::string(name) + "/" + std::to_string(relid);
   auto it = model_cache->find(cache_key);
-  if (it != model_cache->end()) return it->second;
+  if (it != model_cache->end()) {
+    last_model = it->second;
+    last_relid = relid;
+    return it->second;
+  }
 
   ModelRow row = {};
   Oid models_relid = InvalidOid;
