@@ -250,7 +250,7 @@ def set_guc(c, name, value):
 def worker_pid(c, timeout=30):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        pid = c.value("SELECT pid FROM pg_stat_activity WHERE backend_type ILIKE '%hyperline%' "
+        pid = c.value("SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' "
                       "ORDER BY backend_start DESC LIMIT 1")
         if pid:
             return int(pid)

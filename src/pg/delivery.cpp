@@ -873,7 +873,7 @@ void Delivery::ClearDue() {
   while (!due_times_.empty() && due_times_.top() <= now) due_times_.pop();
 }
 
-int64_t Delivery::TxnPurge() {
+int64_t TxnPurgeDelivered() {
   if (guc_delivered_retention_s < 0) return 0;
   int64_t total = 0;
   for (int round = 0; round < 100; ++round) {

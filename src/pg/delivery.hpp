@@ -96,6 +96,12 @@ struct DestinationUpdate {
   int key_version = 0;
 };
 
+// Deletes delivered (and superseded) rows older than hyperline.delivered_retention,
+// in transactions of 10,000 rows, at most 1,000,000 per call. Returns rows
+// deleted. Used by the upkeep worker (and by the delivery worker itself when no
+// upkeep worker can be started).
+int64_t TxnPurgeDelivered();
+
 // The engine. Methods named Txn* run one short transaction each (through
 // PgGuard, so Postgres errors arrive as PgException); the others are pure C++.
 class Delivery {
@@ -112,7 +118,7 @@ class Delivery {
   void TxnRecord();
   // Deletes delivered (and superseded) rows older than the retention, in
   // small transactions. Returns rows deleted.
-  int64_t TxnPurge();
+  int64_t TxnPurge() { return TxnPurgeDelivered(); }
 
   // Starts queued jobs, within the concurrency limit and rate limits.
   // Returns how long until a rate-limited job may start (or max()).

@@ -18,6 +18,7 @@ namespace {
 struct SharedState {
   slock_t mutex;
   Latch* worker_latch;  // nullptr while no worker runs
+  int64 upkeep_purged;  // -1: nothing reported since the last take
 };
 
 SharedState* shared = nullptr;
@@ -38,6 +39,7 @@ void StartupShmem() {
   if (!found) {
     SpinLockInit(&shared->mutex);
     shared->worker_latch = nullptr;
+    shared->upkeep_purged = -1;
   }
   LWLockRelease(AddinShmemInitLock);
 }
@@ -92,6 +94,20 @@ void WithdrawWorkerLatch() {
 }
 
 void WakeWorkerAtCommit() { wake_at_commit = true; }
+
+void ReportUpkeepPurged(int64 purged) {
+  SpinLockAcquire(&shared->mutex);
+  shared->upkeep_purged = purged;
+  SpinLockRelease(&shared->mutex);
+}
+
+int64 TakeUpkeepPurged() {
+  SpinLockAcquire(&shared->mutex);
+  int64 purged = shared->upkeep_purged;
+  shared->upkeep_purged = -1;
+  SpinLockRelease(&shared->mutex);
+  return purged;
+}
 
 void InstallXactCallbacks() { RegisterXactCallback(OnXactEvent, nullptr); }
 

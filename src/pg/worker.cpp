@@ -11,6 +11,9 @@
 //   record outcomes → claim due rows → start requests → wait for answers,
 // woken by the latch (a commit that wrote outbox rows) or every
 // hyperline.poll_interval_ms.
+// The delivery worker in turn starts a short-lived upkeep worker (dynamic,
+// entry hyperline_upkeep_main) that purges delivered rows and vacuums the
+// outbox, so that this runs beside the delivery instead of pausing it.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
@@ -29,6 +32,7 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/extension.h"
 #include "commands/vacuum.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
@@ -48,6 +52,7 @@ extern "C" {
 
 PGDLLEXPORT void hyperline_worker_main(Datum arg);
 PGDLLEXPORT void hyperline_delivery_main(Datum arg);
+PGDLLEXPORT void hyperline_upkeep_main(Datum arg);
 }
 
 namespace hyperline::pg {
@@ -109,11 +114,16 @@ void WarnThrottled(const std::string& message) {
   PgGuard([&] { ereport(WARNING, (errmsg("pg_hyperline delivery: %s", text))); });
 }
 
+// What an upkeep run is asked to do (its bgw_main_arg).
+constexpr uint32 kUpkeepPurge = 1;   // purge delivered rows past the retention
+constexpr uint32 kUpkeepVacuum = 2;  // vacuum the outbox
+
 // Vacuums hyperline.outbox in this process, the way a top-level VACUUM runs
-// (it commits its own transactions). Why the worker does it: every event
-// leaves dead row versions (status changes, then the purge), and autovacuum,
-// waking every autovacuum_naptime, lags behind a busy outbox, which then grows
-// without bound (docs/benchmarks.md, "outbox upkeep").
+// (it commits its own transactions). Why we do it: every event leaves dead row
+// versions (status changes, then the purge), and autovacuum, waking every
+// autovacuum_naptime, lags behind a busy outbox, which then grows without bound
+// (docs/benchmarks.md, "outbox upkeep"). Why during a drain: the space of the
+// versions the drain leaves is then reused by the drain itself.
 void VacuumOutbox() {
   PgGuard([] {
     MemoryContext saved_portal = PortalContext;
@@ -138,6 +148,126 @@ void VacuumOutbox() {
   });
 }
 
+// How long until the next purge after one that deleted `purged` rows (-1: the
+// run did not report). Why back off: finding nothing to purge still reads the
+// outbox; with a long retention there is rarely anything, so look less often.
+long PurgeInterval(int64_t purged) {
+  if (purged != 0) return kPurgeIntervalMs;
+  return std::clamp<long>(static_cast<long>(guc_delivered_retention_s) * 250L, kPurgeIntervalMs,
+                          kIdlePurgeIntervalMs);
+}
+
+// The delivery worker's handle on its upkeep worker (at most one at a time).
+class UpkeepRunner {
+ public:
+  // Whether an upkeep run is in progress.
+  bool Running() {
+    if (handle_ == nullptr) return false;
+    pid_t pid;
+    BgwHandleStatus status = BGWH_STOPPED;
+    PgGuard([&] { status = GetBackgroundWorkerPid(handle_, &pid); });
+    if (status == BGWH_STOPPED || status == BGWH_POSTMASTER_DIED) {
+      PgGuard([&] { pfree(handle_); });
+      handle_ = nullptr;
+      finished_ = true;
+    }
+    return handle_ != nullptr;
+  }
+
+  // Once after a run that purged has stopped: the rows it purged (-1 if it
+  // stopped without reporting).
+  std::optional<int64_t> Finished() {
+    (void)Running();
+    if (!finished_) return std::nullopt;
+    finished_ = false;
+    int64_t purged = TakeUpkeepPurged();
+    if ((what_ & kUpkeepPurge) == 0) return std::nullopt;
+    return purged;
+  }
+
+  // Starts an upkeep run; false if no worker slot is free.
+  bool Start(uint32 what) {
+    bool started = false;
+    PgGuard([&] {
+      (void)TakeUpkeepPurged();  // forget a report nobody took
+      BackgroundWorker w = {};
+      w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+      w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+      w.bgw_restart_time = BGW_NEVER_RESTART;
+      snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_hyperline");
+      snprintf(w.bgw_function_name, BGW_MAXLEN, "hyperline_upkeep_main");
+      snprintf(w.bgw_name, BGW_MAXLEN, "pg_hyperline upkeep for database %s",
+               MyBgworkerEntry->bgw_extra);
+      snprintf(w.bgw_type, BGW_MAXLEN, "pg_hyperline upkeep");
+      strlcpy(w.bgw_extra, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
+      w.bgw_main_arg = UInt32GetDatum(what);
+      w.bgw_notify_pid = MyProcPid;  // our latch is set when it stops
+      MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+      started = RegisterDynamicBackgroundWorker(&w, &handle_);
+      MemoryContextSwitchTo(old);
+      if (!started && !said_no_slot_) {
+        ereport(LOG, (errmsg("pg_hyperline: could not start the upkeep worker; the delivery "
+                             "worker purges and vacuums between sends instead"),
+                      errhint("Raise max_worker_processes.")));
+      }
+    });
+    said_no_slot_ = !started;
+    if (started) {
+      what_ = what;
+      finished_ = false;
+    } else {
+      handle_ = nullptr;
+    }
+    return started;
+  }
+
+ private:
+  BackgroundWorkerHandle* handle_ = nullptr;
+  uint32 what_ = 0;
+  bool finished_ = false;
+  bool said_no_slot_ = false;
+};
+
+// Settings both database workers run with.
+void ApplyWorkerSettings() {
+  // Why asynchronous commit: losing the last few ms of status updates in a
+  // crash only means those events are sent again, which is idempotent.
+  SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  SetConfigOption("application_name", "pg_hyperline", PGC_SUSET, PGC_S_OVERRIDE);
+  // Why: right after a bulk insert the outbox's statistics are stale and the
+  // planner may sort every pending row to claim a few thousand. The workers'
+  // statements are all index lookups by design.
+  SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  // Why no JIT: the workers' statements are small index-driven updates that JIT
+  // cannot speed up, yet over a large outbox their estimated cost passes
+  // jit_above_cost, and loading LLVM alone added 55 MB to the worker.
+  SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  pgstat_report_appname("pg_hyperline");
+}
+
+// One upkeep run: purge, then vacuum, as asked.
+void RunUpkeep(uint32 what) {
+  bool exists = false;
+  PgGuard([&] {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    exists = OidIsValid(get_extension_oid("pg_hyperline", true));
+    CommitTransactionCommand();
+  });
+  if (!exists) return;
+  if ((what & kUpkeepPurge) != 0) {
+    PgGuard([] { pgstat_report_activity(STATE_RUNNING, "purging delivered events"); });
+    int64_t purged = TxnPurgeDelivered();
+    ReportUpkeepPurged(purged);
+  }
+  if ((what & kUpkeepVacuum) != 0) {
+    PgGuard([] { pgstat_report_activity(STATE_RUNNING, "vacuuming hyperline.outbox"); });
+    VacuumOutbox();
+  }
+}
+
 // The delivery loop; returns when SIGTERM asks to stop.
 void RunDelivery() {
   Delivery d;
@@ -146,7 +276,8 @@ void RunDelivery() {
   auto now = SteadyClock::now();
   auto next_claim = now;
   auto next_purge = now + milliseconds(kPurgeIntervalMs);
-  int64_t purged_since_vacuum = 0;  // events purged since the worker last vacuumed
+  int64_t dead_since_vacuum = 0;  // events recorded or purged since the last vacuum
+  UpkeepRunner upkeep;
   auto first_outcome = now;
   bool had_outcomes = false;
 
@@ -192,6 +323,7 @@ void RunDelivery() {
                               now - first_outcome >= milliseconds(kRecordDelayMs));
       if (record_now) {
         ReportActivity("recording results");
+        dead_since_vacuum += static_cast<int64_t>(d.OutcomeCount());
         d.TxnRecord();
         had_outcomes = false;
       }
@@ -206,23 +338,33 @@ void RunDelivery() {
         next_claim = now + milliseconds(guc_poll_interval_ms);
       }
       milliseconds rate_wait = d.StartJobs();
-      if (now >= next_purge && d.InFlight() == 0) {
-        ReportActivity("purging delivered events");
-        // Why back off: finding nothing to purge still reads the outbox; with
-        // a long retention there is rarely anything, so look less often.
-        long interval = kPurgeIntervalMs;
-        int64_t purged = d.TxnPurge();
-        if (purged == 0) {
-          interval = std::clamp<long>(static_cast<long>(guc_delivered_retention_s) * 250L,
-                                      kPurgeIntervalMs, kIdlePurgeIntervalMs);
+      // Upkeep: purge delivered rows past the retention and vacuum the outbox,
+      // in the upkeep worker beside the delivery (inline only when no worker
+      // slot is free, and then only between sends).
+      if (std::optional<int64_t> purged = upkeep.Finished()) {
+        dead_since_vacuum += *purged;
+        next_purge = SteadyClock::now() + milliseconds(PurgeInterval(*purged));
+      }
+      bool purge_due = now >= next_purge && guc_delivered_retention_s >= 0;
+      bool vacuum_due = guc_vacuum_threshold > 0 && dead_since_vacuum >= guc_vacuum_threshold;
+      if ((purge_due || vacuum_due) && !upkeep.Running()) {
+        uint32 what = (purge_due ? kUpkeepPurge : 0) | (vacuum_due ? kUpkeepVacuum : 0);
+        if (upkeep.Start(what)) {
+          if (vacuum_due) dead_since_vacuum = 0;
+          if (purge_due) next_purge = SteadyClock::time_point::max();  // until it reports
+        } else if (d.InFlight() == 0) {
+          if (purge_due) {
+            ReportActivity("purging delivered events");
+            int64_t purged = d.TxnPurge();
+            dead_since_vacuum += purged;
+            next_purge = SteadyClock::now() + milliseconds(PurgeInterval(purged));
+          }
+          if (guc_vacuum_threshold > 0 && dead_since_vacuum >= guc_vacuum_threshold) {
+            ReportActivity("vacuuming hyperline.outbox");
+            dead_since_vacuum = 0;
+            VacuumOutbox();
+          }
         }
-        purged_since_vacuum += purged;
-        if (guc_vacuum_threshold > 0 && purged_since_vacuum >= guc_vacuum_threshold) {
-          ReportActivity("vacuuming hyperline.outbox");
-          purged_since_vacuum = 0;
-          VacuumOutbox();
-        }
-        next_purge = SteadyClock::now() + milliseconds(interval);
       }
 
       // Wait for the next thing to do.
@@ -234,7 +376,7 @@ void RunDelivery() {
       }
       if (d.MoreDue() && d.HeldRows() < static_cast<size_t>(guc_claim_batch)) wait_ms = 0;
       if (rate_wait != milliseconds::max()) wait_ms = std::min<long>(wait_ms, rate_wait.count());
-      if (guc_delivered_retention_s >= 0 && d.InFlight() == 0) {
+      if (guc_delivered_retention_s >= 0 && next_purge != SteadyClock::time_point::max()) {
         wait_ms = std::min<long>(
             wait_ms, std::chrono::duration_cast<milliseconds>(next_purge - now).count());
       }
@@ -399,23 +541,23 @@ void hyperline_delivery_main(Datum) {
   char dbname[NAMEDATALEN];
   strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof dbname);
   BackgroundWorkerInitializeConnection(dbname, nullptr, 0);
-  // Why asynchronous commit: losing the last few ms of status updates in a
-  // crash only means those events are sent again, which is idempotent.
-  SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-  SetConfigOption("application_name", "pg_hyperline", PGC_SUSET, PGC_S_OVERRIDE);
-  // Why: right after a bulk insert the outbox's statistics are stale and the
-  // planner may sort every pending row to claim a few thousand. The worker's
-  // statements are all index lookups by design.
-  SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
-  SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
-  SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
-  // Why no JIT: the worker's statements are small index-driven updates that JIT
-  // cannot speed up, yet over a large outbox their estimated cost passes
-  // jit_above_cost, and loading LLVM alone added 55 MB to the worker.
-  SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
-  pgstat_report_appname("pg_hyperline");
+  ApplyWorkerSettings();
   PublishWorkerLatch();
   before_shmem_exit(OnDeliveryExit, 0);
   CppGuard([] { RunDelivery(); });
+  proc_exit(0);
+}
+
+// Upkeep worker: started by the delivery worker, purges and/or vacuums once,
+// then exits. Why SIGTERM = die: a VACUUM must stop at once on shutdown.
+void hyperline_upkeep_main(Datum arg) {
+  pqsignal(SIGTERM, die);
+  BackgroundWorkerUnblockSignals();
+  uint32 what = DatumGetUInt32(arg);
+  char dbname[NAMEDATALEN];
+  strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof dbname);
+  BackgroundWorkerInitializeConnection(dbname, nullptr, 0);
+  ApplyWorkerSettings();
+  CppGuard([&] { RunUpkeep(what); });
   proc_exit(0);
 }

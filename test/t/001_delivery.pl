@@ -15,7 +15,7 @@ my $node = new_node('delivery', 'hyperline.poll_interval_ms' => 60000);
 
 like(
 	$node->safe_psql('postgres',
-		"SELECT query FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'postgres'"),
+		"SELECT query FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'"),
 	qr/waiting for CREATE EXTENSION/,
 	'worker waits quietly for the extension');
 
@@ -24,7 +24,7 @@ $node->safe_psql('postgres',
 	"SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 100)");
 $node->poll_query_until('postgres',
 	"SELECT query <> 'waiting for CREATE EXTENSION pg_hyperline' FROM pg_stat_activity"
-	  . " WHERE backend_type LIKE '%hyperline%' AND datname = 'postgres'")
+	  . " WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'")
   or die 'worker did not notice the extension';
 
 # Batches: 1000 events in requests of at most 100.
@@ -90,7 +90,7 @@ cmp_ok($lat[2], '<', 1.0, "median commit-to-receipt is fast (" . sprintf('%.1f m
 
 # The worker in pg_stat_activity.
 is( $node->safe_psql('postgres',
-		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'postgres'"),
+		"SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'"),
 	't',
 	'delivery worker visible in pg_stat_activity');
 
@@ -140,8 +140,28 @@ like($err, qr/statement timeout/, 'by the statement timeout');
 cmp_ok(time - $t0, '<', 3, 'promptly');
 mock_post($mock, '/_mock/config', { delay_ms => 0 });
 
-# Purge: delivered rows older than the retention go away, and the worker then
-# vacuums the outbox itself (hyperline.vacuum_threshold purged rows).
+# Upkeep beside delivery: every delivered event leaves dead row versions (its
+# status changes), and after hyperline.vacuum_threshold of them the upkeep
+# worker vacuums the outbox during the drain, before anything can be purged
+# (retention still 7 days), while the delivery worker keeps running.
+my $delivery_pid = worker_pid($node);
+my $vacuums_drain = $node->safe_psql('postgres',
+	"SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass");
+$node->append_conf('postgresql.conf', "hyperline.vacuum_threshold = 100\n");
+$node->reload;
+insert_events($node, 300, prefix => 'upkeep-');
+wait_drained($node);
+ok( $node->poll_query_until('postgres',
+		"SELECT vacuum_count > $vacuums_drain FROM pg_stat_user_tables"
+		  . " WHERE relid = 'hyperline.outbox'::regclass"),
+	'the upkeep worker vacuumed the outbox after 100 delivered events');
+is( $node->safe_psql('postgres',
+		"SELECT count(*) FROM hyperline.outbox WHERE event_key LIKE 'upkeep-%' AND status = 'delivered'"),
+	'300', 'nothing purged within the retention');
+is(worker_pid($node), $delivery_pid, 'the delivery worker did not restart');
+
+# Purge: delivered rows older than the retention go away, and the outbox is
+# then vacuumed (hyperline.vacuum_threshold purged rows).
 my $vacuums_before = $node->safe_psql('postgres',
 	"SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass");
 $node->append_conf('postgresql.conf',

@@ -12,7 +12,7 @@ my $mock = start_mock();
 my $node = new_node('waitdb', 'hyperline.database' => "'billing'");
 sleep 2;
 is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname IS NULL"),
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname IS NULL"),
 	'1',
 	'launcher runs while the database is missing');
 my $log = slurp_file($node->logfile);
@@ -21,7 +21,7 @@ is(scalar(() = $log =~ /waiting for database "billing"/g), 1, 'says once that it
 
 $node->safe_psql('postgres', 'CREATE DATABASE billing');
 $node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'")
+	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'billing'")
   or die 'no worker in billing';
 pass('delivery worker started in the new database');
 $node->safe_psql('billing', qq{
@@ -39,17 +39,17 @@ is(mock_get($mock, '/_mock/stats')->{events_unique}, 10, 'events at the mock');
 # SIGTERM of the delivery worker (e.g. pg_terminate_backend): a clean exit, and
 # the launcher starts a new one.
 my $pid = $node->safe_psql('billing',
-	"SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'");
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'billing'");
 $node->safe_psql('billing', "SELECT pg_terminate_backend($pid)");
 ok( $node->poll_query_until('billing',
-		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing' AND pid <> $pid"),
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'billing' AND pid <> $pid"),
 	'a new delivery worker after SIGTERM');
 
 # SIGHUP reloads settings in the worker.
 $node->append_conf('postgresql.conf', "hyperline.enabled = off\n");
 $node->reload;
 $node->poll_query_until('billing',
-	"SELECT query LIKE 'disabled%' FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'")
+	"SELECT query LIKE 'disabled%' FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'billing'")
   or die 'worker did not reload';
 $node->safe_psql('billing', q{
 	INSERT INTO hyperline.outbox (model, event_key, operation, payload, destination)
@@ -66,7 +66,7 @@ ok( $node->poll_query_until('billing', "SELECT status = 'delivered' FROM hyperli
 # DROP EXTENSION: the worker goes back to waiting; CREATE EXTENSION again works.
 $node->safe_psql('billing', 'DROP EXTENSION pg_hyperline CASCADE');
 ok( $node->poll_query_until('billing',
-		"SELECT query LIKE 'waiting for CREATE EXTENSION%' FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'billing'"),
+		"SELECT query LIKE 'waiting for CREATE EXTENSION%' FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'billing'"),
 	'worker waits again after DROP EXTENSION');
 $node->safe_psql('billing', qq{
 	CREATE EXTENSION pg_hyperline;

@@ -146,7 +146,7 @@ sub outbox_counts {
 sub worker_pid {
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type LIKE '%hyperline%' AND datname = 'postgres'"
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'"
 	);
 }
 
