@@ -59,10 +59,11 @@ void DefineSettings() {
   DefineCustomIntVariable(
       "hyperline.claim_batch", "Most events the worker claims in one transaction.", nullptr,
       &guc_claim_batch, 5000, 1, 100000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-  DefineCustomIntVariable("hyperline.vacuum_threshold",
-                          "Purged events after which the worker vacuums hyperline.outbox itself.",
-                          "0 leaves vacuuming to autovacuum alone.", &guc_vacuum_threshold, 50000,
-                          0, INT_MAX, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.vacuum_threshold",
+      "Events delivered or purged after which the upkeep worker vacuums hyperline.outbox.",
+      "0 leaves vacuuming to autovacuum alone.", &guc_vacuum_threshold, 50000, 0, INT_MAX,
+      PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("hyperline");
 }
 
