@@ -108,3 +108,32 @@ SELECT hyperline.create_model('orders', 'orders', 'id', $$ {
 } $$);
 INSERT INTO orders VALUES (1, 'acme', 10.5, 'WINTER'), (2, 'globex', 3, NULL);
 SELECT event_key, payload FROM hyperline.outbox WHERE model = 'orders' ORDER BY id;
+
+-- The trigger builds jsonb from tokens, with literal keys sorted when the
+-- template is compiled; the result is byte for byte what the text path
+-- (_render_event: JSON text through jsonb_in) gives, including repeated keys
+-- (the last wins), keys from Liquid output, and objects from json columns.
+CREATE TABLE key_order (id int PRIMARY KEY, s text, k text, n numeric, j jsonb);
+SELECT hyperline.create_model('key_order', 'key_order', 'id', $$ {
+  "timestamp": {{ row.id }}, "event_type": "x", "customer_id": "{{ row.s }}",
+  "record": {"isVerified": true, "id": "{{ row.id }}", "durationInMs": {{ row.n }}},
+  "zz": [{"bb": 1, "a": {"é": "{{ row.s }}", "z": 2, "": 3, "B": 4, "b": {{ row.n }}}}, {}],
+  "a": "{{ row.s }}",
+  "dups": {"k": 1, "a": 2, "k": {{ row.n }}, "a": "{{ row.s }}"},
+  "dyn": {"{{ row.k }}": 1, "m": 2, "a{{ row.k }}": 3, "": {"y": 1, "x": 2}},
+  "col": {{ row.j }}
+} $$);
+INSERT INTO key_order VALUES
+  (1, 'cus_1', 'm', 1.50, '{"b": 1, "a": {"d": [1, {"y": 2, "x": 3}], "c": 2}, "b": 3}'),
+  (2, 'cus_2', '', -0.0, '[]'),
+  (3, E'\u00e9', 'a', 12345678901234567890.123, 'null'),
+  (4, NULL, NULL, NULL, NULL);
+SELECT payload FROM hyperline.outbox WHERE model = 'key_order' AND event_key = '1';
+SELECT count(*) AS events,
+       count(*) FILTER (WHERE o.payload::text = (x.r).payload::text
+                          AND pg_column_size(o.payload) = pg_column_size((x.r).payload))
+         AS byte_identical
+  FROM hyperline.outbox o
+  JOIN (SELECT t.id::text AS k, hyperline._render_event('key_order', t, 'insert') AS r
+          FROM key_order t) x ON x.k = o.event_key
+ WHERE o.model = 'key_order';

@@ -2,12 +2,14 @@
 #include "core/json_tokens.hpp"
 
 #include <algorithm>
+#include <cstring>
+#include <new>
 #include <stdexcept>
 
 namespace hyperline {
 namespace {
 
-void Push(JsonTokens& out, JsonTokenKind kind) { out.tokens.push_back({kind, 0, 0}); }
+void Push(JsonTokens& out, JsonTokenKind kind) { out.tokens.push_back({kind, false, 0, 0}); }
 
 void PushText(JsonTokens& out, JsonTokenKind kind, std::string_view text) {
   if (text.find('\0') != std::string_view::npos) {
@@ -16,7 +18,7 @@ void PushText(JsonTokens& out, JsonTokenKind kind, std::string_view text) {
   uint32_t offset = static_cast<uint32_t>(out.arena.size());
   out.arena.append(text);
   out.arena.push_back('\0');
-  out.tokens.push_back({kind, offset, static_cast<uint32_t>(text.size())});
+  out.tokens.push_back({kind, false, offset, static_cast<uint32_t>(text.size())});
 }
 
 int HexValue(char c) {
@@ -29,9 +31,14 @@ int HexValue(char c) {
 // Compiles the JSON structure; fails (returns false) on anything unexpected.
 class ProgramCompiler {
  public:
+  // `sort`: put the members of objects with literal keys in jsonb key order.
   ProgramCompiler(std::string_view s, const std::vector<size_t>& sites,
-                  std::vector<TokenProgram::Op>& ops, std::vector<TokenProgram::Part>& parts)
-      : s_(s), sites_(sites), ops_(ops), parts_(parts) {}
+                  std::vector<TokenProgram::Op>& ops, std::vector<TokenProgram::Part>& parts,
+                  bool sort)
+      : s_(s), sites_(sites), ops_(ops), parts_(parts), sort_(sort) {}
+
+  // Whether some object's members were reordered (SortMembers).
+  bool reordered() const { return reordered_; }
 
   bool Run() {
     SkipSpace();
@@ -58,6 +65,58 @@ class ProgramCompiler {
       return true;
     }
     return false;
+  }
+
+  // Puts the members of the object whose BeginObject is ops_[begin] (closed up
+  // to the end of ops_) in jsonb key order and marks it keys_sorted, when every
+  // key is literal and no key repeats. Otherwise leaves it for the run-time
+  // sort: a key with a site is only known per row, and a repeated key must
+  // keep jsonb's "last one wins", which the run-time sort implements.
+  void SortMembers(size_t begin) {
+    struct Member {
+      std::string key;
+      size_t first;  // the member's Key op, then its value's ops up to `end`
+      size_t end;
+    };
+    std::vector<Member> members;
+    int depth = 0;
+    for (size_t k = begin + 1; k < ops_.size(); ++k) {
+      const TokenProgram::Op& op = ops_[k];
+      if (depth == 0 && op.kind == TokenProgram::Op::Key) {
+        if (!members.empty()) members.back().end = k;
+        std::string key;
+        for (uint32_t p = op.first_part; p < op.end_part; ++p) {
+          if (parts_[p].is_site) return;
+          key += parts_[p].literal;
+        }
+        members.push_back({std::move(key), k, 0});
+      }
+      if (op.kind == TokenProgram::Op::BeginObject || op.kind == TokenProgram::Op::BeginArray) {
+        ++depth;
+      } else if (op.kind == TokenProgram::Op::EndObject || op.kind == TokenProgram::Op::EndArray) {
+        --depth;
+      }
+    }
+    if (!members.empty()) members.back().end = ops_.size();
+    auto less = [](const Member& a, const Member& b) { return CompareJsonbKeys(a.key, b.key) < 0; };
+    std::vector<Member> sorted = members;
+    std::stable_sort(sorted.begin(), sorted.end(), less);
+    for (size_t m = 1; m < sorted.size(); ++m) {
+      if (CompareJsonbKeys(sorted[m - 1].key, sorted[m].key) == 0) return;  // repeated key
+    }
+    bool moved = false;
+    for (size_t m = 0; m < sorted.size(); ++m) moved = moved || sorted[m].first != members[m].first;
+    if (moved) {
+      std::vector<TokenProgram::Op> body;
+      body.reserve(ops_.size() - begin - 1);
+      for (const Member& m : sorted) {
+        for (size_t k = m.first; k < m.end; ++k) body.push_back(std::move(ops_[k]));
+      }
+      ops_.resize(begin + 1);
+      for (TokenProgram::Op& op : body) ops_.push_back(std::move(op));
+      reordered_ = true;
+    }
+    ops_[begin].keys_sorted = true;
   }
 
   // Appends a structural op (begin/end of an object or array).
@@ -203,12 +262,14 @@ class ProgramCompiler {
     if (c == '"') return QuotedString(TokenProgram::Op::String);
     if (c == '{' || c == '[') {
       bool object = c == '{';
+      size_t begin = ops_.size();
       PushOp(object ? TokenProgram::Op::BeginObject : TokenProgram::Op::BeginArray);
       ++i_;
       SkipSpace();
       char close = object ? '}' : ']';
       if (i_ < s_.size() && s_[i_] == close) {
         ++i_;
+        if (object && sort_) ops_[begin].keys_sorted = true;  // {}: nothing to sort
         PushOp(object ? TokenProgram::Op::EndObject : TokenProgram::Op::EndArray);
         return true;
       }
@@ -230,6 +291,7 @@ class ProgramCompiler {
         }
         if (s_[i_] != close) return false;
         ++i_;
+        if (object && sort_) SortMembers(begin);
         PushOp(object ? TokenProgram::Op::EndObject : TokenProgram::Op::EndArray);
         return true;
       }
@@ -241,8 +303,10 @@ class ProgramCompiler {
   const std::vector<size_t>& sites_;
   std::vector<TokenProgram::Op>& ops_;
   std::vector<TokenProgram::Part>& parts_;
+  bool sort_;
   size_t i_ = 0;
   size_t next_site_ = 0;
+  bool reordered_ = false;
 };
 
 }  // namespace
@@ -250,8 +314,16 @@ class ProgramCompiler {
 std::unique_ptr<TokenProgram> TokenProgram::Compile(std::string_view cleaned,
                                                     const std::vector<size_t>& site_offsets) {
   auto program = std::make_unique<TokenProgram>();
-  ProgramCompiler compiler(cleaned, site_offsets, program->ops_, program->parts_);
+  ProgramCompiler compiler(cleaned, site_offsets, program->ops_, program->parts_, true);
   if (!compiler.Run()) return nullptr;
+  program->site_count_ = site_offsets.size();
+  if (compiler.reordered()) {
+    // Once more in template order, for replaying errors (see source_ops_). The
+    // parts come out the same: they are numbered as the source is read.
+    std::vector<TokenProgram::Part> parts;
+    ProgramCompiler unsorted(cleaned, site_offsets, program->source_ops_, parts, false);
+    if (!unsorted.Run() || parts.size() != program->parts_.size()) return nullptr;
+  }
   return program;
 }
 
@@ -308,12 +380,36 @@ void AppendValueTokens(const Value& v, JsonTokens& out) {
   }
 }
 
+int CompareJsonbKeys(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return a.size() > b.size() ? 1 : -1;
+  return a.empty() ? 0 : memcmp(a.data(), b.data(), a.size());
+}
+
 void TokenProgram::Render(const std::vector<Value>& sites, JsonTokens& out) const {
+  size_t ntokens = out.tokens.size();
+  size_t narena = out.arena.size();
+  try {
+    Emit(ops_, sites, out);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception&) {
+    if (source_ops_.empty()) throw;
+    // Sorted members convert their sites out of template order; replay in
+    // template order so the error is the one the first failing site gives.
+    out.tokens.resize(ntokens);
+    out.arena.resize(narena);
+    Emit(source_ops_, sites, out);
+    throw;  // not reached: the same sites fail in either order
+  }
+}
+
+void TokenProgram::Emit(const std::vector<Op>& ops, const std::vector<Value>& sites,
+                        JsonTokens& out) const {
   std::string text;
-  for (const Op& op : ops_) {
+  for (const Op& op : ops) {
     switch (op.kind) {
       case Op::BeginObject:
-        Push(out, JsonTokenKind::BeginObject);
+        out.tokens.push_back({JsonTokenKind::BeginObject, op.keys_sorted, 0, 0});
         break;
       case Op::EndObject:
         Push(out, JsonTokenKind::EndObject);

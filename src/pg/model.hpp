@@ -95,8 +95,9 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
                  const char* operation, std::string& key, std::string& payload, JsonTokens* tokens,
                  std::string& error);
 
-// Builds the jsonb value of rendered tokens, in the current memory context.
-// Postgres-only: call under PgGuard.
+// Builds the jsonb value of rendered tokens, in the current memory context;
+// objects not marked keys_sorted are sorted as jsonb sorts them (the last of
+// repeated keys wins). Postgres-only: call under PgGuard.
 Datum TokensToJsonb(const JsonTokens& tokens);
 
 // Renders with a synthetic row of typical values (numbers 1, text "sample",

@@ -274,6 +274,136 @@ TEST(PayloadTokens, NulAndNaNAreRenderErrors) {
   EXPECT_THROW(tmpl->RenderTokens(ctx, tokens), liquid::RenderError);
 }
 
+// The keys of every BeginObject token at its own level, and its keys_sorted flag.
+struct TokenObject {
+  bool keys_sorted;
+  std::vector<std::string> keys;
+};
+std::vector<TokenObject> TokenObjects(const JsonTokens& tokens) {
+  std::vector<TokenObject> objects;
+  std::vector<long> open;  // index in `objects` of each open container, -1 for arrays
+  for (const JsonToken& t : tokens.tokens) {
+    switch (t.kind) {
+      case JsonTokenKind::BeginObject:
+        open.push_back(static_cast<long>(objects.size()));
+        objects.push_back({t.keys_sorted, {}});
+        break;
+      case JsonTokenKind::BeginArray:
+        open.push_back(-1);
+        break;
+      case JsonTokenKind::EndObject:
+      case JsonTokenKind::EndArray:
+        open.pop_back();
+        break;
+      case JsonTokenKind::Key:
+        objects[open.back()].keys.emplace_back(tokens.Text(t));
+        break;
+      default:
+        break;
+    }
+  }
+  return objects;
+}
+
+TEST(PayloadTokens, CompareJsonbKeysIsJsonbOrder) {
+  // Shorter first, then bytewise (unsigned), as jsonb sorts object keys.
+  EXPECT_LT(CompareJsonbKeys("", "a"), 0);
+  EXPECT_LT(CompareJsonbKeys("zz", "aaa"), 0);
+  EXPECT_LT(CompareJsonbKeys("B", "a"), 0);
+  EXPECT_LT(CompareJsonbKeys("z", "\xc3"), 0);  // bytes compare unsigned
+  EXPECT_EQ(CompareJsonbKeys("ab", "ab"), 0);
+  EXPECT_GT(CompareJsonbKeys("record", "id"), 0);
+}
+
+// Objects with literal, distinct keys come out in jsonb key order, marked
+// keys_sorted; the event is the same as the text path's.
+TEST(PayloadTokens, LiteralKeysSortedAtCompileTime) {
+  const std::string source = R"({
+    "customer_id": "{{ row.s }}", "event_type": "x", "timestamp": {{ row.i }},
+    "record": {"id": "{{ row.i }}", "durationInMs": {{ row.i }}, "isVerified": true},
+    "zz": [{"bb": 1, "a": {"é": 1, "z": 2, "": 3, "B": 4}}, {}], "a": "{{ row.s }}",
+    "dups": {"k": 1, "a": 2, "k": {{ row.i }}},
+    "dyn": {"{{ row.s }}": 1, "m": {"y": 1, "x": 2}},
+    "site": {{ row.o }}
+  })";
+  auto tmpl = PayloadTemplate::Compile(source);
+  ASSERT_TRUE(tmpl->HasTokenProgram());
+  liquid::Context ctx;
+  ctx.Set("row", Value::MakeObject(
+                     {{"s", Value::String("m")},
+                      {"i", Value::Int(7)},
+                      {"o", Value::MakeObject({{"b", Value::Int(1)}, {"a", Value::Int(2)}})}}));
+  JsonTokens tokens;
+  tmpl->RenderTokens(ctx, tokens);
+  std::vector<TokenObject> objects = TokenObjects(tokens);
+  ASSERT_EQ(objects.size(), 9u);
+  using Keys = std::vector<std::string>;
+  // Top level: sorted (its keys are literal and distinct).
+  EXPECT_TRUE(objects[0].keys_sorted);
+  EXPECT_EQ(objects[0].keys, (Keys{"a", "zz", "dyn", "dups", "site", "record", "timestamp",
+                                   "event_type", "customer_id"}));
+  // Members move with their values: "a" is the string site, "zz" the array.
+  EXPECT_EQ(tokens.tokens[1].kind, JsonTokenKind::Key);
+  EXPECT_EQ(tokens.tokens[2].kind, JsonTokenKind::String);
+  EXPECT_EQ(tokens.Text(tokens.tokens[2]), "m");
+  EXPECT_EQ(tokens.tokens[4].kind, JsonTokenKind::BeginArray);
+  // zz[0], its "a", zz[1] = {}.
+  EXPECT_TRUE(objects[1].keys_sorted);
+  EXPECT_EQ(objects[1].keys, (Keys{"a", "bb"}));
+  EXPECT_TRUE(objects[2].keys_sorted);
+  EXPECT_EQ(objects[2].keys, (Keys{"", "B", "z", "\xc3\xa9"}));
+  EXPECT_TRUE(objects[3].keys_sorted);
+  // "dyn": a key from a site is only known per row, so not sorted (in
+  // template order); the literal object inside it is.
+  EXPECT_FALSE(objects[4].keys_sorted);
+  EXPECT_EQ(objects[4].keys, (Keys{"m", "m"}));
+  EXPECT_TRUE(objects[5].keys_sorted);
+  EXPECT_EQ(objects[5].keys, (Keys{"x", "y"}));
+  // "dups": a repeated key is left to the run-time sort (last one wins).
+  EXPECT_FALSE(objects[6].keys_sorted);
+  EXPECT_EQ(objects[6].keys, (Keys{"k", "a", "k"}));
+  // A site's object value is not sorted by the program.
+  EXPECT_FALSE(objects[7].keys_sorted);
+  EXPECT_EQ(objects[7].keys, (Keys{"b", "a"}));
+  EXPECT_TRUE(objects[8].keys_sorted);
+  EXPECT_EQ(objects[8].keys, (Keys{"id", "isVerified", "durationInMs"}));
+  for (const TokenObject& o : objects) {
+    if (!o.keys_sorted) continue;
+    for (size_t k = 1; k < o.keys.size(); ++k) {
+      EXPECT_LT(CompareJsonbKeys(o.keys[k - 1], o.keys[k]), 0) << o.keys[k];
+    }
+  }
+}
+
+TEST(PayloadTokens, TemplateOrderKeptWhenAlreadySorted) {
+  auto tmpl = PayloadTemplate::Compile(R"({"a": 1, "bb": {"c": "{{ x }}", "dd": 2}})");
+  liquid::Context ctx;
+  ctx.Set("x", Value::String("v"));
+  JsonTokens tokens;
+  tmpl->RenderTokens(ctx, tokens);
+  std::vector<TokenObject> objects = TokenObjects(tokens);
+  ASSERT_EQ(objects.size(), 2u);
+  EXPECT_TRUE(objects[0].keys_sorted);
+  EXPECT_TRUE(objects[1].keys_sorted);
+  EXPECT_EQ(objects[0].keys, (std::vector<std::string>{"a", "bb"}));
+}
+
+// Sorting converts sites out of template order; the error reported is still
+// the first failing site's in the template.
+TEST(PayloadTokens, ErrorOfFirstFailingSiteInTemplateOrder) {
+  auto tmpl = PayloadTemplate::Compile(R"({"bb": "{{ row.s }}", "a": {{ row.f }}})");
+  liquid::Context ctx;
+  ctx.Set("row", Value::MakeObject({{"s", Value::String(std::string("a\0b", 3))},
+                                    {"f", Value::Float(0.0 / 0.0)}}));
+  JsonTokens tokens;
+  try {
+    tmpl->RenderTokens(ctx, tokens);
+    FAIL() << "no error";
+  } catch (const liquid::RenderError& e) {
+    EXPECT_NE(std::string(e.what()).find("NUL"), std::string::npos) << e.what();
+  }
+}
+
 TEST(JsonCheck, DeepNestingIsAnErrorNotACrash) {
   std::string deep(100000, '[');
   EXPECT_FALSE(CheckJsonSyntax(deep).ok);
