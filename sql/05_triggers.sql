@@ -125,3 +125,14 @@ SELECT model, pending, sending, delivered, failed, last_error FROM hyperline.mod
 -- failed rows can be retried; rows that could not render stay failed
 SELECT hyperline.retry('fragile');
 SELECT hyperline.retry('no_such_model');
+-- retry never sends an older version of a key over a newer one: k1's failed event
+-- has a newer delivered one, k2 has two failed events, k3 one
+INSERT INTO hyperline.outbox (model, event_key, operation, payload, status, destination) VALUES
+  ('rt', 'k1', 'insert', '{"v": 1}', 'failed', 'nowhere'),
+  ('rt', 'k1', 'update', '{"v": 2}', 'delivered', 'nowhere'),
+  ('rt', 'k2', 'insert', '{"v": 1}', 'failed', 'nowhere'),
+  ('rt', 'k2', 'update', '{"v": 2}', 'failed', 'nowhere'),
+  ('rt', 'k3', 'insert', '{"v": 1}', 'failed', 'nowhere');
+SELECT hyperline.retry('rt');
+SELECT event_key, payload->>'v' AS v, status FROM hyperline.outbox WHERE model = 'rt' ORDER BY id;
+DELETE FROM hyperline.outbox WHERE model = 'rt';

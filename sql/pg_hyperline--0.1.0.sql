@@ -532,12 +532,24 @@ CREATE FUNCTION hyperline.retry(model text DEFAULT NULL) RETURNS bigint
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   n bigint;
+  stale bigint;
 BEGIN
   IF model IS NOT NULL THEN
     PERFORM 1 FROM hyperline._models m WHERE m.name = retry.model;
     IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM hyperline.outbox o WHERE o.model = retry.model) THEN
       RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
     END IF;
+  END IF;
+  -- Why: sending a failed event when a newer change of its key exists would
+  -- put the older version back at Hyperline (after a newer one was delivered,
+  -- or after a delete). Such events are superseded instead.
+  UPDATE hyperline.outbox o SET status = 'superseded'
+    WHERE o.status = 'failed' AND (retry.model IS NULL OR o.model = retry.model)
+      AND EXISTS (SELECT 1 FROM hyperline.outbox n
+                  WHERE n.model = o.model AND n.event_key = o.event_key AND n.id > o.id);
+  GET DIAGNOSTICS stale = ROW_COUNT;
+  IF stale > 0 THEN
+    RAISE NOTICE '% failed events not retried but superseded: a newer change of the same key exists', stale;
   END IF;
   UPDATE hyperline.outbox o SET status = 'pending', attempts = 0, next_attempt_at = now()
     WHERE o.status = 'failed' AND o.payload IS NOT NULL AND (retry.model IS NULL OR o.model = retry.model);
@@ -546,7 +558,7 @@ BEGIN
   RETURN n;
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.retry(text) IS 'Puts failed events (of one model, or all) back to pending; returns how many. Rows that failed to render stay failed.';
+COMMENT ON FUNCTION hyperline.retry(text) IS 'Puts failed events (of one model, or all) back to pending; returns how many. Rows that failed to render stay failed; a failed event with a newer change of the same key is superseded instead.';
 
 CREATE VIEW hyperline.model_status WITH (security_invoker = true) AS
   WITH names AS (
