@@ -57,8 +57,12 @@ class Context {
  public:
   void Set(std::string name, Value value);
   const Value* Find(std::string_view name) const;
+  // A variable for updating in place between renders (keeps its storage), or
+  // nullptr when it was never Set.
+  Value* FindMutable(std::string_view name);
   // Values in insertion order, for engines that resolve names at compile time.
   const std::vector<std::pair<std::string, Value>>& vars() const { return vars_; }
+
  private:
   std::vector<std::pair<std::string, Value>> vars_;
 };

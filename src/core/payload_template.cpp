@@ -260,12 +260,17 @@ std::unique_ptr<PayloadTemplate> PayloadTemplate::Compile(std::string_view sourc
   return result;
 }
 
-void PayloadTemplate::RenderTokens(const liquid::Context& ctx, JsonTokens& out) const {
-  std::vector<Value> values;
+void PayloadTemplate::RenderTokens(const liquid::Context& ctx, JsonTokens& out,
+                                   std::vector<Value>& values) const {
+  values.clear();
+  values.reserve(program_->site_count());
   CaptureSink sink(values);
   tmpl_->Render(ctx, sink);
   try {
     program_->Render(values, out);
+    // Drop the values now (capacity kept): one may share the context's row
+    // object, which the next row then updates without copying it.
+    values.clear();
   } catch (const std::invalid_argument& e) {
     // Same message as the text path, where the engine wraps sink errors.
     throw liquid::RenderError(std::string("Liquid error: ") + e.what());

@@ -52,8 +52,14 @@ class PayloadTemplate {
   bool HasTokenProgram() const { return program_ != nullptr; }
 
   // Renders one event as JSON tokens (only when HasTokenProgram()); the same
-  // event Render would print. Throws liquid::RenderError.
-  void RenderTokens(const liquid::Context& ctx, JsonTokens& out) const;
+  // event Render would print. Throws liquid::RenderError. `values` is scratch
+  // space for the sites' values, kept by callers that render row after row so
+  // it is allocated once.
+  void RenderTokens(const liquid::Context& ctx, JsonTokens& out, std::vector<Value>& values) const;
+  void RenderTokens(const liquid::Context& ctx, JsonTokens& out) const {
+    std::vector<Value> values;
+    RenderTokens(ctx, out, values);
+  }
 
   // Variable paths read by the template (see liquid::Template::VariablePaths).
   std::vector<std::vector<std::string>> VariablePaths() const { return tmpl_->VariablePaths(); }

@@ -468,11 +468,17 @@ Value SyntheticValue(const ColumnBinding& b, int64_t now_micros) {
   }
 }
 
-Value BuildObject(const std::vector<ColumnBinding>& columns, const RawDatum* raw) {
-  Object obj;
-  obj.reserve(columns.size());
-  for (size_t i = 0; i < columns.size(); ++i) obj.emplace_back(columns[i].name, RawToValue(raw[i]));
-  return Value::MakeObject(std::move(obj));
+// Sets `v` to the object of the columns' values, reusing its members (names
+// and storage) when it already holds this object from the previous row.
+void FillObject(Value& v, const std::vector<ColumnBinding>& columns, const RawDatum* raw) {
+  if (v.kind() != Value::Kind::Object || v.as_object().size() != columns.size()) {
+    Object obj;
+    obj.reserve(columns.size());
+    for (const ColumnBinding& c : columns) obj.emplace_back(c.name, Value::Nil());
+    v = Value::MakeObject(std::move(obj));
+  }
+  Object& obj = v.mutable_object();  // copied only if a previous render kept it
+  for (size_t i = 0; i < columns.size(); ++i) obj[i].second = RawToValue(raw[i]);
 }
 
 }  // namespace
@@ -644,16 +650,29 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
     Value key_value = RawToValue(key_raw);
     key.clear();
     AppendLiquidString(key_value, key);
-    liquid::Context ctx;
-    ctx.Set("row", BuildObject(m.row_columns, raw));
-    ctx.Set("old", have_old ? BuildObject(m.old_columns, raw + nrow) : Value::Nil());
-    ctx.Set("model", Value::String(m.name));
-    ctx.Set("operation", Value::String(operation));
+    liquid::Context& ctx = m.context;
+    if (ctx.Find("operation") == nullptr) {
+      ctx.Set("row", Value::Nil());
+      ctx.Set("old", Value::Nil());
+      ctx.Set("model", Value::String(m.name));
+      ctx.Set("operation", Value::Nil());
+    }
+    FillObject(*ctx.FindMutable("row"), m.row_columns, raw);
+    Value& old = *ctx.FindMutable("old");
+    if (have_old) {
+      FillObject(old, m.old_columns, raw + nrow);
+    } else if (!old.is_nil()) {
+      old = Value::Nil();
+    }
+    Value& op = *ctx.FindMutable("operation");
+    if (op.kind() != Value::Kind::String || op.as_string() != operation) {
+      op = Value::String(operation);
+    }
     payload.clear();
     if (tokens != nullptr && m.tmpl->HasTokenProgram()) {
       // Fixed JSON structure: no text to print, check and parse again.
       tokens->Clear();
-      m.tmpl->RenderTokens(ctx, *tokens);
+      m.tmpl->RenderTokens(ctx, *tokens, m.site_values);
       return true;
     }
     m.tmpl->Render(ctx, payload);

@@ -70,6 +70,13 @@ struct CompiledModel {
   // Set when the model cannot be compiled any more (e.g. a column it uses was
   // dropped): every event then fails with this error instead of blocking writes.
   std::string error;
+  // Reused from one RenderEvent to the next, so that a row costs no allocation
+  // for them: the Liquid context (row, old, model, operation; the row object
+  // keeps its column names and storage) and the output sites' values. Safe
+  // because a backend renders one event at a time, and RenderEvent fills them
+  // only after reading the tuple (the one step that may run other code).
+  mutable liquid::Context context;
+  mutable std::vector<Value> site_values;
 };
 
 // Returns the compiled model `name` bound to relation `relid` (the model's

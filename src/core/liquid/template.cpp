@@ -1725,6 +1725,14 @@ const Value* Context::Find(std::string_view name) const {
   return nullptr;
 }
 
+// Finds a top-level variable by name, for writing.
+Value* Context::FindMutable(std::string_view name) {
+  for (auto& kv : vars_) {
+    if (kv.first == name) return &kv.second;
+  }
+  return nullptr;
+}
+
 // Parses and renders `source` with the members of `data` as variables.
 std::string RenderString(std::string_view source, const Value& data) {
   auto t = Template::Parse(source);
