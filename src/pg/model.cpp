@@ -16,6 +16,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
+#include "utils/hsearch.h"
 #include "utils/datetime.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -161,6 +162,36 @@ ColumnKind KindOf(Oid typid) {
   }
 }
 
+// The backend's one FmgrInfo for an output function (under PgGuard). Why
+// shared: a FmgrInfo per binding in TopMemoryContext leaked, with whatever the
+// function cached in its fn_mcxt, each time a model was recompiled (any
+// invalidation of its source table, e.g. an autovacuum). Output functions
+// check the type they cache against each call's, so sharing is safe.
+FmgrInfo* OutputFunction(Oid fn) {
+  static HTAB* functions = nullptr;
+  struct Entry {
+    Oid fn;
+    FmgrInfo flinfo;
+  };
+  if (functions == nullptr) {
+    HASHCTL ctl = {};
+    ctl.keysize = sizeof(Oid);
+    ctl.entrysize = sizeof(Entry);
+    ctl.hcxt = TopMemoryContext;
+    functions = hash_create("pg_hyperline output functions", 64, &ctl,
+                            HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+  }
+  bool found = false;
+  auto* e = static_cast<Entry*>(hash_search(functions, &fn, HASH_ENTER, &found));
+  if (!found) {
+    // Why filled in two steps: if fmgr_info fails, the entry must not look
+    // initialised on the next call.
+    e->flinfo.fn_oid = InvalidOid;
+  }
+  if (e->flinfo.fn_oid != fn) fmgr_info_cxt(fn, &e->flinfo, TopMemoryContext);
+  return &e->flinfo;
+}
+
 // Fills type information of a binding (catalog lookups; runs under PgGuard).
 void ResolveBinding(ColumnBinding* b) {
   Oid base = getBaseType(b->typid);
@@ -178,12 +209,12 @@ void ResolveBinding(ColumnBinding* b) {
     Oid out = InvalidOid;
     bool varlena = false;
     getTypeOutputInfo(elem, &out, &varlena);
-    fmgr_info_cxt(out, &b->elem_out, TopMemoryContext);
+    b->elem_out = OutputFunction(out);
   }
   Oid out = InvalidOid;
   bool varlena = false;
   getTypeOutputInfo(b->typid, &out, &varlena);
-  fmgr_info_cxt(out, &b->out, TopMemoryContext);
+  b->out = OutputFunction(out);
 }
 
 std::string Lower(std::string s) {
@@ -375,7 +406,7 @@ void ExtractColumn(ColumnBinding* b, TupleDesc desc, HeapTuple tuple, RawDatum* 
     return;
   }
   if (b->kind != ColumnKind::Array) {
-    ExtractValue(b->base_typid, b->kind, &b->out, value, r);
+    ExtractValue(b->base_typid, b->kind, b->out, value, r);
     return;
   }
   ArrayType* arr = DatumGetArrayTypeP(value);
@@ -393,7 +424,7 @@ void ExtractColumn(ColumnBinding* b, TupleDesc desc, HeapTuple tuple, RawDatum* 
     if (nulls[i]) {
       r->elems[i].isnull = true;
     } else {
-      ExtractValue(b->elem_base_typid, b->elem_kind, &b->elem_out, elems[i], &r->elems[i]);
+      ExtractValue(b->elem_base_typid, b->elem_kind, b->elem_out, elems[i], &r->elems[i]);
     }
   }
 }

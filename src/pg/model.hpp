@@ -46,7 +46,10 @@ struct ColumnBinding {
   Oid typid = InvalidOid;
   Oid base_typid = InvalidOid;  // typid, or the base type of a domain
   ColumnKind kind = ColumnKind::Other;
-  FmgrInfo out = {};  // output function, for Numeric/Other
+  // Output function, for Numeric/Other: shared by every binding of the same
+  // function in this backend, so that recompiling a model allocates nothing
+  // that outlives it (an output function may cache state in its fn_mcxt).
+  FmgrInfo* out = nullptr;
   // Arrays: element type.
   Oid elem_typid = InvalidOid;
   Oid elem_base_typid = InvalidOid;
@@ -54,7 +57,7 @@ struct ColumnBinding {
   int16 elem_len = 0;
   bool elem_byval = false;
   char elem_align = 'i';
-  FmgrInfo elem_out = {};
+  FmgrInfo* elem_out = nullptr;
 };
 
 struct CompiledModel {
