@@ -59,6 +59,7 @@ BULK_REPS = knob("bulk_reps", 5, 3)
 OLTP_CLIENTS = knob("oltp_clients", 8, 8)
 OLTP_SECONDS = knob("oltp_seconds", 30, 5)
 OLTP_REPS = knob("oltp_reps", 3, 2)
+OLTP_TPCB_SCALE = knob("oltp_tpcb_scale", 10, 1)
 MEM_N = knob("mem_n", 1_000_000, 20_000)            # the big insert, also the main drain's backlog
 # batch_size:events drained; the 1000 run is filled through the model (the memory measurement).
 DRAIN_SIZES = knob("drain_sizes", "1:200000,10:100000,100:300000,1000:1000000,5000:300000",
@@ -398,9 +399,12 @@ def bench_bulk(c):
 
 # --- 2. OLTP -------------------------------------------------------------------------
 def pgbench(script, seconds, clients):
+    """TPS and average latency of a pgbench run: `script` is a file in bench/sql,
+    or "builtin:NAME" for one of pgbench's own scripts (e.g. builtin:tpcb-like)."""
+    source = (["-b", script.split(":", 1)[1]] if script.startswith("builtin:")
+              else ["-f", os.path.join(ROOT, "bench", "sql", script)])
     cmd = [os.path.join(PGBIN, "pgbench"), "-n", "-c", str(clients), "-j", str(min(clients, os.cpu_count() or 2)),
-           "-T", str(seconds), "-f", os.path.join(ROOT, "bench", "sql", script),
-           "-h", PGHOST, "-p", str(PGPORT), "-U", "postgres", DB]
+           "-T", str(seconds)] + source + ["-h", PGHOST, "-p", str(PGPORT), "-U", "postgres", DB]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError("pgbench failed: %s" % res.stderr[-2000:])
@@ -440,7 +444,58 @@ def bench_oltp(c):
     for v in variants:
         out[v] = {"samples_tps": samples[v], "median_tps": round(med[v], 1), "latency_ms": lat[v]}
     out["model"]["events_last_run"] = events
+    out["tpcb"] = bench_oltp_tpcb(c)
     return out
+
+
+# pgbench's standard transaction (tpcb-like: three UPDATEs, a SELECT and one INSERT
+# into pgbench_history) with a model on pgbench_history: one event per transaction.
+TPCB_TEMPLATE = """{
+  "customer_id": "acct_{{ row.aid }}",
+  "event_type": "transfer",
+  "timestamp": "{{ row.mtime }}",
+  "record": {"id": "{{ row.id }}", "amount": {{ row.delta }}, "teller": {{ row.tid }}, "branch": {{ row.bid }}}
+}"""
+
+
+def bench_oltp_tpcb(c):
+    log("oltp: pgbench tpcb-like, scale %d, model on pgbench_history" % OLTP_TPCB_SCALE)
+    cmd = [os.path.join(PGBIN, "pgbench"), "-i", "-q", "-s", str(OLTP_TPCB_SCALE),
+           "-h", PGHOST, "-p", str(PGPORT), "-U", "postgres", DB]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError("pgbench -i failed: %s" % res.stderr[-2000:])
+    # A key for the events; both variants have it, so only the model differs.
+    c.command("ALTER TABLE public.pgbench_history ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
+    c.command("VACUUM ANALYZE")
+    samples = {"plain": [], "model": []}
+    for rep in range(OLTP_REPS):
+        for v in (["plain", "model"] if rep % 2 == 0 else ["model", "plain"]):
+            has_model = c.value("SELECT count(*) FROM hyperline.models WHERE name = 'tpcb'") == "1"
+            if v == "model" and not has_model:
+                c.query("SELECT hyperline.create_model('tpcb', 'public.pgbench_history', 'id', %s, "
+                        "triggers => '{insert}')" % q(TPCB_TEMPLATE))
+            elif v == "plain" and has_model:
+                c.query("SELECT hyperline.drop_model('tpcb')")
+            c.command("TRUNCATE public.pgbench_history, hyperline.outbox")
+            quiesce(c, ["public.pgbench_history", "hyperline.outbox"])
+            tps, _ = pgbench("builtin:tpcb-like", OLTP_SECONDS, OLTP_CLIENTS)
+            samples[v].append(round(tps, 1))
+            if v == "model":
+                events = int(c.value("SELECT count(*) FROM hyperline.outbox WHERE model = 'tpcb'"))
+                rows = int(c.value("SELECT count(*) FROM public.pgbench_history"))
+                if events != rows:
+                    raise RuntimeError("tpcb: %d history rows but %d events" % (rows, events))
+            log("oltp: tpcb-like rep %d %s %.0f tps" % (rep + 1, v, tps))
+    if c.value("SELECT count(*) FROM hyperline.models WHERE name = 'tpcb'") == "1":
+        c.query("SELECT hyperline.drop_model('tpcb')")
+    c.command("DROP TABLE public.pgbench_accounts, public.pgbench_branches, public.pgbench_tellers, "
+              "public.pgbench_history")
+    c.command("TRUNCATE hyperline.outbox")
+    med = {v: statistics.median(samples[v]) for v in samples}
+    return {"scale": OLTP_TPCB_SCALE, "ratio": round(med["model"] / med["plain"], 3),
+            "plain": {"samples_tps": samples["plain"], "median_tps": round(med["plain"], 1)},
+            "model": {"samples_tps": samples["model"], "median_tps": round(med["model"], 1)}}
 
 
 # --- 3 + 5. drain and memory -------------------------------------------------------
