@@ -1,6 +1,8 @@
 // shmem.cpp: shared worker latch and the wake-at-commit transaction callback.
 #include "pg/shmem.hpp"
 
+#include "pg/guc.hpp"
+
 extern "C" {
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -59,7 +61,10 @@ void OnXactEvent(XactEvent event, void*) {
   switch (event) {
     case XACT_EVENT_COMMIT:
     case XACT_EVENT_PARALLEL_COMMIT:
-      if (wake_at_commit) SetWorkerLatch();
+      // Why not when hyperline.enabled is off: the worker would wake at every
+      // commit only to go back to sleep (a context switch per transaction);
+      // turning it on (a reload) makes it claim at once.
+      if (wake_at_commit && guc_enabled) SetWorkerLatch();
       wake_at_commit = false;
       break;
     case XACT_EVENT_ABORT:
