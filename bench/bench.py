@@ -58,7 +58,7 @@ BULK_N = knob("bulk_n", 200_000, 4_000)
 BULK_REPS = knob("bulk_reps", 5, 3)
 OLTP_CLIENTS = knob("oltp_clients", 8, 8)
 OLTP_SECONDS = knob("oltp_seconds", 30, 5)
-OLTP_REPS = knob("oltp_reps", 3, 2)
+OLTP_REPS = knob("oltp_reps", 5, 2)
 OLTP_TPCB_SCALE = knob("oltp_tpcb_scale", 10, 1)
 MEM_N = knob("mem_n", 1_000_000, 20_000)            # the big insert, also the main drain's backlog
 # batch_size:events drained; the 1000 run is filled through the model (the memory measurement).
