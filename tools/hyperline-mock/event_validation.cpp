@@ -68,7 +68,7 @@ std::string RequireNonEmptyString(const nlohmann::json& event, const char* field
 
 bool IsIso8601DateTime(const std::string& s) {
   size_t p = 0;
-  int year, month, day, hour, minute, second;
+  int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
   if (!Digits(s, &p, 4, &year) || !Expect(s, &p, '-') || !Digits(s, &p, 2, &month) ||
       !Expect(s, &p, '-') || !Digits(s, &p, 2, &day)) {
     return false;
