@@ -234,7 +234,7 @@ std::string Delivery::KeyOf(const Row& row) {
   return key;
 }
 
-bool Delivery::TxnExtensionExists() {
+bool TxnExtensionExists() {
   bool exists = false;
   PgGuard([&] {
     SetCurrentStatementStartTimestamp();

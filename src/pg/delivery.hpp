@@ -96,6 +96,9 @@ struct DestinationUpdate {
   int key_version = 0;
 };
 
+// Whether the extension exists in this database (short transaction).
+bool TxnExtensionExists();
+
 // Deletes delivered (and superseded) rows older than hyperline.delivered_retention,
 // in transactions of 10,000 rows, at most 1,000,000 per call. Returns rows
 // deleted. Used by the upkeep worker (and by the delivery worker itself when no
@@ -108,17 +111,12 @@ class Delivery {
  public:
   Delivery();
 
-  // Whether the extension exists in this database (short transaction).
-  bool TxnExtensionExists();
   // Crash safety at start: rows left 'sending' go back to 'pending'.
   void TxnResetSending();
   // Loads destinations and claims due rows into jobs. Returns rows taken.
   int TxnClaim();
   // Writes the outcomes collected so far and releases their keys.
   void TxnRecord();
-  // Deletes delivered (and superseded) rows older than the retention, in
-  // small transactions. Returns rows deleted.
-  int64_t TxnPurge() { return TxnPurgeDelivered(); }
 
   // Starts queued jobs, within the concurrency limit and rate limits.
   // Returns how long until a rate-limited job may start (or max()).

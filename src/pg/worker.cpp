@@ -32,7 +32,6 @@ extern "C" {
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "commands/extension.h"
 #include "commands/vacuum.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_node.h"
@@ -223,8 +222,6 @@ class UpkeepRunner {
       what_ = what;
       finished_ = false;
       started_at_ = SteadyClock::now();
-    } else {
-      handle_ = nullptr;
     }
     return started;
   }
@@ -269,14 +266,7 @@ void ApplyWorkerSettings() {
 
 // One upkeep run: purge, then vacuum, as asked.
 void RunUpkeep(uint32 what) {
-  bool exists = false;
-  PgGuard([&] {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    exists = OidIsValid(get_extension_oid("pg_hyperline", true));
-    CommitTransactionCommand();
-  });
-  if (!exists) return;
+  if (!TxnExtensionExists()) return;
   if ((what & kUpkeepPurge) != 0) {
     PgGuard([] { pgstat_report_activity(STATE_RUNNING, "purging delivered events"); });
     int64_t purged = TxnPurgeDelivered();
@@ -316,7 +306,7 @@ void RunDelivery() {
     std::string error;
     try {
       if (!ready) {
-        if (!d.TxnExtensionExists()) {
+        if (!TxnExtensionExists()) {
           ReportActivity("waiting for CREATE EXTENSION pg_hyperline");
           WaitOnLatch(guc_poll_interval_ms);
           continue;
@@ -376,7 +366,7 @@ void RunDelivery() {
         } else if (d.InFlight() == 0) {
           if (purge_due) {
             ReportActivity("purging delivered events");
-            int64_t purged = d.TxnPurge();
+            int64_t purged = TxnPurgeDelivered();
             dead_since_vacuum += purged;
             next_purge = SteadyClock::now() + milliseconds(PurgeInterval(purged));
           }
