@@ -291,6 +291,20 @@ def payload_template():
     return TEMPLATE_FALLBACK, "built-in copy of the Hightouch example"
 
 
+def ensure_outbox_table(c, name):
+    """Creates the outbox-shaped table `name` (see outbox_ddl) unless it exists."""
+    if c.value("SELECT to_regclass(%s) IS NULL" % q(name)) == "t":
+        for stmt in outbox_ddl(name):
+            c.command(stmt)
+
+
+def ensure_usage_c_trigger(c):
+    """The PL/pgSQL trigger of variant (c), unless it exists."""
+    if c.value("SELECT count(*) FROM pg_trigger WHERE tgname = 'usage_c_event'") == "0":
+        c.command("CREATE TRIGGER usage_c_event AFTER INSERT OR UPDATE ON bench.usage_c "
+                  "FOR EACH ROW EXECUTE FUNCTION bench.usage_c_event()")
+
+
 def create_model_if_missing(c, name, table):
     if c.value("SELECT count(*) FROM hyperline.models WHERE name = %s" % q(name)) == "0":
         create_model(c, name, table)
@@ -338,10 +352,8 @@ def bench_bulk(c):
     n = BULK_N
     log("bulk: setup (%d rows per variant, %d repetitions)" % (n, BULK_REPS))
     for suffix in ("c", "d"):
-        for s in outbox_ddl("bench.outbox_" + suffix):
-            c.command(s)
-    c.command("CREATE TRIGGER usage_c_event AFTER INSERT OR UPDATE ON bench.usage_c "
-              "FOR EACH ROW EXECUTE FUNCTION bench.usage_c_event()")
+        ensure_outbox_table(c, "bench.outbox_" + suffix)
+    ensure_usage_c_trigger(c)
     create_model(c, "usage_b", "bench.usage_b")
     rows = rows_sql(n)
     sql = {
@@ -416,9 +428,7 @@ def pgbench(script, seconds, clients):
 def bench_oltp(c):
     log("oltp: %d clients, %d s per run, %d repetitions" % (OLTP_CLIENTS, OLTP_SECONDS, OLTP_REPS))
     create_model_if_missing(c, "oltp", "bench.oltp_model")
-    if c.value("SELECT to_regclass('bench.outbox_d') IS NULL") == "t":
-        for stmt in outbox_ddl("bench.outbox_d"):
-            c.command(stmt)
+    ensure_outbox_table(c, "bench.outbox_d")
     tables = ["bench.oltp_plain", "bench.oltp_model", "bench.oltp_floor", "bench.outbox_d", "hyperline.outbox"]
     variants = ["plain", "model", "floor"]
     samples = {v: [] for v in variants}
@@ -872,39 +882,29 @@ def bench_profile(c):
     time.sleep(0.3)
     # Write path: the inserting backend, model variant.
     for suffix in ("c", "d"):
-        if c.value("SELECT to_regclass('bench.outbox_%s') IS NULL" % suffix) == "t":
-            for stmt in outbox_ddl("bench.outbox_" + suffix):
-                c.command(stmt)
-    if c.value("SELECT count(*) FROM pg_trigger WHERE tgname = 'usage_c_event'") == "0":
-        c.command("CREATE TRIGGER usage_c_event AFTER INSERT OR UPDATE ON bench.usage_c "
-                  "FOR EACH ROW EXECUTE FUNCTION bench.usage_c_event()")
+        ensure_outbox_table(c, "bench.outbox_" + suffix)
+    ensure_usage_c_trigger(c)
     create_model_if_missing(c, "usage_b", "bench.usage_b")
     create_model_if_missing(c, "drain", "bench.usage_drain")
-    c.command("TRUNCATE bench.usage_b, hyperline.outbox")
-    quiesce(c, ["bench.usage_b", "hyperline.outbox"])
-    data = os.path.join(OUT, "perf-write.data")
-    perf = perf_record([c.pid], data, False)
-    c.command("INSERT INTO bench.usage_b " + rows_sql(n))
-    perf.send_signal(signal.SIGINT)
-    perf.wait()
-    out["write_b"] = perf_top(data)
+
+    def record_insert(table, outbox, rows, name, callgraph):
+        """Records this backend's INSERT of `rows` rows into `table` (emptied
+        first, with `outbox`); returns the recording's path."""
+        c.command("TRUNCATE %s, %s" % (table, outbox))
+        quiesce(c, [table, outbox])
+        data = os.path.join(OUT, name)
+        perf = perf_record([c.pid], data, callgraph)
+        c.command("INSERT INTO %s %s" % (table, rows_sql(rows)))
+        perf.send_signal(signal.SIGINT)
+        perf.wait()
+        return data
+
+    out["write_b"] = perf_top(record_insert("bench.usage_b", "hyperline.outbox", n, "perf-write.data", False))
     # The same for the PL/pgSQL variant, for comparison.
-    c.command("TRUNCATE bench.usage_c, bench.outbox_c")
-    quiesce(c, ["bench.usage_c", "bench.outbox_c"])
-    data = os.path.join(OUT, "perf-write-plpgsql.data")
-    perf = perf_record([c.pid], data, False)
-    c.command("INSERT INTO bench.usage_c " + rows_sql(n))
-    perf.send_signal(signal.SIGINT)
-    perf.wait()
-    out["write_c"] = perf_top(data)
+    out["write_c"] = perf_top(record_insert("bench.usage_c", "bench.outbox_c", n, "perf-write-plpgsql.data",
+                                            False))
     # Call graphs (DWARF unwinding: our C++ is built without frame pointers) of a smaller insert.
-    c.command("TRUNCATE bench.usage_b, hyperline.outbox")
-    quiesce(c, ["bench.usage_b", "hyperline.outbox"])
-    data = os.path.join(OUT, "perf-write-callgraph.data")
-    perf = perf_record([c.pid], data, True)
-    c.command("INSERT INTO bench.usage_b " + rows_sql(max(n // 4, 2000)))
-    perf.send_signal(signal.SIGINT)
-    perf.wait()
+    data = record_insert("bench.usage_b", "hyperline.outbox", max(n // 4, 2000), "perf-write-callgraph.data", True)
     out["write_b_inclusive"] = perf_children(data, WRITE_KEYS, True)
     c.command("TRUNCATE bench.usage_b, bench.usage_c, bench.outbox_c, hyperline.outbox")
     # OLTP: the pgbench backends, one row per transaction, with a model.
