@@ -96,6 +96,41 @@ COPY meter FROM STDIN;
 7	c7	7
 \.
 SELECT model, event_key FROM hyperline.outbox WHERE event_key = '7' ORDER BY model;
+-- and its events are in the outbox as soon as the COPY ends, within the transaction
+BEGIN;
+COPY meter FROM STDIN;
+8	c8	8
+\.
+SELECT model, event_key FROM hyperline.outbox WHERE event_key = '8' ORDER BY model;
+COMMIT;
+
+-- indexes a user adds to the outbox are maintained from the next statement on
+-- (the outbox's index list is cached per backend and rebuilt on any change);
+-- GIN and BRIN keep per-statement state of their own between inserts
+CREATE EXTENSION IF NOT EXISTS amcheck;
+INSERT INTO meter VALUES (30, 'c30', 1);
+CREATE INDEX outbox_test_gin ON hyperline.outbox USING gin (payload jsonb_path_ops);
+CREATE INDEX outbox_test_expr ON hyperline.outbox (lower(event_key)) WHERE operation = 'insert';
+CREATE INDEX outbox_test_brin ON hyperline.outbox USING brin (created_at);
+INSERT INTO meter VALUES (31, 'c31', 1);
+INSERT INTO meter VALUES (32, 'c32', 1), (33, 'c33', 1);
+BEGIN;
+INSERT INTO meter VALUES (34, 'c34', 1);
+INSERT INTO meter VALUES (35, 'c35', 1);
+COMMIT;
+SET enable_seqscan = off;
+SELECT event_key FROM hyperline.outbox
+  WHERE model = 'meter' AND payload @> '{"customer_id": "c33"}';
+SELECT count(*) AS found_through_expression_index FROM hyperline.outbox
+  WHERE lower(event_key) IN ('30', '31', '32', '33', '34', '35') AND operation = 'insert';
+RESET enable_seqscan;
+-- every outbox row is in every btree index
+SELECT bt_index_check(indexrelid, true) FROM pg_index WHERE indrelid = 'hyperline.outbox'::regclass
+  AND indexrelid::regclass::text IN ('hyperline.outbox_pkey', 'hyperline.outbox_pending_idx',
+                                     'hyperline.outbox_test_expr');
+DROP INDEX hyperline.outbox_test_gin, hyperline.outbox_test_expr, hyperline.outbox_test_brin;
+INSERT INTO meter VALUES (36, 'c36', 1);
+SELECT count(*) AS events_after_drop FROM hyperline.outbox WHERE event_key = '36';
 
 -- a changed payload takes effect at once (the compiled template is invalidated)
 SELECT hyperline.alter_model('inserts_only', payload => $$ {"customer_id": "{{ row.c | upcase }}",

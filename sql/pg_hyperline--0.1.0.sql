@@ -99,10 +99,6 @@ CREATE FUNCTION hyperline._trigger() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_trigger';
 COMMENT ON FUNCTION hyperline._trigger() IS 'Row trigger of every model: renders the payload into hyperline.outbox.';
 
-CREATE FUNCTION hyperline._flush() RETURNS trigger
-  LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_flush';
-COMMENT ON FUNCTION hyperline._flush() IS 'Statement trigger of every model: writes the events its row trigger buffered.';
-
 CREATE FUNCTION hyperline._validate_model(source regclass, primary_key text, payload text, model text)
   RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_validate_model';
 COMMENT ON FUNCTION hyperline._validate_model(regclass, text, text, text) IS 'Checks a model definition; raises an error naming the problem.';
@@ -330,26 +326,23 @@ DECLARE
   t name;
 BEGIN
   FOR t IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal
-             AND tgname IN ('hyperline_' || model, 'hyperline_' || model || '_flush') LOOP
+             AND tgname = 'hyperline_' || model LOOP
     EXECUTE format('DROP TRIGGER %I ON %s', t, source);
   END LOOP;
 END
 $fn$;
 
--- (Re)creates the model's triggers on its source table: the row trigger that
--- renders each event and the statement trigger that writes them.
+-- (Re)creates the model's trigger on its source table: the row trigger that
+-- renders each event (the library writes the buffered events into the outbox
+-- at the end of each statement; src/pg/outbox.hpp).
 CREATE FUNCTION hyperline._install_trigger(model text, source regclass, triggers text[], enabled boolean)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
   PERFORM hyperline._drop_triggers(model, source);
   EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION hyperline._trigger(%L)',
                  'hyperline_' || model, array_to_string(triggers, ' OR '), source, model);
-  -- Writes the statement's buffered events (see src/pg/outbox.hpp).
-  EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH STATEMENT EXECUTE FUNCTION hyperline._flush()',
-                 'hyperline_' || model || '_flush', array_to_string(triggers, ' OR '), source);
   IF NOT enabled THEN
     EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', source, 'hyperline_' || model);
-    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', source, 'hyperline_' || model || '_flush');
   END IF;
 END
 $fn$;
@@ -592,7 +585,7 @@ GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
 GRANT EXECUTE ON FUNCTION hyperline.create_model(text, regclass, text, text, text[], text, boolean, boolean),
   hyperline.alter_model(text, text, text[], boolean), hyperline.drop_model(text),
   hyperline.preview(text, int), hyperline.backfill(text), hyperline.test_delivery(text),
-  hyperline.render_template(text, jsonb), hyperline._trigger(), hyperline._flush(),
+  hyperline.render_template(text, jsonb), hyperline._trigger(),
   hyperline._caller_owns(regclass), hyperline._caller_can_select(regclass), hyperline._wake()
   TO PUBLIC;
 GRANT SELECT ON hyperline.models, hyperline.destinations, hyperline._models,

@@ -2,9 +2,9 @@
 //
 // Vocabulary: the trigger renders each row's event and *buffers* it (rendered
 // payload already converted to jsonb); the buffer is *flushed* — written with
-// one multi-insert and the executor's index code — by the model's statement
-// trigger at the end of each statement, when it reaches kFlushRows, and before
-// commit/prepare as a safety net. Rows buffered by a subtransaction that
+// one multi-insert and the executor's index code — at the end of each
+// statement (executor and utility hooks), when it reaches kFlushRows, and
+// before commit/prepare as a safety net. Rows buffered by a subtransaction that
 // aborts are dropped with it. The writes are in the user's transaction, so an
 // event exists iff that transaction commits.
 #pragma once
@@ -36,7 +36,8 @@ void BufferOutboxRow(const OutboxInsert& row);
 // Postgres-only: call under PgGuard.
 void FlushOutbox();
 
-// Registers the transaction callbacks behind the buffer (from _PG_init).
+// Registers the transaction callbacks and end-of-statement hooks behind the
+// buffer (from _PG_init).
 void InstallOutboxCallbacks();
 
 }  // namespace hyperline::pg

@@ -2,10 +2,10 @@
 //
 // Runs AFTER INSERT/UPDATE/DELETE FOR EACH ROW with the model name as its
 // argument. Renders the payload from the tuple (no SPI per row) and buffers the
-// event for hyperline.outbox (outbox.hpp: flushed by the model's statement
-// trigger, in the same transaction), then asks for the worker to be woken at
-// commit. A rendering error never fails the user's
-// statement: the event is recorded 'failed' with the error.
+// event for hyperline.outbox (outbox.hpp: written at the end of the statement,
+// in the same transaction), then asks for the worker to be woken at commit. A
+// rendering error never fails the user's statement: the event is recorded
+// 'failed' with the error.
 #include "pg/model.hpp"
 #include <string>
 
