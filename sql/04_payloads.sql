@@ -127,7 +127,11 @@ INSERT INTO key_order VALUES
   (1, 'cus_1', 'm', 1.50, '{"b": 1, "a": {"d": [1, {"y": 2, "x": 3}], "c": 2}, "b": 3}'),
   (2, 'cus_2', '', -0.0, '[]'),
   (3, E'\u00e9', 'a', 12345678901234567890.123, 'null'),
-  (4, NULL, NULL, NULL, NULL);
+  (4, NULL, NULL, NULL, NULL),
+  -- integers take a shortcut to numeric up to 18 digits; the same bytes either way
+  (5, 'i', 'b', -42, '[0, -7, 100000000]'),
+  (6, 'i', 'c', 123456789012345678, '[-999999999999999999, 1000000000000000000]'),
+  (7, 'i', 'd', -1234567890123456789, '[10000, 1e3, -0]');
 SELECT payload FROM hyperline.outbox WHERE model = 'key_order' AND event_key = '1';
 SELECT count(*) AS events,
        count(*) FILTER (WHERE o.payload::text = (x.r).payload::text
