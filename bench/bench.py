@@ -425,6 +425,26 @@ def pgbench(script, seconds, clients):
     return float(m.group(1)), float(lat.group(1)) if lat else None
 
 
+def wal_reset(c):
+    c.query("SELECT pg_stat_reset_shared('wal')")
+
+
+def wal_stats(c, tps, seconds):
+    """What the run wrote to WAL and how long its flushes took (pg_stat_wal;
+    track_wal_io_timing is on in the bench cluster): with synchronous_commit on,
+    a one-row transaction waits for its WAL flush, so these explain the TPS."""
+    r = c.query("SELECT wal_bytes, wal_records, wal_sync, wal_sync_time FROM pg_stat_wal")[0]
+    wal_bytes, records, syncs, sync_ms = float(r[0]), float(r[1]), float(r[2]), float(r[3])
+    txns = tps * seconds
+    return {"bytes_per_txn": round(wal_bytes / txns), "records_per_txn": round(records / txns, 2),
+            "fsyncs_per_s": round(syncs / seconds), "txns_per_fsync": round(txns / syncs, 2) if syncs else None,
+            "fsync_us": round(1000 * sync_ms / syncs) if syncs else None}
+
+
+def wal_medians(runs):
+    return {k: statistics.median(x[k] for x in runs) for k in runs[0]} if runs else {}
+
+
 def bench_oltp(c):
     log("oltp: %d clients, %d s per run, %d repetitions" % (OLTP_CLIENTS, OLTP_SECONDS, OLTP_REPS))
     create_model_if_missing(c, "oltp", "bench.oltp_model")
@@ -433,13 +453,16 @@ def bench_oltp(c):
     variants = ["plain", "model", "floor"]
     samples = {v: [] for v in variants}
     lat = {v: [] for v in variants}
+    wal = {v: [] for v in variants}
     events = 0
     for rep in range(OLTP_REPS):
         order = variants[rep % 3:] + variants[:rep % 3]
         for v in order:
             c.command("TRUNCATE " + ", ".join(tables))
             quiesce(c, tables)
+            wal_reset(c)
             tps, l = pgbench("oltp_%s.sql" % v, OLTP_SECONDS, OLTP_CLIENTS)
+            wal[v].append(wal_stats(c, tps, OLTP_SECONDS))
             samples[v].append(round(tps, 1))
             lat[v].append(l)
             if v == "model":
@@ -452,7 +475,8 @@ def bench_oltp(c):
            "floor_ratio": round(med["floor"] / med["plain"], 3),
            "model_over_floor": round(med["model"] / med["floor"], 3)}
     for v in variants:
-        out[v] = {"samples_tps": samples[v], "median_tps": round(med[v], 1), "latency_ms": lat[v]}
+        out[v] = {"samples_tps": samples[v], "median_tps": round(med[v], 1), "latency_ms": lat[v],
+                  "wal": wal_medians(wal[v])}
     out["model"]["events_last_run"] = events
     out["tpcb"] = bench_oltp_tpcb(c)
     return out
@@ -479,6 +503,7 @@ def bench_oltp_tpcb(c):
     c.command("ALTER TABLE public.pgbench_history ADD COLUMN id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY")
     c.command("VACUUM ANALYZE")
     samples = {"plain": [], "model": []}
+    wal = {"plain": [], "model": []}
     for rep in range(OLTP_REPS):
         for v in (["plain", "model"] if rep % 2 == 0 else ["model", "plain"]):
             has_model = c.value("SELECT count(*) FROM hyperline.models WHERE name = 'tpcb'") == "1"
@@ -489,7 +514,9 @@ def bench_oltp_tpcb(c):
                 c.query("SELECT hyperline.drop_model('tpcb')")
             c.command("TRUNCATE public.pgbench_history, hyperline.outbox")
             quiesce(c, ["public.pgbench_history", "hyperline.outbox"])
+            wal_reset(c)
             tps, _ = pgbench("builtin:tpcb-like", OLTP_SECONDS, OLTP_CLIENTS)
+            wal[v].append(wal_stats(c, tps, OLTP_SECONDS))
             samples[v].append(round(tps, 1))
             if v == "model":
                 events = int(c.value("SELECT count(*) FROM hyperline.outbox WHERE model = 'tpcb'"))
@@ -504,8 +531,10 @@ def bench_oltp_tpcb(c):
     c.command("TRUNCATE hyperline.outbox")
     med = {v: statistics.median(samples[v]) for v in samples}
     return {"scale": OLTP_TPCB_SCALE, "ratio": round(med["model"] / med["plain"], 3),
-            "plain": {"samples_tps": samples["plain"], "median_tps": round(med["plain"], 1)},
-            "model": {"samples_tps": samples["model"], "median_tps": round(med["model"], 1)}}
+            "plain": {"samples_tps": samples["plain"], "median_tps": round(med["plain"], 1),
+                      "wal": wal_medians(wal["plain"])},
+            "model": {"samples_tps": samples["model"], "median_tps": round(med["model"], 1),
+                      "wal": wal_medians(wal["model"])}}
 
 
 # --- 3 + 5. drain and memory -------------------------------------------------------

@@ -146,6 +146,24 @@ def table(r):
                          "statement): %s TPS (%s), %.1f %% of without; the model reaches %.1f %% of the floor." % (
                              fmt(o["floor"]["median_tps"]), " ".join(fmt(x) for x in o["floor"]["samples_tps"]),
                              100 * o["floor_ratio"], 100 * o["model_over_floor"]))
+    if o.get("plain", {}).get("wal"):
+        lines.append("")
+        lines.append("WAL of the OLTP runs (pg_stat_wal, medians; synchronous_commit = on, so every "
+                     "transaction waits for a WAL flush):")
+        lines.append("")
+        lines.append("| run | TPS | WAL bytes / txn | WAL records / txn | fsyncs/s | txns per fsync | fsync µs |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- |")
+        rows = [("one INSERT, no model", o["plain"]), ("one INSERT, model", o["model"])]
+        if "floor" in o:
+            rows.append(("one INSERT, floor", o["floor"]))
+        t = o.get("tpcb", {})
+        if t.get("plain", {}).get("wal"):
+            rows += [("tpcb-like, no model", t["plain"]), ("tpcb-like, model", t["model"])]
+        for name, x in rows:
+            w = x["wal"]
+            lines.append("| %s | %s | %s | %.2f | %s | %s | %s |" % (
+                name, fmt(x["median_tps"]), fmt(w["bytes_per_txn"]), w["records_per_txn"],
+                fmt(w["fsyncs_per_s"]), w["txns_per_fsync"], fmt(w["fsync_us"])))
     d = r.get("drain", {})
     if d.get("runs"):
         lines.append("")

@@ -104,6 +104,7 @@ shared_buffers = 1GB
 max_wal_size = 8GB
 checkpoint_timeout = 30min
 synchronous_commit = on
+track_wal_io_timing = on
 max_connections = 50
 log_min_messages = warning
 logging_collector = off
