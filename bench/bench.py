@@ -60,6 +60,7 @@ OLTP_CLIENTS = knob("oltp_clients", 8, 8)
 OLTP_SECONDS = knob("oltp_seconds", 30, 5)
 OLTP_REPS = knob("oltp_reps", 5, 2)
 OLTP_TPCB_SCALE = knob("oltp_tpcb_scale", 10, 1)
+OLTP_LOOP_TXNS = knob("oltp_loop_txns", 50000, 5000)
 MEM_N = knob("mem_n", 1_000_000, 20_000)            # the big insert, also the main drain's backlog
 # batch_size:events drained; the 1000 run is filled through the model (the memory measurement).
 DRAIN_SIZES = knob("drain_sizes", "1:200000,10:100000,100:300000,1000:1000000,5000:300000",
@@ -445,6 +446,36 @@ def wal_medians(runs):
     return {k: statistics.median(x[k] for x in runs) for k in runs[0]} if runs else {}
 
 
+def bench_oltp_backend(c):
+    """The inserting backend's own time per one-INSERT transaction, with and
+    without a model: a procedure commits OLTP_LOOP_TXNS transactions one by one
+    (no client round trip), synchronous_commit off (no wait for the WAL flush);
+    the INSERT planned once, or parsed and planned each time as pgbench's
+    simple protocol does."""
+    log("oltp: backend time per transaction, %d transactions per run" % OLTP_LOOP_TXNS)
+    create_model_if_missing(c, "oltp", "bench.oltp_model")
+    tables = ["bench.oltp_plain", "bench.oltp_model", "hyperline.outbox"]
+    out = {"txns": OLTP_LOOP_TXNS}
+    for mode, cached in (("cached_plan", True), ("parsed_each_time", False)):
+        samples = {"plain": [], "model": []}
+        for rep in range(OLTP_REPS):
+            for v in (["plain", "model"] if rep % 2 == 0 else ["model", "plain"]):
+                c.command("TRUNCATE " + ", ".join(tables))
+                quiesce(c, tables)
+                c.command("SET synchronous_commit = off")
+                t0 = time.monotonic()
+                c.command("CALL bench.oltp_loop('bench.oltp_%s', %d, %s)" % (v, OLTP_LOOP_TXNS, cached))
+                elapsed = time.monotonic() - t0
+                c.command("RESET synchronous_commit")
+                samples[v].append(round(1e6 * elapsed / OLTP_LOOP_TXNS, 2))
+        med = {v: statistics.median(samples[v]) for v in samples}
+        out[mode] = {"plain_us": med["plain"], "model_us": med["model"],
+                     "model_extra_us": round(med["model"] - med["plain"], 2), "samples_us": samples}
+        log("oltp: backend, %s: %.2f us without a model, %.2f us with" % (mode, med["plain"], med["model"]))
+    c.command("TRUNCATE " + ", ".join(tables))
+    return out
+
+
 def bench_oltp(c):
     log("oltp: %d clients, %d s per run, %d repetitions" % (OLTP_CLIENTS, OLTP_SECONDS, OLTP_REPS))
     create_model_if_missing(c, "oltp", "bench.oltp_model")
@@ -479,6 +510,7 @@ def bench_oltp(c):
                   "wal": wal_medians(wal[v])}
     out["model"]["events_last_run"] = events
     out["tpcb"] = bench_oltp_tpcb(c)
+    out["backend"] = bench_oltp_backend(c)
     return out
 
 

@@ -146,6 +146,20 @@ def table(r):
                          "statement): %s TPS (%s), %.1f %% of without; the model reaches %.1f %% of the floor." % (
                              fmt(o["floor"]["median_tps"]), " ".join(fmt(x) for x in o["floor"]["samples_tps"]),
                              100 * o["floor_ratio"], 100 * o["model_over_floor"]))
+    bk = o.get("backend")
+    if bk:
+        lines.append("")
+        lines.append("The inserting backend's own time per one-INSERT transaction (a procedure commits %s "
+                     "transactions one by one: no client, synchronous_commit off; median of %d, alternating):"
+                     % (fmt(bk["txns"]), len(bk["cached_plan"]["samples_us"]["plain"])))
+        lines.append("")
+        lines.append("| the INSERT | without a model | with | the model adds |")
+        lines.append("| --- | --- | --- | --- |")
+        for mode, label in (("cached_plan", "planned once"),
+                            ("parsed_each_time", "parsed and planned each time (pgbench's simple protocol)")):
+            x = bk[mode]
+            lines.append("| %s | %.2f µs | %.2f µs | %.2f µs |" % (label, x["plain_us"], x["model_us"],
+                                                                 x["model_extra_us"]))
     if o.get("plain", {}).get("wal"):
         lines.append("")
         lines.append("WAL of the OLTP runs (pg_stat_wal, medians; synchronous_commit = on, so every "

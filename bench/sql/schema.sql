@@ -29,6 +29,28 @@ CREATE TABLE bench.oltp_model (LIKE bench.oltp_plain INCLUDING ALL);
 -- The OLTP floor: the same row plus a constant payload into an outbox-shaped
 -- table, in one statement (bench/sql/oltp_floor.sql).
 CREATE TABLE bench.oltp_floor (LIKE bench.oltp_plain INCLUDING ALL);
+-- The backend's own cost of one-INSERT transactions, without a client in the
+-- loop: n transactions of one INSERT each, committed one by one, the INSERT
+-- either planned once (a cached plan) or parsed and planned every time (as
+-- pgbench's default simple protocol does).
+CREATE PROCEDURE bench.oltp_loop(target text, n int, cached boolean) LANGUAGE plpgsql AS $fn$
+BEGIN
+  FOR i IN 1..n LOOP
+    IF NOT cached THEN
+      EXECUTE format('INSERT INTO %s (customer_id, event_type, created_at, duration_ms, is_verified) '
+                     'VALUES ($1, $2, now(), $3, $4)', target)
+        USING 'cus_' || (i % 1000), 'api_call', i % 5000, i % 3 = 0;
+    ELSIF target = 'bench.oltp_model' THEN
+      INSERT INTO bench.oltp_model (customer_id, event_type, created_at, duration_ms, is_verified)
+        VALUES ('cus_' || (i % 1000), 'api_call', now(), i % 5000, i % 3 = 0);
+    ELSE
+      INSERT INTO bench.oltp_plain (customer_id, event_type, created_at, duration_ms, is_verified)
+        VALUES ('cus_' || (i % 1000), 'api_call', now(), i % 5000, i % 3 = 0);
+    END IF;
+    COMMIT;
+  END LOOP;
+END
+$fn$;
 
 -- (c): what a user would write by hand: the same payload as the Hightouch
 -- example template, built with jsonb_build_object, into an outbox-shaped table.
