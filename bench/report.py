@@ -150,7 +150,8 @@ def table(r):
     if bk:
         lines.append("")
         lines.append("The inserting backend's own time per one-INSERT transaction (a procedure commits %s "
-                     "transactions one by one: no client, synchronous_commit off; median of %d, alternating):"
+                     "transactions one by one: no client; each commit writes its WAL but, with fsync off "
+                     "for this measurement only, does not wait for the disk; median of %d, alternating):"
                      % (fmt(bk["txns"]), len(bk["cached_plan"]["samples_us"]["plain"])))
         lines.append("")
         lines.append("| the INSERT | without a model | with | the model adds |")
