@@ -180,8 +180,8 @@ Datum CopyText(const char* s) { return s == nullptr ? Datum(0) : CStringGetTextD
 // caller's context.
 Relation* BuildIndexes(Relation rel) {
   if (indexes.context == nullptr) {
-    indexes.context =
-        AllocSetContextCreate(CacheMemoryContext, "pg_hyperline outbox indexes", ALLOCSET_SMALL_SIZES);
+    indexes.context = AllocSetContextCreate(CacheMemoryContext, "pg_hyperline outbox indexes",
+                                            ALLOCSET_SMALL_SIZES);
   }
   MemoryContextReset(indexes.context);
   indexes.valid = false;
@@ -201,17 +201,16 @@ Relation* BuildIndexes(Relation rel) {
     // As ExecPrepareQual/ExecPrepareExprList do, with no EState: no parent
     // plan (so no JIT), and state that outlives any one statement.
     if (info->ii_Predicate != NIL) {
-      info->ii_PredicateState =
-          ExecInitQual(reinterpret_cast<List*>(expression_planner(
-                           reinterpret_cast<Expr*>(info->ii_Predicate))),
-                       nullptr);
+      info->ii_PredicateState = ExecInitQual(
+          reinterpret_cast<List*>(expression_planner(reinterpret_cast<Expr*>(info->ii_Predicate))),
+          nullptr);
     }
     if (info->ii_Expressions != NIL) {
       List* states = NIL;
       ListCell* e = nullptr;
       foreach (e, info->ii_Expressions) {
-        states = lappend(states, ExecInitExpr(expression_planner(static_cast<Expr*>(lfirst(e))),
-                                              nullptr));
+        states = lappend(states,
+                         ExecInitExpr(expression_planner(static_cast<Expr*>(lfirst(e))), nullptr));
       }
       info->ii_ExpressionsState = states;
     }
@@ -277,7 +276,8 @@ void FlushOutbox() {
     descs = BuildIndexes(rel);
   } else {
     descs = static_cast<Relation*>(palloc(sizeof(Relation) * (indexes.count + 1)));
-    for (int i = 0; i < indexes.count; ++i) descs[i] = index_open(indexes.oids[i], RowExclusiveLock);
+    for (int i = 0; i < indexes.count; ++i)
+      descs[i] = index_open(indexes.oids[i], RowExclusiveLock);
   }
   for (int i = 0; i < indexes.count; ++i) {
     indexes.infos[i]->ii_AmCache = nullptr;
@@ -362,8 +362,7 @@ void FlushAfterUtility(PlannedStmt* pstmt, const char* query_string, bool read_o
                        ProcessUtilityContext context, ParamListInfo params,
                        QueryEnvironment* query_env, DestReceiver* dest, QueryCompletion* qc) {
   if (prev_process_utility) {
-    prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest,
-                         qc);
+    prev_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
   } else {
     standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest,
                             qc);
