@@ -145,15 +145,12 @@ mock_post($mock, '/_mock/config', { delay_ms => 0 });
 # worker vacuums the outbox during the drain, before anything can be purged
 # (retention still 7 days), while the delivery worker keeps running.
 my $delivery_pid = worker_pid($node);
-my $vacuums_drain = $node->safe_psql('postgres',
-	"SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass");
+my $vacuums_drain = outbox_vacuums($node);
 $node->append_conf('postgresql.conf', "hyperline.vacuum_threshold = 100\n");
 $node->reload;
 insert_events($node, 300, prefix => 'upkeep-');
 wait_drained($node);
-ok( $node->poll_query_until('postgres',
-		"SELECT vacuum_count > $vacuums_drain FROM pg_stat_user_tables"
-		  . " WHERE relid = 'hyperline.outbox'::regclass"),
+ok(wait_outbox_vacuumed($node, $vacuums_drain),
 	'the upkeep worker vacuumed the outbox after 100 delivered events');
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM hyperline.outbox WHERE event_key LIKE 'upkeep-%' AND status = 'delivered'"),
@@ -162,17 +159,14 @@ is(worker_pid($node), $delivery_pid, 'the delivery worker did not restart');
 
 # Purge: delivered rows older than the retention go away, and the outbox is
 # then vacuumed (hyperline.vacuum_threshold purged rows).
-my $vacuums_before = $node->safe_psql('postgres',
-	"SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass");
+my $vacuums_before = outbox_vacuums($node);
 $node->append_conf('postgresql.conf',
 	"hyperline.delivered_retention = 0\nhyperline.vacuum_threshold = 100\n");
 $node->reload;
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 0 FROM hyperline.outbox WHERE status = 'delivered'"),
 	'delivered rows purged after hyperline.delivered_retention');
-ok( $node->poll_query_until('postgres',
-		"SELECT vacuum_count > $vacuums_before FROM pg_stat_user_tables"
-		  . " WHERE relid = 'hyperline.outbox'::regclass"),
+ok(wait_outbox_vacuumed($node, $vacuums_before),
 	'the worker vacuumed the outbox after purging');
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker'"

@@ -20,18 +20,14 @@ my $node = new_node(
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_hyperline');
 $node->safe_psql('postgres',
 	"SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 100)");
-my $vacuums = $node->safe_psql('postgres',
-	"SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass");
+my $vacuums = outbox_vacuums($node);
 
 insert_events($node, 300);
 wait_drained($node);
 is(mock_get($mock, '/_mock/stats')->{events_unique}, 300, 'all 300 events at the mock');
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM hyperline.outbox'),
 	'delivered rows purged by the delivery worker itself');
-ok( $node->poll_query_until('postgres',
-		"SELECT vacuum_count > $vacuums FROM pg_stat_user_tables"
-		  . " WHERE relid = 'hyperline.outbox'::regclass"),
-	'and the outbox vacuumed');
+ok(wait_outbox_vacuumed($node, $vacuums), 'and the outbox vacuumed');
 is( $node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_hyperline upkeep'"),
 	'0', 'no upkeep worker ran');

@@ -18,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(new_node start_mock mock_get mock_post insert_events wake
-  wait_drained check_log worker_pid outbox_counts);
+  wait_drained check_log worker_pid outbox_counts outbox_vacuums wait_outbox_vacuumed);
 
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(timeout => 30);
@@ -140,6 +140,22 @@ sub outbox_counts {
 	my %c = map { split /\|/ } split /\n/,
 	  $node->safe_psql('postgres', 'SELECT status, count(*) FROM hyperline.outbox GROUP BY 1');
 	return \%c;
+}
+
+# How many times hyperline.outbox has been vacuumed (pg_stat_user_tables).
+sub outbox_vacuums {
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT vacuum_count FROM pg_stat_user_tables WHERE relid = 'hyperline.outbox'::regclass");
+}
+
+# Waits until hyperline.outbox has been vacuumed more than $before times;
+# true if it was.
+sub wait_outbox_vacuumed {
+	my ($node, $before) = @_;
+	return $node->poll_query_until('postgres',
+		"SELECT vacuum_count > $before FROM pg_stat_user_tables"
+		  . " WHERE relid = 'hyperline.outbox'::regclass");
 }
 
 # The delivery worker's pid (the process connected to the database).
