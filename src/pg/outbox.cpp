@@ -331,8 +331,7 @@ void FlushOutbox() {
   }
   MemoryContextSwitchTo(old);
   ExecCloseIndices(rri);
-  for (int i = 0; i < indexes.count; ++i) indexes.infos[i]->ii_AmCache = nullptr;
-  FreeExecutorState(estate);
+  FreeExecutorState(estate);  // ii_AmCache now dangles: reset at the next flush's start
   table_close(rel, NoLock);
   // The rows are written: drop their buffered copies.
   EmptyBuffer();

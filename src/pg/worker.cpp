@@ -355,9 +355,12 @@ void RunDelivery() {
         dead_since_vacuum += *purged;
         next_purge = SteadyClock::now() + milliseconds(PurgeInterval(*purged));
       }
+      // Enough dead versions since the last vacuum to vacuum again.
+      auto vacuum_wanted = [&] {
+        return guc_vacuum_threshold > 0 && dead_since_vacuum >= guc_vacuum_threshold;
+      };
       bool purge_due = now >= next_purge && guc_delivered_retention_s >= 0;
-      bool vacuum_due = guc_vacuum_threshold > 0 && dead_since_vacuum >= guc_vacuum_threshold &&
-                        now >= upkeep.NextVacuum();
+      bool vacuum_due = vacuum_wanted() && now >= upkeep.NextVacuum();
       if ((purge_due || vacuum_due) && !upkeep.Running()) {
         uint32 what = (purge_due ? kUpkeepPurge : 0) | (vacuum_due ? kUpkeepVacuum : 0);
         if (upkeep.Start(what)) {
@@ -370,7 +373,7 @@ void RunDelivery() {
             dead_since_vacuum += purged;
             next_purge = SteadyClock::now() + milliseconds(PurgeInterval(purged));
           }
-          if (guc_vacuum_threshold > 0 && dead_since_vacuum >= guc_vacuum_threshold) {
+          if (vacuum_wanted()) {
             ReportActivity("vacuuming hyperline.outbox");
             dead_since_vacuum = 0;
             VacuumOutbox();
@@ -392,8 +395,7 @@ void RunDelivery() {
             wait_ms, std::chrono::duration_cast<milliseconds>(next_purge - now).count());
       }
       // (A running upkeep worker wakes us when it stops: bgw_notify_pid.)
-      if (guc_vacuum_threshold > 0 && dead_since_vacuum >= guc_vacuum_threshold &&
-          !upkeep.Running()) {
+      if (vacuum_wanted() && !upkeep.Running()) {
         wait_ms = std::min<long>(
             wait_ms, std::chrono::duration_cast<milliseconds>(upkeep.NextVacuum() - now).count());
       }
