@@ -86,6 +86,19 @@ BEGIN
 END $$;
 SELECT insert_twice();
 SELECT model, event_key FROM hyperline.outbox WHERE event_key IN ('20', '21') ORDER BY model, event_key;
+-- events buffered by a statement that then fails (a later AFTER trigger
+-- raises after ours ran for two rows) are dropped, and the backend's buffer is
+-- empty for its next transaction
+CREATE FUNCTION refuse_41() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.id = 41 THEN RAISE EXCEPTION 'refusing 41'; END IF;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER zz_refuse_41 AFTER INSERT ON meter FOR EACH ROW EXECUTE FUNCTION refuse_41();
+INSERT INTO meter VALUES (40, 'c40', 1), (41, 'c41', 1);
+INSERT INTO meter VALUES (42, 'c42', 1);
+SELECT model, event_key FROM hyperline.outbox WHERE event_key IN ('40', '41', '42') ORDER BY model, event_key;
+DROP TRIGGER zz_refuse_41 ON meter;
 -- a bulk statement larger than one flush batch
 INSERT INTO meter SELECT g, 'bulk', g FROM generate_series(1000, 3499) g;
 SELECT model, count(*), count(DISTINCT event_key) FROM hyperline.outbox
