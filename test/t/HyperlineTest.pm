@@ -18,7 +18,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(new_node start_mock mock_get mock_post insert_events wake
-  wait_drained check_log worker_pid outbox_counts outbox_vacuums wait_outbox_vacuumed);
+  wait_drained check_log worker_pid outbox_counts outbox_vacuums wait_outbox_vacuumed
+  describe_extension);
 
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(timeout => 30);
@@ -177,6 +178,93 @@ sub check_log {
 	}
 	is(join("\n", @crashes), '', 'no process terminated by a signal');
 	unlike($log, qr/\Q$secret\E/, 'the API key is not in the server log') if defined $secret;
+}
+
+# A description of every object of the extension in database $db, one block per
+# object, sorted: what must be identical between an upgraded and a fresh install.
+# Covers the extension row (version, schema, config-dump tables and filters), its
+# member list, functions (signature, security, settings, body, ACL, comment),
+# relations (columns with types, defaults, collations, NOT NULL; constraints,
+# indexes, triggers, policies, options, row security, ACLs, comments; view
+# definitions; sequence parameters), types, schemas and event triggers, and the
+# triggers the extension put on user tables.
+my $describe_sql = <<'SQL';
+WITH ext AS (SELECT oid FROM pg_extension WHERE extname = 'pg_hyperline'),
+members AS (SELECT d.classid, d.objid FROM pg_depend d JOIN ext ON d.refobjid = ext.oid
+            WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'),
+rels AS (SELECT c.* FROM pg_class c JOIN members m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+         UNION SELECT c.* FROM pg_class c JOIN pg_type t ON t.typrelid = c.oid
+           JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid),
+funcs AS (SELECT p.* FROM pg_proc p JOIN members m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid)
+SELECT block FROM (
+  SELECT 'extension ' || e.extname || ' version ' || e.extversion || ' schema ' || e.extnamespace::regnamespace
+         || ' relocatable ' || e.extrelocatable || ' owner-is-superuser '
+         || (SELECT rolsuper FROM pg_roles WHERE oid = e.extowner)
+         || E'\n  config: ' || coalesce((SELECT string_agg(c::regclass::text || ' [' || f || ']', ', ' ORDER BY c::regclass::text)
+                                      FROM unnest(e.extconfig, e.extcondition) u(c, f)), '') AS block
+    FROM pg_extension e WHERE e.extname = 'pg_hyperline'
+  UNION ALL
+  SELECT 'member ' || pg_describe_object(m.classid, m.objid, 0) FROM members m
+  UNION ALL
+  SELECT 'function ' || p.oid::regprocedure || E'\n' || pg_get_functiondef(p.oid)
+         || E'\n  acl: ' || coalesce(p.proacl::text, '-') || E'\n  comment: ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+    FROM funcs p
+  UNION ALL
+  SELECT 'relation ' || c.oid::regclass || ' kind ' || c.relkind::text || ' persistence ' || c.relpersistence::text
+         || ' rls ' || c.relrowsecurity || '/' || c.relforcerowsecurity
+         || E'\n  options: ' || coalesce(c.reloptions::text, '-')
+         || E'\n  owner-is-superuser: ' || (SELECT rolsuper FROM pg_roles WHERE oid = c.relowner)
+         || E'\n  acl: ' || coalesce(c.relacl::text, '-')
+         || E'\n  comment: ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+         || coalesce(E'\n  columns:' || (SELECT string_agg(E'\n    ' || a.attname || ' ' || format_type(a.atttypid, a.atttypmod)
+                 || CASE WHEN a.attnotnull THEN ' not null' ELSE '' END
+                 || CASE WHEN a.attidentity <> '' THEN ' identity ' || a.attidentity::text ELSE '' END
+                 || CASE WHEN a.attgenerated <> '' THEN ' generated' ELSE '' END
+                 || coalesce(' default ' || pg_get_expr(d.adbin, d.adrelid), '')
+                 || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation
+                         THEN ' collate ' || a.attcollation::regcollation ELSE '' END
+                 || coalesce(' acl ' || a.attacl::text, '')
+                 || coalesce(' comment ' || col_description(c.oid, a.attnum), ''), '' ORDER BY a.attnum)
+               FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+               LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), '')
+         || coalesce(E'\n  constraints:' || (SELECT string_agg(E'\n    ' || co.conname || ' ' || pg_get_constraintdef(co.oid), '' ORDER BY co.conname)
+               FROM pg_constraint co WHERE co.conrelid = c.oid), '')
+         || coalesce(E'\n  indexes:' || (SELECT string_agg(E'\n    ' || pg_get_indexdef(i.indexrelid), '' ORDER BY i.indexrelid::regclass::text)
+               FROM pg_index i WHERE i.indrelid = c.oid), '')
+         || coalesce(E'\n  triggers:' || (SELECT string_agg(E'\n    ' || pg_get_triggerdef(tg.oid) || ' enabled ' || tg.tgenabled::text, '' ORDER BY tg.tgname)
+               FROM pg_trigger tg WHERE tg.tgrelid = c.oid AND NOT tg.tgisinternal), '')
+         || coalesce(E'\n  policies:' || (SELECT string_agg(E'\n    ' || po.polname || ' ' || po.polcmd::text || ' permissive ' || po.polpermissive
+                 || ' roles ' || po.polroles::regrole[]::text || ' using ' || coalesce(pg_get_expr(po.polqual, po.polrelid), '-')
+                 || ' check ' || coalesce(pg_get_expr(po.polwithcheck, po.polrelid), '-'), '' ORDER BY po.polname)
+               FROM pg_policy po WHERE po.polrelid = c.oid), '')
+         || CASE WHEN c.relkind IN ('v', 'm') THEN E'\n  definition: ' || pg_get_viewdef(c.oid) ELSE '' END
+         || coalesce((SELECT E'\n  sequence: ' || format_type(s.seqtypid, NULL) || ' start ' || s.seqstart || ' increment ' || s.seqincrement
+                 || ' min ' || s.seqmin || ' max ' || s.seqmax || ' cache ' || s.seqcache || ' cycle ' || s.seqcycle
+               FROM pg_sequence s WHERE s.seqrelid = c.oid), '')
+    FROM rels c
+  UNION ALL
+  SELECT 'type ' || t.oid::regtype || ' type ' || t.typtype::text || E'\n  acl: ' || coalesce(t.typacl::text, '-')
+    FROM pg_type t JOIN members m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
+  UNION ALL
+  SELECT 'schema ' || n.nspname || ' owner-is-superuser ' || (SELECT rolsuper FROM pg_roles WHERE oid = n.nspowner)
+         || E'\n  acl: ' || coalesce(n.nspacl::text, '-') || E'\n  comment: ' || coalesce(obj_description(n.oid, 'pg_namespace'), '-')
+    FROM pg_namespace n WHERE n.nspname IN ('hyperline', '_hyperline')
+  UNION ALL
+  SELECT 'event trigger ' || ev.evtname || ' on ' || ev.evtevent || ' function ' || ev.evtfoid::regprocedure
+         || ' enabled ' || ev.evtenabled::text || ' tags ' || coalesce(ev.evttags::text, '-')
+    FROM pg_event_trigger ev JOIN members m ON m.classid = 'pg_event_trigger'::regclass AND m.objid = ev.oid
+  UNION ALL
+  SELECT 'trigger on user table ' || pg_get_triggerdef(tg.oid) || ' enabled ' || tg.tgenabled::text
+    FROM pg_trigger tg JOIN funcs p ON p.oid = tg.tgfoid
+    WHERE NOT tg.tgisinternal AND tg.tgrelid NOT IN (SELECT oid FROM rels)
+) blocks
+ORDER BY block;
+SQL
+
+sub describe_extension {
+	my ($node, $db) = @_;
+	return $node->safe_psql($db, $describe_sql);
 }
 
 1;

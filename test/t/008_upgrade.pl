@@ -1,0 +1,119 @@
+# Upgrades: a database created at every earlier release, with destinations,
+# models (their triggers), pending and failed events, is updated with ALTER
+# EXTENSION pg_hyperline UPDATE. Then (a) every object of the extension is
+# described exactly as in a fresh install of the current version, (b) every
+# pending event is delivered, (c) the models keep producing events.
+#
+# A new release adds its predecessor to @released (and ships the upgrade script
+# from it); nothing else here changes.
+use strict;
+use warnings;
+use FindBin;
+use lib $FindBin::RealBin;
+use File::Temp qw(tempdir);
+use HyperlineTest;
+use Test::More;
+
+my @released = ('0.1.0');
+my ($current) = slurp_control() =~ /^default_version = '([^']+)'/m;
+
+my $mock = start_mock();
+my $node = new_node('upgrade', 'hyperline.enabled' => 'off');
+
+# What a user of any release has: two destinations, models with every trigger
+# on tables with data, events pending and failed. Written with the API every
+# release has had.
+sub populate {
+	my ($db) = @_;
+	$node->safe_psql($db, qq{
+		SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 50);
+		SELECT hyperline.create_destination('single', 'test_key', '$mock->{url}', batch_size => 1);
+		CREATE TABLE api_calls (id int PRIMARY KEY, customer text NOT NULL, units numeric, d int DEFAULT 1);
+		SELECT hyperline.create_model('api_calls', 'api_calls', 'id', \$\$ {
+		  "customer_id": "{{ row.customer }}", "event_type": "api_call", "timestamp": 0,
+		  "record": {"id": "a{{ row.id }}", "units": {{ row.units }}, "q": {{ 10 | divided_by: row.d }}}} \$\$,
+		  triggers => '{insert,update,delete}');
+		CREATE TABLE seats (id text PRIMARY KEY, customer text);
+		SELECT hyperline.create_model('seats', 'seats', 'id', \$\$ {
+		  "customer_id": "{{ row.customer }}", "event_type": "seat", "timestamp": 0,
+		  "record": {"id": "s{{ row.id }}"}} \$\$, destination => 'single');
+	});
+}
+
+sub describe_to_file {
+	my ($db, $dir, $name) = @_;
+	my $path = "$dir/$name";
+	open(my $fh, '>', $path) or die "$path: $!";
+	print $fh describe_extension($node, $db), "\n";
+	close $fh;
+	return $path;
+}
+
+my $dir = tempdir(CLEANUP => 1);
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION pg_hyperline');
+populate('fresh');
+is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
+	$current, "a fresh install is version $current");
+my $fresh = describe_to_file('fresh', $dir, 'fresh');
+
+for my $from (@released) {
+	# The delivery worker serves database postgres: each release is tried there.
+	$node->safe_psql('postgres', 'DROP EXTENSION IF EXISTS pg_hyperline CASCADE');
+	$node->safe_psql('postgres', 'DROP TABLE IF EXISTS api_calls, seats');
+	$node->safe_psql('postgres', "CREATE EXTENSION pg_hyperline VERSION '$from'");
+	populate('postgres');
+	$node->safe_psql('postgres', qq{
+		INSERT INTO api_calls VALUES (1, 'cus_1', 1.5, 1), (2, 'cus_2', 2, 1), (3, 'cus_3', 3, 0);
+		UPDATE api_calls SET units = 1.25 WHERE id = 1;
+		DELETE FROM api_calls WHERE id = 2;
+		INSERT INTO seats SELECT 'k' || i, 'cus_' || i FROM generate_series(1, 5) i;
+		-- a failed delivery, as the worker records one
+		INSERT INTO hyperline.outbox (model, event_key, operation, payload, status, attempts, http_status, last_error, destination)
+		  VALUES ('seats', 'old', 'insert', '{"customer_id": "cus_0", "event_type": "seat", "timestamp": 0, "record": {"id": "sold"}}',
+		          'failed', 12, 503, 'gave up after 12 attempts', 'single');
+	});
+	is_deeply(outbox_counts($node), { pending => 9, failed => 2 }, "$from: events pending and failed before the update");
+
+	$node->safe_psql('postgres', 'ALTER EXTENSION pg_hyperline UPDATE');
+	is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
+		$current, "$from: updated to $current");
+
+	# (a) the same objects as a fresh install
+	my $upgraded = describe_to_file('postgres', $dir, "from-$from");
+	my $diff = `diff -u $fresh $upgraded`;
+	is($diff, '', "$from: every object is described as in a fresh install of $current");
+	diag("fresh (-) vs upgraded from $from (+):\n$diff") if $diff ne '';
+
+	# (b) every pending event is delivered, failed ones stay failed
+	mock_post($mock, '/_mock/reset');
+	$node->append_conf('postgresql.conf', "hyperline.enabled = on\n");
+	$node->reload;
+	wake($node);
+	wait_drained($node, "$from: the events pending before the update are delivered");
+	# a1's insert is superseded by its update, a2's insert by its delete
+	is_deeply(outbox_counts($node), { delivered => 7, superseded => 2, failed => 2 },
+		"$from: nothing lost, nothing resent");
+	my $events = mock_get($mock, '/_mock/events');
+	my %units = map { $_->{record}{id} => $_->{record}{units} } grep { $_->{event_type} eq 'api_call' } @$events;
+	is_deeply(\%units, { a1 => 1.25 }, "$from: the newest version of each key arrived");
+	is(scalar(grep { $_->{event_type} eq 'seat' } @$events), 5, "$from: the seats arrived one by one");
+
+	# (c) the models keep working
+	$node->safe_psql('postgres', "INSERT INTO seats VALUES ('k6', 'cus_6')");
+	wait_drained($node, "$from: a new event after the update is delivered");
+	is(scalar(@{ mock_get($mock, '/_mock/events?record_id__in=sk6') }), 1, "$from: the model works after the update");
+
+	$node->append_conf('postgresql.conf', "hyperline.enabled = off\n");
+	$node->reload;
+}
+
+check_log($node, 'test_key');
+done_testing();
+
+# The control file of the checkout under test.
+sub slurp_control {
+	open(my $fh, '<', "$FindBin::RealBin/../../pg_hyperline.control") or die $!;
+	local $/;
+	return <$fh>;
+}
