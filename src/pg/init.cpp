@@ -18,7 +18,7 @@ void _PG_init(void);
 namespace hyperline::pg {
 namespace {
 
-// Registers the one delivery worker (src/pg/worker.cpp, hyperline_worker_main).
+// Registers the launcher (src/pg/launcher.cpp, hyperline_worker_main).
 void RegisterDeliveryWorker() {
   BackgroundWorker worker = {};
   worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
