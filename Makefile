@@ -8,7 +8,12 @@ SOURCES = $(wildcard src/pg/*.cpp) $(wildcard src/core/*.cpp) \
           $(wildcard src/core/liquid/*.cpp) $(wildcard src/http/*.cpp)
 OBJS = $(SOURCES:.cpp=.o)
 HEADERS = $(wildcard src/*/*.hpp src/*/*/*.hpp)
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+# Install scripts are written by hand; upgrade scripts of the release under way
+# are built from a .sql.in and the install script's replaceable part (the
+# functions and views), so that those are written once.
+UPGRADES_IN = $(wildcard sql/$(EXTENSION)--*--*.sql.in)
+DATA_built = $(UPGRADES_IN:.sql.in=.sql)
+DATA = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
 # pg_regress tests: every sql/*.sql except the extension scripts, in name order.
 REGRESS = $(sort $(filter-out $(EXTENSION)--%,$(notdir $(basename $(wildcard sql/*.sql)))))
@@ -30,6 +35,15 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 $(OBJS): $(HEADERS)
+
+# The upgrade to version V: its .sql.in with @REPLACEABLE@ replaced by the
+# BEGIN/END REPLACEABLE part of the install script of V.
+sql/$(EXTENSION)--%.sql: sql/$(EXTENSION)--%.sql.in
+	v=$$(echo $* | sed 's/.*--//'); \
+	awk 'FNR == NR { if (/^-- BEGIN REPLACEABLE/) keep = 1; if (keep) part = part $$0 "\n"; \
+	                 if (/^-- END REPLACEABLE/) keep = 0; next } \
+	     /^@REPLACEABLE@$$/ { printf "%s", part; next } { print }' \
+	  sql/$(EXTENSION)--$$v.sql $< > $@.tmp && mv $@.tmp $@
 
 CMAKE_BUILD ?= build
 .PHONY: cmake unit mock bench fuzz demo

@@ -111,7 +111,7 @@ SELECT event_key, payload FROM hyperline.outbox WHERE model = 'orders' ORDER BY 
 
 -- The trigger builds jsonb from tokens, with literal keys sorted when the
 -- template is compiled; the result is byte for byte what the text path
--- (_render_event: JSON text through jsonb_in) gives, including repeated keys
+-- (preview: JSON text through jsonb_in) gives, including repeated keys
 -- (the last wins), keys from Liquid output, and objects from json columns.
 CREATE TABLE key_order (id int PRIMARY KEY, s text, k text, n numeric, j jsonb);
 SELECT hyperline.create_model('key_order', 'key_order', 'id', $$ {
@@ -134,10 +134,9 @@ INSERT INTO key_order VALUES
   (7, 'i', 'd', -1234567890123456789, '[10000, 1e3, -0]');
 SELECT payload FROM hyperline.outbox WHERE model = 'key_order' AND event_key = '1';
 SELECT count(*) AS events,
-       count(*) FILTER (WHERE o.payload::text = (x.r).payload::text
-                          AND pg_column_size(o.payload) = pg_column_size((x.r).payload))
+       count(*) FILTER (WHERE o.payload::text = p.payload::text
+                          AND pg_column_size(o.payload) = pg_column_size(p.payload))
          AS byte_identical
   FROM hyperline.outbox o
-  JOIN (SELECT t.id::text AS k, hyperline._render_event('key_order', t, 'insert') AS r
-          FROM key_order t) x ON x.k = o.event_key
+  JOIN hyperline.preview('key_order', 100) p ON p.key = o.event_key
  WHERE o.model = 'key_order';

@@ -21,11 +21,18 @@ RESET ROLE;
 -- superusers can read it
 SELECT destination, api_key FROM _hyperline.api_keys;
 
--- a table owner who is not a superuser can attach a model to their own table
+-- a table owner who is not a superuser can attach a model to their own table,
+-- once allowed to use a destination
 CREATE ROLE hl_owner LOGIN;
 GRANT CREATE, USAGE ON SCHEMA public TO hl_owner;
 SET ROLE hl_owner;
 CREATE TABLE owned (id int PRIMARY KEY, c text);
+SELECT hyperline.create_model('owned', 'owned', 'id', $$ {"customer_id": "{{ row.c }}",
+  "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$);
+RESET ROLE;
+SELECT hyperline.grant_destination('hyperline', 'hl_owner');
+SELECT name, grantees FROM hyperline.destinations;
+SET ROLE hl_owner;
 SELECT hyperline.create_model('owned', 'owned', 'id', $$ {"customer_id": "{{ row.c }}",
   "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$);
 INSERT INTO owned VALUES (1, 'c');

@@ -1,12 +1,46 @@
 -- pg_hyperline 0.2.0: destinations, models, the outbox and their functions.
 --
 -- Vocabulary (kept from Hightouch): a destination is where events go (base URL,
--- secret API key, delivery settings); a model is a source table, its primary key
--- and a Liquid payload template; a model's triggers say which row changes
--- (insert/update/delete) produce events. Every event is a row of
+-- secret API key, delivery settings); a model is a source table (or query), its
+-- primary key and a Liquid payload template; a model's triggers say which row
+-- changes (insert/update/delete) produce events. Every event is a row of
 -- hyperline.outbox, written in the transaction that changed the source row and
 -- delivered by the background worker.
+--
+-- Who may do what: destinations are managed by superusers (and whom they grant
+-- EXECUTE); using one in a model needs USAGE on it (grant_destination). A model
+-- belongs to the owner of its source table; the public functions that act for a
+-- caller are gates (src/pg/gate.cpp) over private twins named _<function>, which
+-- run as the extension's owner with a fixed search_path and read the caller's
+-- data with the caller's rights. Row level security shows a role only its own
+-- models, their events and runs (superusers and hyperline.admin_role see all).
+--
+-- The part between BEGIN REPLACEABLE and END REPLACEABLE holds every function
+-- and view, written so that it can run again over an older version: the
+-- upgrade scripts include it (Makefile: pg_hyperline--0.1.0--0.2.0.sql).
 \echo Use "CREATE EXTENSION pg_hyperline" to load this file. \quit
+
+-- A schema hyperline that someone prepared before CREATE EXTENSION could hold
+-- objects (say, an overload of one of our functions) that our functions would
+-- then run with the extension owner's rights: install only into a schema made
+-- by this CREATE EXTENSION (its owner is the installing superuser), or an
+-- empty one of the bootstrap superuser.
+DO $guard$
+DECLARE
+  s record;
+BEGIN
+  SELECT n.oid, n.nspowner INTO s FROM pg_catalog.pg_namespace n WHERE n.nspname = 'hyperline';
+  IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+              WHERE d.refclassid = 'pg_catalog.pg_namespace'::pg_catalog.regclass AND d.refobjid = s.oid
+                AND d.classid <> 'pg_catalog.pg_extension'::pg_catalog.regclass)
+     OR NOT (s.nspowner = 10 OR s.nspowner = pg_catalog.current_user()::pg_catalog.regrole) THEN
+    RAISE EXCEPTION 'schema "hyperline" already exists and was not made for pg_hyperline'
+      USING ERRCODE = 'duplicate_schema',
+            DETAIL = 'pg_hyperline installs only into an empty schema hyperline owned by the bootstrap superuser or by the role running CREATE EXTENSION.',
+            HINT = 'Drop or rename that schema first.';
+  END IF;
+END
+$guard$;
 
 -- Private schema for secrets: a role granted SELECT on every relation in schema
 -- hyperline still cannot read an API key.
@@ -30,6 +64,7 @@ CREATE TABLE hyperline._destinations (
 );
 COMMENT ON TABLE hyperline._destinations IS 'Destinations (private: use the hyperline.destinations view).';
 
+-- Never dumped: a restored destination waits for alter_destination(api_key => ...).
 CREATE TABLE _hyperline.api_keys (
   destination text PRIMARY KEY REFERENCES hyperline._destinations (name) ON DELETE CASCADE,
   api_key text NOT NULL
@@ -38,16 +73,38 @@ COMMENT ON TABLE _hyperline.api_keys IS 'Destination API keys; readable by super
 
 CREATE TABLE hyperline._models (
   name text PRIMARY KEY CONSTRAINT model_name_format CHECK (name ~ '^[a-z_][a-z0-9_]{0,62}$'),
-  source regclass NOT NULL,
+  source regclass,
   primary_key text NOT NULL,
   payload text NOT NULL,
   triggers text[] NOT NULL,
   destination text NOT NULL REFERENCES hyperline._destinations (name),
   enabled boolean NOT NULL DEFAULT true,
   created_at timestamptz NOT NULL DEFAULT now(),
-  updated_at timestamptz NOT NULL DEFAULT now()
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  kind text NOT NULL DEFAULT 'table' CONSTRAINT model_kind CHECK (kind IN ('table', 'query')),
+  -- the filter as Postgres normalizes it (names qualified where needed)
+  filter text,
+  delete_mode text NOT NULL DEFAULT 'event' CONSTRAINT model_delete_mode CHECK (delete_mode IN ('event', 'api')),
+  query text,
+  schedule text,
+  send_initial boolean NOT NULL DEFAULT true,
+  -- query models: the role that created it, whose rights the query runs with,
+  -- and its search_path then (table models belong to their table's owner)
+  owner regrole,
+  search_path text,
+  next_run_at timestamptz,
+  CONSTRAINT model_source CHECK (CASE kind WHEN 'table' THEN source IS NOT NULL AND query IS NULL
+                                 ELSE source IS NULL AND query IS NOT NULL AND owner IS NOT NULL END)
 );
 COMMENT ON TABLE hyperline._models IS 'Models (private: use the hyperline.models view).';
+
+-- Who may use a destination in a model, besides superusers.
+CREATE TABLE hyperline._destination_grants (
+  destination text NOT NULL REFERENCES hyperline._destinations (name) ON DELETE CASCADE,
+  grantee regrole NOT NULL,
+  PRIMARY KEY (destination, grantee)
+);
+COMMENT ON TABLE hyperline._destination_grants IS 'Roles that may use a destination in their models (see grant_destination).';
 
 CREATE TABLE hyperline.outbox (
   id bigserial PRIMARY KEY,
@@ -63,13 +120,15 @@ CREATE TABLE hyperline.outbox (
   delivered_at timestamptz,
   http_status int,
   last_error text,
-  destination text NOT NULL
+  destination text NOT NULL,
+  method text NOT NULL DEFAULT 'POST' CONSTRAINT outbox_method CHECK (method IN ('POST', 'DELETE'))
 );
 COMMENT ON TABLE hyperline.outbox IS 'One row per usage event: what was rendered, where it is in delivery, and why it failed.';
 COMMENT ON COLUMN hyperline.outbox.event_key IS 'The source row''s primary key value, as text.';
 COMMENT ON COLUMN hyperline.outbox.payload IS 'The rendered event; NULL when rendering failed (see last_error).';
 COMMENT ON COLUMN hyperline.outbox.status IS 'pending, sending, delivered, failed (final) or superseded (replaced by a newer change of the same key before it was sent).';
 COMMENT ON COLUMN hyperline.outbox.destination IS 'Destination the event goes to (kept so events of dropped models are still delivered).';
+COMMENT ON COLUMN hyperline.outbox.method IS 'POST: the event is sent to /v1/events; DELETE: its record.id is deleted with DELETE /v1/events (delete_mode api).';
 -- The worker claims pending rows in id (commit) order.
 CREATE INDEX outbox_pending_idx ON hyperline.outbox (id) WHERE status = 'pending';
 -- Superseding looks up the older pending rows of a key that the worker put off
@@ -86,64 +145,84 @@ ALTER TABLE hyperline.outbox SET (fillfactor = 90, autovacuum_vacuum_scale_facto
   autovacuum_vacuum_threshold = 10000, autovacuum_vacuum_cost_delay = 0,
   autovacuum_vacuum_insert_scale_factor = 0.05);
 
+-- What pg_dump keeps: destinations (without keys), grants, models, and events
+-- not delivered yet (delivered and superseded ones are history).
 SELECT pg_catalog.pg_extension_config_dump('hyperline._destinations', '');
-SELECT pg_catalog.pg_extension_config_dump('_hyperline.api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('hyperline._destination_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('hyperline._models', '');
-SELECT pg_catalog.pg_extension_config_dump('hyperline.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('hyperline.outbox', 'WHERE status IN (''pending'', ''sending'', ''failed'')');
 SELECT pg_catalog.pg_extension_config_dump('hyperline.outbox_id_seq', '');
 
+-- Row level security: a role sees the models on tables it owns (and query
+-- models it owns), and their events; members of hyperline.admin_role see all;
+-- superusers bypass it. The expressions are inlined (a policy may not call a
+-- function PUBLIC cannot execute). Policies are stored parsed: the session's
+-- search_path plays no part when they run.
+ALTER TABLE hyperline._models ENABLE ROW LEVEL SECURITY;
+CREATE POLICY models_visible ON hyperline._models FOR SELECT USING (
+  pg_has_role(coalesce((SELECT c.relowner FROM pg_class c WHERE c.oid = source), owner::oid), 'USAGE')
+  OR EXISTS (SELECT 1 FROM pg_roles r
+              WHERE r.rolname = current_setting('hyperline.admin_role', true) AND pg_has_role(r.oid, 'MEMBER')));
+ALTER TABLE hyperline.outbox ENABLE ROW LEVEL SECURITY;
+CREATE POLICY outbox_owner_read ON hyperline.outbox FOR SELECT USING (
+  EXISTS (SELECT 1 FROM hyperline._models m WHERE m.name = outbox.model)
+  OR EXISTS (SELECT 1 FROM pg_roles r
+              WHERE r.rolname = current_setting('hyperline.admin_role', true) AND pg_has_role(r.oid, 'MEMBER')));
+
+-- BEGIN REPLACEABLE
 -- ---------------------------------------------------------------------------
 -- C functions (src/pg). Private ones are prefixed with _.
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION hyperline._trigger() RETURNS trigger
+CREATE OR REPLACE FUNCTION hyperline._trigger() RETURNS trigger
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_trigger';
 COMMENT ON FUNCTION hyperline._trigger() IS 'Row trigger of every model: renders the payload into hyperline.outbox.';
 
-CREATE FUNCTION hyperline._validate_model(source regclass, primary_key text, payload text, model text)
-  RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_validate_model';
-COMMENT ON FUNCTION hyperline._validate_model(regclass, text, text, text) IS 'Checks a model definition; raises an error naming the problem.';
+CREATE OR REPLACE FUNCTION hyperline._caller() RETURNS regrole
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_caller';
+COMMENT ON FUNCTION hyperline._caller() IS 'The role calling the public function being run (recorded by its gate).';
 
-CREATE TYPE hyperline._rendered AS (payload jsonb, error text);
-CREATE FUNCTION hyperline._render_event(model text, r record, operation text)
-  RETURNS hyperline._rendered LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_render_event';
-COMMENT ON FUNCTION hyperline._render_event(text, record, text) IS 'Renders a model''s payload for one row; errors are returned, not raised.';
+CREATE OR REPLACE FUNCTION hyperline._validate_model(source regclass, primary_key text, payload text,
+    model text, filter text)
+  RETURNS text LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_validate_model';
+COMMENT ON FUNCTION hyperline._validate_model(regclass, text, text, text, text) IS 'Checks a table model as its caller; raises an error naming the problem; returns the normalized filter.';
 
-CREATE FUNCTION hyperline._caller_owns(rel regclass) RETURNS boolean
-  LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'hyperline_caller_owns';
-COMMENT ON FUNCTION hyperline._caller_owns(regclass) IS 'Whether the user who called the outermost SECURITY DEFINER function owns the table.';
-CREATE FUNCTION hyperline._caller_can_select(rel regclass) RETURNS boolean
-  LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'hyperline_caller_can_select';
-COMMENT ON FUNCTION hyperline._caller_can_select(regclass) IS 'Whether the calling user may SELECT from the table.';
+CREATE OR REPLACE FUNCTION hyperline._render_rows(model text, sample int)
+  RETURNS TABLE (key text, payload jsonb) LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_render_rows';
+COMMENT ON FUNCTION hyperline._render_rows(text, int) IS 'Renders the first rows of a table model, read with the caller''s rights.';
 
-CREATE FUNCTION hyperline._models_changed() RETURNS void
+CREATE OR REPLACE FUNCTION hyperline._backfill_rows(model text)
+  RETURNS bigint LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_backfill_rows';
+COMMENT ON FUNCTION hyperline._backfill_rows(text) IS 'Enqueues every row of a table model, read with the caller''s rights; returns how many.';
+
+CREATE OR REPLACE FUNCTION hyperline._models_changed() RETURNS void
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_models_changed';
 COMMENT ON FUNCTION hyperline._models_changed() IS 'Invalidates every backend''s compiled templates at commit.';
 
-CREATE FUNCTION hyperline._wake() RETURNS void
+CREATE OR REPLACE FUNCTION hyperline._wake() RETURNS void
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_wake';
 COMMENT ON FUNCTION hyperline._wake() IS 'Wakes the delivery worker at commit.';
 
-CREATE FUNCTION hyperline.render_template(template text, context jsonb DEFAULT '{}')
+CREATE OR REPLACE FUNCTION hyperline.render_template(template text, context jsonb DEFAULT '{}')
   RETURNS text LANGUAGE c IMMUTABLE AS 'MODULE_PATHNAME', 'hyperline_render_template';
 COMMENT ON FUNCTION hyperline.render_template(text, jsonb) IS 'Renders a Liquid template with a JSON context (the engine alone, standard Liquid output).';
 
-CREATE FUNCTION hyperline._test_delivery(model text, payload jsonb, operation text)
+CREATE OR REPLACE FUNCTION hyperline._send_test(model text, payload jsonb, operation text)
   RETURNS TABLE (http_status int, response text)
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_test_delivery';
-COMMENT ON FUNCTION hyperline._test_delivery(text, jsonb, text) IS 'Sends one rendered payload synchronously.';
+COMMENT ON FUNCTION hyperline._send_test(text, jsonb, text) IS 'Sends one rendered payload to a model''s destination synchronously.';
 
 -- ---------------------------------------------------------------------------
--- Destinations
+-- Destinations (superusers, and whom they grant EXECUTE)
 -- ---------------------------------------------------------------------------
 -- Whether a base_url is plain http to a host that is not loopback.
-CREATE FUNCTION hyperline._insecure_url(url text) RETURNS boolean
+CREATE OR REPLACE FUNCTION hyperline._insecure_url(url text) RETURNS boolean
   LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
   SELECT url ~* '^http://' AND NOT coalesce(
     lower(substring(url FROM '^[A-Za-z][A-Za-z0-9+.-]*://(\[[^]]*\]|[^/:?#@]*)'))
       ~ '^(localhost|\[::1\]|127\.[0-9]+\.[0-9]+\.[0-9]+)$', false)
 $fn$;
 
-CREATE FUNCTION hyperline._check_destination(base_url text, api_key text, batch_size int,
+CREATE OR REPLACE FUNCTION hyperline._check_destination(base_url text, api_key text, batch_size int,
     max_requests_per_second real, timeout_ms int) RETURNS text
   LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -188,7 +267,7 @@ BEGIN
 END
 $fn$;
 
-CREATE FUNCTION hyperline.create_destination(name text, api_key text,
+CREATE OR REPLACE FUNCTION hyperline.create_destination(name text, api_key text,
     base_url text DEFAULT 'https://ingest.hyperline.co', batch_size int DEFAULT 500,
     max_requests_per_second real DEFAULT NULL, timeout_ms int DEFAULT 10000)
   RETURNS void LANGUAGE plpgsql SECURITY DEFINER
@@ -222,7 +301,7 @@ END
 $fn$;
 COMMENT ON FUNCTION hyperline.create_destination(text, text, text, int, real, int) IS 'Creates a destination: where events go, with its API key and delivery settings.';
 
-CREATE FUNCTION hyperline.alter_destination(name text, api_key text DEFAULT NULL,
+CREATE OR REPLACE FUNCTION hyperline.alter_destination(name text, api_key text DEFAULT NULL,
     base_url text DEFAULT NULL, batch_size int DEFAULT NULL,
     max_requests_per_second real DEFAULT NULL, timeout_ms int DEFAULT NULL)
   RETURNS void LANGUAGE plpgsql SECURITY DEFINER
@@ -248,8 +327,9 @@ BEGIN
       key_version = d.key_version + (api_key IS NOT NULL)::int
     WHERE d.name = alter_destination.name;
   IF api_key IS NOT NULL THEN
-    UPDATE _hyperline.api_keys k SET api_key = alter_destination.api_key
-      WHERE k.destination = alter_destination.name;
+    -- An upsert: a destination restored from a dump has no key yet.
+    INSERT INTO _hyperline.api_keys AS k (destination, api_key) VALUES (alter_destination.name, api_key)
+      ON CONFLICT (destination) DO UPDATE SET api_key = excluded.api_key;
     -- Rows held back by an unauthorized answer are due now.
     UPDATE hyperline.outbox o SET next_attempt_at = now()
       WHERE o.status = 'pending' AND o.destination = alter_destination.name AND o.next_attempt_at > now();
@@ -259,7 +339,7 @@ END
 $fn$;
 COMMENT ON FUNCTION hyperline.alter_destination(text, text, text, int, real, int) IS 'Changes a destination; NULL leaves a setting unchanged (use it to rotate the API key).';
 
-CREATE FUNCTION hyperline.drop_destination(name text) RETURNS void
+CREATE OR REPLACE FUNCTION hyperline.drop_destination(name text) RETURNS void
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   users text;
@@ -287,16 +367,76 @@ END
 $fn$;
 COMMENT ON FUNCTION hyperline.drop_destination(text) IS 'Drops a destination; refused while models use it or events wait for it.';
 
-CREATE VIEW hyperline.destinations AS
-  SELECT name, base_url, api_key_hint, batch_size, max_requests_per_second, timeout_ms,
-         state, last_error
-  FROM hyperline._destinations;
-COMMENT ON VIEW hyperline.destinations IS 'Destinations; the API key shows only as a hint (…last 4 characters).';
+CREATE OR REPLACE FUNCTION hyperline.grant_destination(destination text, role regrole) RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF destination IS NULL OR role IS NULL THEN
+    RAISE EXCEPTION 'destination and role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM 1 FROM hyperline._destinations d WHERE d.name = grant_destination.destination FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'destination "%" does not exist', destination USING ERRCODE = 'undefined_object';
+  END IF;
+  INSERT INTO hyperline._destination_grants (destination, grantee) VALUES (destination, role)
+    ON CONFLICT DO NOTHING;
+END
+$fn$;
+COMMENT ON FUNCTION hyperline.grant_destination(text, regrole) IS 'Lets a role (and its members) use a destination in their models.';
+
+CREATE OR REPLACE FUNCTION hyperline.revoke_destination(destination text, role regrole) RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  users text;
+BEGIN
+  IF destination IS NULL OR role IS NULL THEN
+    RAISE EXCEPTION 'destination and role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  PERFORM 1 FROM hyperline._destinations d WHERE d.name = revoke_destination.destination FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'destination "%" does not exist', destination USING ERRCODE = 'undefined_object';
+  END IF;
+  -- Models of that role keep their destination only while they may use it.
+  SELECT string_agg(m.name, ', ' ORDER BY m.name) INTO users
+    FROM hyperline._models m
+   WHERE m.destination = revoke_destination.destination
+     AND hyperline._model_owner(m) = role::oid
+     AND NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = role::oid AND r.rolsuper);
+  IF users IS NOT NULL THEN
+    RAISE EXCEPTION 'role % has models that use destination "%": %', role, destination, users
+      USING ERRCODE = 'dependent_objects_still_exist',
+            HINT = 'Drop those models or move them to another destination first.';
+  END IF;
+  DELETE FROM hyperline._destination_grants g
+    WHERE g.destination = revoke_destination.destination AND g.grantee = role;
+END
+$fn$;
+COMMENT ON FUNCTION hyperline.revoke_destination(text, regrole) IS 'Takes back grant_destination; refused while the role''s models use the destination.';
+
+-- Whether `role` may use destination `dest` in a model.
+CREATE OR REPLACE FUNCTION hyperline._can_use_destination(dest text, role oid) RETURNS boolean
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = role AND r.rolsuper)
+      OR EXISTS (SELECT 1 FROM hyperline._destination_grants g
+                  WHERE g.destination = dest AND pg_has_role(role, g.grantee::oid, 'USAGE'))
+$fn$;
+
+CREATE OR REPLACE VIEW hyperline.destinations AS
+  SELECT d.name, d.base_url, d.api_key_hint, d.batch_size, d.max_requests_per_second, d.timeout_ms,
+         CASE WHEN k.destination IS NULL THEN 'unauthorized' ELSE d.state END AS state,
+         CASE WHEN k.destination IS NULL
+              THEN 'no API key: destinations restored from a dump have none; set it with hyperline.alter_destination(name, api_key => ...)'
+              ELSE d.last_error END AS last_error,
+         ARRAY(SELECT g.grantee FROM hyperline._destination_grants g
+                WHERE g.destination = d.name ORDER BY g.grantee::text) AS grantees
+  FROM hyperline._destinations d LEFT JOIN _hyperline.api_keys k ON k.destination = d.name;
+COMMENT ON VIEW hyperline.destinations IS 'Destinations; the API key shows only as a hint (…last 4 characters); grantees may use it in their models.';
 
 -- ---------------------------------------------------------------------------
--- Models
+-- Models: public functions are gates (hyperline_gate) over the private twins
+-- below, which run as the extension's owner; hyperline._caller() is the role
+-- whose rights apply.
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION hyperline._check_triggers(triggers text[]) RETURNS text[]
+CREATE OR REPLACE FUNCTION hyperline._check_triggers(triggers text[]) RETURNS text[]
   LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   t text;
@@ -319,15 +459,111 @@ BEGIN
 END
 $fn$;
 
--- Drops the model's triggers from its source table, if there.
-CREATE FUNCTION hyperline._drop_triggers(model text, source regclass)
+CREATE OR REPLACE FUNCTION hyperline._check_delete_mode(delete_mode text) RETURNS text
+  LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF delete_mode IS NULL OR delete_mode NOT IN ('event', 'api') THEN
+    RAISE EXCEPTION 'delete_mode must be event or api (got "%")', delete_mode
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'event posts the removed row''s event (operation = ''delete''); api calls DELETE /v1/events.';
+  END IF;
+  RETURN delete_mode;
+END
+$fn$;
+
+-- The role a model belongs to: its source table's owner, or a query model's owner.
+CREATE OR REPLACE FUNCTION hyperline._model_owner(m hyperline._models) RETURNS oid
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT coalesce((SELECT c.relowner FROM pg_class c WHERE c.oid = m.source), m.owner::oid)
+$fn$;
+
+-- Whether the caller is a superuser or a member of hyperline.admin_role.
+CREATE OR REPLACE FUNCTION hyperline._caller_is_admin() RETURNS boolean
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = hyperline._caller()::oid AND r.rolsuper)
+      OR EXISTS (SELECT 1 FROM pg_roles r
+                  WHERE r.rolname = current_setting('hyperline.admin_role', true)
+                    AND pg_has_role(hyperline._caller()::oid, r.oid, 'MEMBER'))
+$fn$;
+
+-- Whether the caller may manage the model: as its owner (or a member of the
+-- owning role), or a superuser. A model whose source table is gone belongs to
+-- no one: superusers and members of hyperline.admin_role may drop it.
+CREATE OR REPLACE FUNCTION hyperline._caller_manages(m hyperline._models) RETURNS boolean
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT CASE WHEN hyperline._model_owner(m) IS NOT NULL
+              THEN pg_has_role(hyperline._caller()::oid, hyperline._model_owner(m), 'USAGE')
+              ELSE hyperline._caller_is_admin() END
+$fn$;
+
+-- Loads a model the caller may manage (or, with see_only, see).
+CREATE OR REPLACE FUNCTION hyperline._get_model(model text, see_only boolean DEFAULT false)
+  RETURNS hyperline._models
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  m hyperline._models;
+BEGIN
+  SELECT * INTO m FROM hyperline._models WHERE name = model;
+  IF NOT FOUND OR NOT (hyperline._caller_manages(m) OR (see_only AND hyperline._caller_is_admin())) THEN
+    -- Why the same message: a role must not learn the names of others' models.
+    RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+  END IF;
+  RETURN m;
+END
+$fn$;
+
+-- The source must be a table the caller owns.
+CREATE OR REPLACE FUNCTION hyperline._check_source(source regclass) RETURNS void
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  owner oid;
+BEGIN
+  SELECT c.relowner INTO owner FROM pg_class c WHERE c.oid = source AND c.relkind IN ('r', 'p');
+  IF NOT FOUND THEN
+    RAISE EXCEPTION '"%" is not a table', source USING ERRCODE = 'wrong_object_type';
+  END IF;
+  IF NOT pg_has_role(hyperline._caller()::oid, owner, 'USAGE') THEN
+    RAISE EXCEPTION 'must be owner of table %', source USING ERRCODE = 'insufficient_privilege',
+      HINT = 'Only the owner of a table (or a superuser) can attach a model to it.';
+  END IF;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION hyperline._check_destination_use(destination text) RETURNS void
+  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM hyperline._destinations d WHERE d.name = destination) THEN
+    RAISE EXCEPTION 'destination "%" does not exist', destination USING ERRCODE = 'undefined_object',
+      HINT = 'Create it with hyperline.create_destination.';
+  END IF;
+  IF NOT hyperline._can_use_destination(destination, hyperline._caller()::oid) THEN
+    RAISE EXCEPTION 'permission denied for destination "%"', destination
+      USING ERRCODE = 'insufficient_privilege',
+            HINT = 'A superuser can allow it with hyperline.grant_destination(destination, role).';
+  END IF;
+END
+$fn$;
+
+-- The name of a model's trigger: hyperline_<model>, shortened with a hash of
+-- the name when that would not fit in 63 bytes, so that it never truncates.
+CREATE OR REPLACE FUNCTION hyperline._trigger_name(model text) RETURNS name
+  LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT CASE WHEN length(model) <= 50 THEN 'hyperline_' || model
+              ELSE 'hyperline_' || left(model, 41) || '_' || left(md5(model), 8) END
+$fn$;
+
+-- Drops the model's triggers, found by what they are (our trigger function
+-- with the model's name as first argument), whatever their names.
+CREATE OR REPLACE FUNCTION hyperline._drop_triggers(model text)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  t name;
+  t record;
 BEGIN
-  FOR t IN SELECT tgname FROM pg_trigger WHERE tgrelid = source AND NOT tgisinternal
-             AND tgname = 'hyperline_' || model LOOP
-    EXECUTE format('DROP TRIGGER %I ON %s', t, source);
+  FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
+            WHERE tg.tgfoid = 'hyperline._trigger()'::regprocedure AND NOT tg.tgisinternal
+              AND tg.tgparentid = 0 AND tg.tgnargs >= 1
+              AND convert_from(substring(tg.tgargs FROM 1 FOR position('\x00'::bytea IN tg.tgargs) - 1), 'SQL_ASCII') = model LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
   END LOOP;
 END
 $fn$;
@@ -335,50 +571,35 @@ $fn$;
 -- (Re)creates the model's trigger on its source table: the row trigger that
 -- renders each event (the library writes the buffered events into the outbox
 -- at the end of each statement; src/pg/outbox.hpp).
-CREATE FUNCTION hyperline._install_trigger(model text, source regclass, triggers text[], enabled boolean)
+CREATE OR REPLACE FUNCTION hyperline._install_triggers(model text)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-  PERFORM hyperline._drop_triggers(model, source);
-  EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION hyperline._trigger(%L)',
-                 'hyperline_' || model, array_to_string(triggers, ' OR '), source, model);
-  IF NOT enabled THEN
-    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', source, 'hyperline_' || model);
-  END IF;
-END
-$fn$;
-
-CREATE FUNCTION hyperline._check_model_access(source regclass) RETURNS void
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = source AND c.relkind IN ('r', 'p')) THEN
-    RAISE EXCEPTION '"%" is not a table', source USING ERRCODE = 'wrong_object_type';
-  END IF;
-  IF NOT hyperline._caller_owns(source) THEN
-    RAISE EXCEPTION 'must be owner of table %', source USING ERRCODE = 'insufficient_privilege',
-      HINT = 'Only the owner of a table (or a superuser) can attach a model to it.';
-  END IF;
-END
-$fn$;
-
-CREATE FUNCTION hyperline._get_model(model text) RETURNS hyperline._models
-  LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   m hyperline._models;
+  base name;
 BEGIN
-  SELECT * INTO m FROM hyperline._models WHERE name = model;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
+  SELECT * INTO STRICT m FROM hyperline._models x WHERE x.name = model;
+  PERFORM hyperline._drop_triggers(model);
+  base := hyperline._trigger_name(model);
+  EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION hyperline._trigger(%L)',
+                 base, array_to_string(m.triggers, ' OR '), m.source, model);
+  IF NOT m.enabled THEN
+    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', m.source, base);
   END IF;
-  RETURN m;
 END
 $fn$;
 
-CREATE FUNCTION hyperline.create_model(name text, source regclass, primary_key text, payload text,
+CREATE OR REPLACE FUNCTION hyperline.create_model(name text, source regclass, primary_key text, payload text,
     triggers text[] DEFAULT '{insert,update}', destination text DEFAULT 'hyperline',
-    enabled boolean DEFAULT true, backfill boolean DEFAULT false)
-  RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+    enabled boolean DEFAULT true, backfill boolean DEFAULT false,
+    filter text DEFAULT NULL, delete_mode text DEFAULT 'event')
+  RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.create_model(text, regclass, text, text, text[], text, boolean, boolean, text, text) IS 'Creates a model: a source table whose row changes become events rendered from a Liquid payload.';
+CREATE OR REPLACE FUNCTION hyperline._create_model(name text, source regclass, primary_key text, payload text,
+    triggers text[], destination text, enabled boolean, backfill boolean, filter text, delete_mode text)
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   trig text[];
+  normalized_filter text;
 BEGIN
   IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
     RAISE EXCEPTION 'invalid model name "%"', name USING ERRCODE = 'invalid_name',
@@ -388,156 +609,162 @@ BEGIN
     RAISE EXCEPTION 'source, primary_key, payload, destination and enabled must not be NULL'
       USING ERRCODE = 'null_value_not_allowed';
   END IF;
-  PERFORM hyperline._check_model_access(source);
+  PERFORM hyperline._check_source(source);
   trig := hyperline._check_triggers(triggers);
-  IF NOT EXISTS (SELECT 1 FROM hyperline._destinations d WHERE d.name = create_model.destination) THEN
-    RAISE EXCEPTION 'destination "%" does not exist', destination USING ERRCODE = 'undefined_object',
-      HINT = 'Create it with hyperline.create_destination.';
-  END IF;
-  IF EXISTS (SELECT 1 FROM hyperline._models m WHERE m.name = create_model.name) THEN
+  PERFORM hyperline._check_delete_mode(delete_mode);
+  PERFORM hyperline._check_destination_use(destination);
+  IF EXISTS (SELECT 1 FROM hyperline._models m WHERE m.name = _create_model.name) THEN
     RAISE EXCEPTION 'model "%" already exists', name USING ERRCODE = 'duplicate_object',
       HINT = 'Use hyperline.alter_model to change it.';
   END IF;
-  PERFORM hyperline._validate_model(source, primary_key, payload, name);
-  INSERT INTO hyperline._models (name, source, primary_key, payload, triggers, destination, enabled)
-    VALUES (name, source, primary_key, payload, trig, destination, enabled);
-  PERFORM hyperline._install_trigger(name, source, trig, enabled);
+  normalized_filter := hyperline._validate_model(source, primary_key, payload, name, nullif(filter, ''));
+  INSERT INTO hyperline._models (name, source, primary_key, payload, triggers, destination, enabled,
+                                 filter, delete_mode)
+    VALUES (name, source, primary_key, payload, trig, destination, enabled, normalized_filter, delete_mode);
+  PERFORM hyperline._install_triggers(name);
   PERFORM hyperline._models_changed();
   IF backfill THEN
-    PERFORM hyperline.backfill(name);
+    PERFORM hyperline._backfill(name);
   END IF;
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.create_model(text, regclass, text, text, text[], text, boolean, boolean) IS 'Creates a model: a source table whose row changes become events rendered from a Liquid payload.';
 
-CREATE FUNCTION hyperline.alter_model(name text, payload text DEFAULT NULL,
-    triggers text[] DEFAULT NULL, enabled boolean DEFAULT NULL)
-  RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+CREATE OR REPLACE FUNCTION hyperline.alter_model(name text, payload text DEFAULT NULL,
+    triggers text[] DEFAULT NULL, enabled boolean DEFAULT NULL, filter text DEFAULT NULL,
+    delete_mode text DEFAULT NULL, query text DEFAULT NULL, schedule text DEFAULT NULL)
+  RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.alter_model(text, text, text[], boolean, text, text, text, text) IS 'Changes a model; NULL leaves a setting unchanged, filter => '''' removes the filter.';
+CREATE OR REPLACE FUNCTION hyperline._alter_model(name text, payload text, triggers text[], enabled boolean,
+    filter text, delete_mode text, query text, schedule text)
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   m hyperline._models := hyperline._get_model(name);
   trig text[] := m.triggers;
+  new_filter text := m.filter;
 BEGIN
-  PERFORM hyperline._check_model_access(m.source);
+  IF m.kind = 'table' THEN
+    PERFORM hyperline._check_source(m.source);
+  END IF;
+  IF query IS NOT NULL OR schedule IS NOT NULL THEN
+    RAISE EXCEPTION 'query and schedule apply to query models; "%" is a table model', name
+      USING ERRCODE = 'wrong_object_type';
+  END IF;
   IF triggers IS NOT NULL THEN
     trig := hyperline._check_triggers(triggers);
   END IF;
-  IF payload IS NOT NULL THEN
-    PERFORM hyperline._validate_model(m.source, m.primary_key, payload, name);
+  IF delete_mode IS NOT NULL THEN
+    PERFORM hyperline._check_delete_mode(delete_mode);
   END IF;
-  UPDATE hyperline._models x SET payload = coalesce(alter_model.payload, x.payload), triggers = trig,
-      enabled = coalesce(alter_model.enabled, x.enabled), updated_at = now()
-    WHERE x.name = alter_model.name;
-  PERFORM hyperline._install_trigger(name, m.source, trig, coalesce(enabled, m.enabled));
+  IF payload IS NOT NULL OR filter IS NOT NULL THEN
+    new_filter := hyperline._validate_model(m.source, m.primary_key, coalesce(payload, m.payload), name,
+                                            CASE WHEN filter IS NULL THEN m.filter ELSE nullif(filter, '') END);
+  END IF;
+  UPDATE hyperline._models x SET payload = coalesce(_alter_model.payload, x.payload), triggers = trig,
+      enabled = coalesce(_alter_model.enabled, x.enabled), filter = new_filter,
+      delete_mode = coalesce(_alter_model.delete_mode, x.delete_mode), updated_at = now()
+    WHERE x.name = _alter_model.name;
+  PERFORM hyperline._install_triggers(name);
   PERFORM hyperline._models_changed();
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.alter_model(text, text, text[], boolean) IS 'Changes a model''s payload, triggers or enabled flag; NULL leaves a setting unchanged.';
 
-CREATE FUNCTION hyperline.drop_model(name text) RETURNS void
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+CREATE OR REPLACE FUNCTION hyperline.drop_model(name text) RETURNS void
+  LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.drop_model(text) IS 'Drops a model and its trigger; its outbox rows stay, and pending ones are still delivered.';
+CREATE OR REPLACE FUNCTION hyperline._drop_model(name text) RETURNS void
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   m hyperline._models := hyperline._get_model(name);
 BEGIN
-  PERFORM hyperline._check_model_access(m.source);
-  PERFORM hyperline._drop_triggers(name, m.source);
-  DELETE FROM hyperline._models x WHERE x.name = drop_model.name;
+  PERFORM hyperline._drop_triggers(name);
+  DELETE FROM hyperline._models x WHERE x.name = _drop_model.name;
   PERFORM hyperline._models_changed();
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.drop_model(text) IS 'Drops a model and its trigger; its outbox rows stay, and pending ones are still delivered.';
 
-CREATE VIEW hyperline.models AS
-  SELECT name, source, primary_key, triggers, destination, enabled FROM hyperline._models;
-COMMENT ON VIEW hyperline.models IS 'Models: source table, primary key, triggers, destination and whether enabled.';
+CREATE OR REPLACE VIEW hyperline.models WITH (security_invoker = true) AS
+  SELECT name, source, primary_key, triggers, destination, enabled, kind, query, schedule, filter,
+         delete_mode
+  FROM hyperline._models;
+COMMENT ON VIEW hyperline.models IS 'Models: source table (or query), primary key, triggers, destination, whether enabled, filter and delete mode.';
 
-CREATE FUNCTION hyperline.preview(model text, sample int DEFAULT 5)
+CREATE OR REPLACE FUNCTION hyperline.preview(model text, sample int DEFAULT 5)
+  RETURNS TABLE (key text, payload jsonb) LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.preview(text, int) IS 'Renders a sample of current rows with the model''s payload, read with the caller''s rights; no side effects.';
+CREATE OR REPLACE FUNCTION hyperline._preview(model text, sample int)
   RETURNS TABLE (key text, payload jsonb)
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-  m hyperline._models := hyperline._get_model(model);
+  m hyperline._models := hyperline._get_model(model, see_only => true);
 BEGIN
-  IF NOT hyperline._caller_can_select(m.source) THEN
-    RAISE EXCEPTION 'permission denied for table %', m.source USING ERRCODE = 'insufficient_privilege';
-  END IF;
   IF sample IS NULL OR sample < 0 THEN
     RAISE EXCEPTION 'sample must be zero or more (got %)', sample USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  RETURN QUERY EXECUTE format(
-    'SELECT k, CASE WHEN (r).error IS NULL THEN (r).payload
-                    ELSE hyperline._preview_error(k, (r).error) END
-       FROM (SELECT t.%I::text AS k, hyperline._render_event(%L, t, ''insert'') AS r
-               FROM %s t ORDER BY 1 LIMIT %s) s',
-    m.primary_key, model, m.source, sample);
+  RETURN QUERY SELECT r.key, r.payload FROM hyperline._render_rows(m.name, sample) r;
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.preview(text, int) IS 'Renders a sample of current rows with the model''s payload; no side effects.';
 
-CREATE FUNCTION hyperline._preview_error(key text, error text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION hyperline.backfill(model text) RETURNS bigint
+  LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.backfill(text) IS 'Enqueues every current row of the model as an insert event (as a first sync does); returns how many.';
+CREATE OR REPLACE FUNCTION hyperline._backfill(model text) RETURNS bigint
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
-BEGIN
-  RAISE EXCEPTION 'rendering the row with key % failed: %', key, error
-    USING ERRCODE = 'data_exception';
-END
-$fn$;
-
-CREATE FUNCTION hyperline.backfill(model text) RETURNS bigint
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   m hyperline._models := hyperline._get_model(model);
   n bigint;
 BEGIN
-  PERFORM hyperline._check_model_access(m.source);
-  EXECUTE format(
-    'INSERT INTO hyperline.outbox (model, event_key, operation, payload, status, last_error, destination)
-     SELECT %L, k, ''insert'', (r).payload,
-            CASE WHEN (r).error IS NULL THEN ''pending'' ELSE ''failed'' END, (r).error, %L
-       FROM (SELECT t.%I::text AS k, hyperline._render_event(%L, t, ''insert'') AS r FROM %s t) s',
-    model, m.destination, m.primary_key, model, m.source);
-  GET DIAGNOSTICS n = ROW_COUNT;
+  n := hyperline._backfill_rows(m.name);
   PERFORM hyperline._wake();
   RETURN n;
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.backfill(text) IS 'Enqueues every current row of the model as an insert event (as a first sync does); returns how many.';
 
-CREATE FUNCTION hyperline.test_delivery(model text)
+CREATE OR REPLACE FUNCTION hyperline.test_delivery(model text)
+  RETURNS TABLE (http_status int, response text) LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.test_delivery(text) IS 'Sends one sample row to the destination now, synchronously, and reports the answer.';
+CREATE OR REPLACE FUNCTION hyperline._test_delivery(model text)
   RETURNS TABLE (http_status int, response text)
-  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   m hyperline._models := hyperline._get_model(model);
   p jsonb;
 BEGIN
-  PERFORM hyperline._check_model_access(m.source);
-  SELECT pv.payload INTO p FROM hyperline.preview(model, 1) pv;
+  SELECT r.payload INTO p FROM hyperline._render_rows(m.name, 1) r;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'table % has no rows to send', m.source USING ERRCODE = 'no_data_found',
       HINT = 'Insert a row first; test_delivery sends one real row.';
   END IF;
-  RETURN QUERY SELECT * FROM hyperline._test_delivery(model, p, 'insert');
+  RETURN QUERY SELECT s.http_status, s.response FROM hyperline._send_test(m.name, p, 'insert') s;
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.test_delivery(text) IS 'Sends one sample row to the destination now, synchronously, and reports the answer.';
 
 -- ---------------------------------------------------------------------------
 -- Outbox upkeep and status
 -- ---------------------------------------------------------------------------
-CREATE FUNCTION hyperline.retry(model text DEFAULT NULL) RETURNS bigint
+CREATE OR REPLACE FUNCTION hyperline.retry(model text DEFAULT NULL) RETURNS bigint
+  LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.retry(text) IS 'Puts failed events (of one model, or all the caller manages) back to pending; returns how many. Rows that failed to render stay failed; a failed event with a newer change of the same key is superseded instead.';
+CREATE OR REPLACE FUNCTION hyperline._retry(model text) RETURNS bigint
   LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   n bigint;
   stale bigint;
+  everything boolean := EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = hyperline._caller()::oid AND r.rolsuper);
+  mine text[];
 BEGIN
-  IF model IS NOT NULL THEN
-    PERFORM 1 FROM hyperline._models m WHERE m.name = retry.model;
-    IF NOT FOUND AND NOT EXISTS (SELECT 1 FROM hyperline.outbox o WHERE o.model = retry.model) THEN
-      RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
-    END IF;
+  -- The models whose events the caller may retry: those it manages (a
+  -- superuser: every event, also of dropped models).
+  SELECT array_agg(m.name) INTO mine FROM hyperline._models m WHERE hyperline._caller_manages(m);
+  IF model IS NOT NULL AND NOT model = ANY (coalesce(mine, '{}'))
+     AND NOT (everything AND EXISTS (SELECT 1 FROM hyperline.outbox o WHERE o.model = _retry.model)) THEN
+    RAISE EXCEPTION 'model "%" does not exist', model USING ERRCODE = 'undefined_object';
   END IF;
   -- Why: sending a failed event when a newer change of its key exists would
   -- put the older version back at Hyperline (after a newer one was delivered,
   -- or after a delete). Such events are superseded instead.
   UPDATE hyperline.outbox o SET status = 'superseded'
-    WHERE o.status = 'failed' AND (retry.model IS NULL OR o.model = retry.model)
+    WHERE o.status = 'failed' AND (_retry.model IS NULL OR o.model = _retry.model)
+      AND (everything OR o.model = ANY (mine))
       AND EXISTS (SELECT 1 FROM hyperline.outbox n
                   WHERE n.model = o.model AND n.event_key = o.event_key AND n.id > o.id);
   GET DIAGNOSTICS stale = ROW_COUNT;
@@ -545,15 +772,15 @@ BEGIN
     RAISE NOTICE '% failed events not retried but superseded: a newer change of the same key exists', stale;
   END IF;
   UPDATE hyperline.outbox o SET status = 'pending', attempts = 0, next_attempt_at = now()
-    WHERE o.status = 'failed' AND o.payload IS NOT NULL AND (retry.model IS NULL OR o.model = retry.model);
+    WHERE o.status = 'failed' AND o.payload IS NOT NULL AND (_retry.model IS NULL OR o.model = _retry.model)
+      AND (everything OR o.model = ANY (mine));
   GET DIAGNOSTICS n = ROW_COUNT;
   PERFORM hyperline._wake();
   RETURN n;
 END
 $fn$;
-COMMENT ON FUNCTION hyperline.retry(text) IS 'Puts failed events (of one model, or all) back to pending; returns how many. Rows that failed to render stay failed; a failed event with a newer change of the same key is superseded instead.';
 
-CREATE VIEW hyperline.model_status WITH (security_invoker = true) AS
+CREATE OR REPLACE VIEW hyperline.model_status WITH (security_invoker = true) AS
   WITH names AS (
     SELECT name AS model FROM hyperline._models
     UNION SELECT DISTINCT o.model FROM hyperline.outbox o
@@ -572,21 +799,21 @@ CREATE VIEW hyperline.model_status WITH (security_invoker = true) AS
   GROUP BY n.model;
 COMMENT ON VIEW hyperline.model_status IS 'Per model: events by status, age of the oldest pending, last delivery and last error.';
 
--- Privileges: destinations are for superusers (and whom they grant); table
--- owners manage models on their own tables and see those models' events: the
--- outbox has row level security, so a role sees only the events of models whose
--- source table it owns (superusers and the worker see everything).
-ALTER TABLE hyperline.outbox ENABLE ROW LEVEL SECURITY;
-CREATE POLICY outbox_owner_read ON hyperline.outbox FOR SELECT USING (
-  EXISTS (SELECT 1 FROM hyperline._models m JOIN pg_catalog.pg_class c ON c.oid = m.source
-           WHERE m.name = outbox.model AND pg_catalog.pg_has_role(c.relowner, 'USAGE')));
+-- Privileges: every function is for its owner unless granted below; the gates
+-- check the caller themselves. The trigger function is not executable by
+-- PUBLIC, so only the extension itself attaches it to a table.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA hyperline FROM PUBLIC;
-GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
-GRANT EXECUTE ON FUNCTION hyperline.create_model(text, regclass, text, text, text[], text, boolean, boolean),
-  hyperline.alter_model(text, text, text[], boolean), hyperline.drop_model(text),
+GRANT EXECUTE ON FUNCTION
+  hyperline.create_model(text, regclass, text, text, text[], text, boolean, boolean, text, text),
+  hyperline.alter_model(text, text, text[], boolean, text, text, text, text), hyperline.drop_model(text),
   hyperline.preview(text, int), hyperline.backfill(text), hyperline.test_delivery(text),
-  hyperline.render_template(text, jsonb), hyperline._trigger(),
-  hyperline._caller_owns(regclass), hyperline._caller_can_select(regclass), hyperline._wake()
+  hyperline.retry(text), hyperline.render_template(text, jsonb)
   TO PUBLIC;
-GRANT SELECT ON hyperline.models, hyperline.destinations, hyperline._models,
-  hyperline.outbox, hyperline.model_status TO PUBLIC;
+-- END REPLACEABLE
+
+GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
+-- Readable by all (row level security filters models and events; no secret is
+-- in these tables). pg_dump of the database by a non-superuser reads them.
+GRANT SELECT ON hyperline.models, hyperline.destinations, hyperline._models, hyperline.outbox,
+  hyperline.model_status, hyperline._destinations, hyperline._destination_grants TO PUBLIC;
+GRANT SELECT ON SEQUENCE hyperline.outbox_id_seq TO PUBLIC;

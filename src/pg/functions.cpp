@@ -1,5 +1,13 @@
 // functions.cpp: SQL-callable functions of the write path: model validation,
-// rendering for preview/backfill, render_template, and privilege helpers.
+// rendering for preview and backfill, render_template, and the 0.1.0 entry
+// points a newer library keeps for an older installed schema.
+//
+// Why every read of a source table is SQL run as the caller (gate.hpp): row
+// level security, column privileges and any function the reading runs (a
+// filter's, a policy's) must apply with the rights of the role asking, never
+// the extension owner's. Values are converted with the types' output functions
+// in C++, never with SQL casts a table owner could redefine.
+#include <algorithm>
 #include <string>
 
 #include "core/liquid.hpp"
@@ -12,7 +20,9 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "executor/spi.h"
 #include "catalog/pg_class.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
@@ -25,11 +35,16 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/tuplestore.h"
 #include "utils/typcache.h"
 }
 
+#include "pg/gate.hpp"
 #include "pg/guard.hpp"
 #include "pg/model.hpp"
+#include "pg/model_catalog.hpp"
+#include "pg/outbox.hpp"
+#include "pg/shmem.hpp"
 
 namespace hyperline::pg {
 namespace {
@@ -48,46 +63,138 @@ void Warn(const std::string& message) {
   PgGuard([&] { ereport(WARNING, (errmsg("%s", m))); });
 }
 
-// Renders the model against one stored row (or a synthetic one on an empty
-// table) and checks the result is an event Hyperline accepts.
+// How a table model's rows are read: the SQL (one whole-row column, the
+// source's row type, so that the compiled bindings' attribute numbers hold) and
+// the source's descriptor.
+struct SourceRows {
+  std::string sql;
+};
+
+// SELECT r FROM [ONLY] source r [WHERE filter] [ORDER BY key] [LIMIT n]
+// [FOR SHARE]. ONLY for a plain table: its inheritance children fire none of
+// its triggers, so they are not its rows (a partitioned table's partitions are).
+// The alias is a name no column of the table has, so `r` is the whole row.
+std::string SourceSelect(const CompiledModel& model, const std::string& filter, bool order,
+                         int limit, bool lock) {
+  char* relation = nullptr;
+  bool partitioned = false;
+  std::vector<std::string> columns;
+  int natts = 0;
+  NameData* names = nullptr;
+  PgGuard([&] {
+    Relation rel = table_open(model.source, AccessShareLock);
+    partitioned = rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE;
+    relation = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+                                          RelationGetRelationName(rel));
+    TupleDesc desc = RelationGetDescr(rel);
+    names = static_cast<NameData*>(palloc(sizeof(NameData) * (desc->natts + 1)));
+    for (int i = 0; i < desc->natts; ++i) names[natts++] = TupleDescAttr(desc, i)->attname;
+    table_close(rel, AccessShareLock);
+  });
+  for (int i = 0; i < natts; ++i) columns.emplace_back(NameStr(names[i]));
+  std::string alias = "r";
+  while (std::find(columns.begin(), columns.end(), alias) != columns.end()) alias += "_";
+  std::string sql =
+      "SELECT " + alias + " FROM " + (partitioned ? "" : "ONLY ") + relation + " " + alias;
+  if (!filter.empty()) sql += " WHERE (" + filter + ")";
+  if (order) {
+    const char* key = nullptr;
+    PgGuard([&] { key = quote_identifier(model.key.name.c_str()); });
+    sql += std::string(" ORDER BY ") + alias + "." + key;
+  }
+  if (limit >= 0) sql += " LIMIT " + std::to_string(limit);
+  if (lock) sql += " FOR SHARE OF " + alias;
+  return sql;
+}
+
+// Runs `sql` (SourceSelect) with the current user's rights and calls
+// on_row(tuple, desc) for every row, fetching `chunk` rows at a time; the
+// tuples live until the next fetch. Why a cursor: a backfill of a large table
+// must not hold the whole table in memory.
+template <typename OnRow>
+void ForEachRow(const std::string& sql, Oid rowtype, long chunk, OnRow&& on_row) {
+  Portal portal = nullptr;
+  TupleDesc desc = nullptr;
+  const char* text = sql.c_str();
+  PgGuard([&] {
+    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
+    SPIPlanPtr plan = SPI_prepare(text, 0, nullptr);
+    if (plan == nullptr) {
+      elog(ERROR, "pg_hyperline: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+    }
+    portal = SPI_cursor_open(nullptr, plan, nullptr, nullptr, false);
+    desc = lookup_rowtype_tupdesc_copy(rowtype, -1);
+  });
+  for (;;) {
+    uint64 got = 0;
+    SPITupleTable* table = nullptr;
+    PgGuard([&] {
+      SPI_cursor_fetch(portal, true, chunk);
+      got = SPI_processed;
+      table = SPI_tuptable;
+    });
+    for (uint64 i = 0; i < got; ++i) {
+      HeapTupleData tuple;
+      bool isnull = false;
+      PgGuard([&] {
+        Datum d = SPI_getbinval(table->vals[i], table->tupdesc, 1, &isnull);
+        if (!isnull) {
+          HeapTupleHeader rec = DatumGetHeapTupleHeader(d);
+          tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
+          ItemPointerSetInvalid(&tuple.t_self);
+          tuple.t_tableOid = InvalidOid;
+          tuple.t_data = rec;
+        }
+      });
+      if (!isnull) on_row(&tuple, desc);
+    }
+    PgGuard([&] { SPI_freetuptable(table); });
+    if (got < static_cast<uint64>(chunk)) break;
+  }
+  PgGuard([&] {
+    SPI_cursor_close(portal);
+    SPI_finish();
+  });
+}
+
+// The row type of the model's source table.
+Oid RowTypeOf(Oid relid) {
+  Oid type = InvalidOid;
+  PgGuard([&] { type = get_rel_type_id(relid); });
+  return type;
+}
+
+// The role whose rights a read has: the gate's caller, or (for the 0.1.0
+// functions, which run as SECURITY DEFINER) the current user.
+Oid Reader() { return HaveCaller() ? CurrentCaller() : GetUserId(); }
+
+// Renders the model against one row the caller can read (or a synthetic one
+// when it can read none) and checks the result is an event Hyperline accepts.
 void ValidateSample(const CompiledModel& model) {
   std::string key;
   std::string payload;
   std::string error;
   bool have_row = false;
   bool rendered = false;
-  Relation rel = nullptr;
-  HeapTuple tuple = nullptr;
-  TupleDesc desc = nullptr;
-  PgGuard([&] {
-    rel = table_open(model.source, AccessShareLock);
-    desc = RelationGetDescr(rel);
-    if (rel->rd_rel->relkind == RELKIND_RELATION) {
-      TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
-      HeapTuple t = heap_getnext(scan, ForwardScanDirection);
-      if (t != nullptr) tuple = heap_copytuple(t);
-      table_endscan(scan);
-    }
-  });
-  try {
-    if (tuple != nullptr) {
-      have_row = true;
-      rendered = RenderEvent(model, desc, tuple, nullptr, "insert", key, payload, nullptr, error);
-    } else {
-      try {
-        payload = RenderSynthetic(model);
-        rendered = true;
-      } catch (const std::bad_alloc&) {
-        throw;
-      } catch (const std::exception& e) {
-        error = e.what();
-      }
-    }
-  } catch (...) {
-    PgGuard([&] { table_close(rel, AccessShareLock); });
-    throw;
+  {
+    UserScope as_reader(Reader(), 0);
+    ForEachRow(SourceSelect(model, "", false, 1, false), RowTypeOf(model.source), 1,
+               [&](HeapTuple tuple, TupleDesc desc) {
+                 have_row = true;
+                 rendered = RenderEvent(model, desc, tuple, nullptr, "insert", key, payload,
+                                        nullptr, error);
+               });
   }
-  PgGuard([&] { table_close(rel, AccessShareLock); });
+  if (!have_row) {
+    try {
+      payload = RenderSynthetic(model);
+      rendered = true;
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      error = e.what();
+    }
+  }
   const std::string sample = have_row ? "the first row of the table" : "a sample row";
   if (!rendered) {
     Throw(ERRCODE_DATA_EXCEPTION, "rendering " + sample + " failed: " + error,
@@ -107,54 +214,100 @@ void ValidateSample(const CompiledModel& model) {
   for (const std::string& w : report.warnings) Warn("payload: " + w);
 }
 
+// SQL hyperline._validate_model(source, primary_key, payload, model[, filter])
+// -> the normalized filter (0.1.0: four arguments, returns void).
 Datum ValidateModel(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0)) Throw(ERRCODE_NULL_VALUE_NOT_ALLOWED, "source must not be NULL");
   Oid source = PG_GETARG_OID(0);
   std::string primary_key = TextArg(fcinfo, 1, "primary_key");
   std::string payload = TextArg(fcinfo, 2, "payload");
   std::string name = TextArg(fcinfo, 3, "name");
+  bool with_filter = PG_NARGS() > 4;
+  if (with_filter && !PG_ARGISNULL(4)) {
+    Throw(ERRCODE_FEATURE_NOT_SUPPORTED, "filters are not supported yet");
+  }
   std::shared_ptr<CompiledModel> model = CompileModel(name, source, primary_key, payload, "");
   ValidateSample(*model);
-  PG_RETURN_VOID();
+  if (!with_filter) PG_RETURN_VOID();
+  PG_RETURN_NULL();
 }
 
-Datum RenderEventSql(FunctionCallInfo fcinfo) {
+// SQL hyperline._render_rows(model, sample) -> (key, payload): the first rows
+// of the model's source in key order, rendered, read with the caller's rights.
+// Only the rows returned are rendered. Why the text path (JSON text through
+// jsonb_in) and not the trigger's tokens: preview is not on the write path, and
+// comparing the two is how the regression tests check the tokens' jsonb.
+Datum RenderRows(FunctionCallInfo fcinfo) {
   std::string name = TextArg(fcinfo, 0, "model");
-  if (PG_ARGISNULL(1)) Throw(ERRCODE_NULL_VALUE_NOT_ALLOWED, "row must not be NULL");
-  std::string operation = TextArg(fcinfo, 2, "operation");
+  int sample = PG_ARGISNULL(1) ? 5 : PG_GETARG_INT32(1);
   std::shared_ptr<const CompiledModel> model = GetModel(name.c_str(), InvalidOid);
-  HeapTupleData tuple;
-  TupleDesc desc = nullptr;
-  TupleDesc result_desc = nullptr;
-  PgGuard([&] {
-    HeapTupleHeader rec = PG_GETARG_HEAPTUPLEHEADER(1);
-    desc = lookup_rowtype_tupdesc(HeapTupleHeaderGetTypeId(rec), HeapTupleHeaderGetTypMod(rec));
-    tuple.t_len = HeapTupleHeaderGetDatumLength(rec);
-    ItemPointerSetInvalid(&tuple.t_self);
-    tuple.t_tableOid = InvalidOid;
-    tuple.t_data = rec;
-    if (get_call_result_type(fcinfo, nullptr, &result_desc) != TYPEFUNC_COMPOSITE) {
-      elog(ERROR, "pg_hyperline: _render_event must return a composite type");
-    }
-  });
+  if (!model->error.empty()) Throw(ERRCODE_DATA_EXCEPTION, model->error);
+  PgGuard([&] { InitMaterializedSRF(fcinfo, 0); });
+  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+  if (sample == 0) return (Datum)0;
   std::string key;
   std::string payload;
   std::string error;
-  bool ok =
-      RenderEvent(*model, desc, &tuple, nullptr, operation.c_str(), key, payload, nullptr, error);
-  Datum result = 0;
-  PgGuard([&] {
-    ReleaseTupleDesc(desc);
-    Datum values[2];
-    bool nulls[2] = {!ok, ok};
-    if (ok) {
-      values[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.c_str()));
-    } else {
-      values[1] = CStringGetTextDatum(error.c_str());
-    }
-    result = HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc), values, nulls));
-  });
-  return result;
+  UserScope as_reader(Reader(), 0);
+  ForEachRow(
+      SourceSelect(*model, model->filter, true, sample, false), RowTypeOf(model->source),
+      std::min(sample, 1000), [&](HeapTuple tuple, TupleDesc desc) {
+        if (!RenderEvent(*model, desc, tuple, nullptr, "insert", key, payload, nullptr, error)) {
+          Throw(ERRCODE_DATA_EXCEPTION, "rendering the row with key " + key + " failed: " + error);
+        }
+        PgGuard([&] {
+          Datum values[2] = {CStringGetTextDatum(key.c_str()),
+                             DirectFunctionCall1(jsonb_in, CStringGetDatum(payload.c_str()))};
+          bool nulls[2] = {false, false};
+          tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+        });
+      });
+  return (Datum)0;
+}
+
+// SQL hyperline._backfill_rows(model) -> rows enqueued. Every row of the
+// source (in the filter), read with the caller's rights, becomes an insert
+// event in the outbox, written as the trigger writes them.
+//
+// Why FOR SHARE: an UPDATE committed while the backfill runs could otherwise
+// get an outbox id below the backfill's rows and be delivered before the
+// backfill's older version of the same row, which Hyperline would then keep.
+// Locking the rows it reads makes a concurrent change of them wait for the
+// backfill's commit (so its event comes after), and a change made before makes
+// the backfill read the new version.
+Datum BackfillRows(FunctionCallInfo fcinfo) {
+  std::string name = TextArg(fcinfo, 0, "model");
+  std::shared_ptr<const CompiledModel> model = GetModel(name.c_str(), InvalidOid);
+  std::string key;
+  std::string payload;
+  std::string error;
+  JsonTokens tokens;
+  int64 count = 0;
+  UserScope as_reader(Reader(), 0);
+  ForEachRow(SourceSelect(*model, model->filter, false, -1, true), RowTypeOf(model->source), 1000,
+             [&](HeapTuple tuple, TupleDesc desc) {
+               tokens.Clear();
+               bool ok = RenderEvent(*model, desc, tuple, nullptr, "insert", key, payload, &tokens,
+                                     error);
+               bool as_tokens = ok && !tokens.tokens.empty();
+               OutboxInsert insert;
+               insert.model = model->name.c_str();
+               insert.event_key = key.c_str();
+               insert.operation = "insert";
+               insert.payload = ok && !as_tokens ? payload.c_str() : nullptr;
+               insert.payload_jsonb = 0;
+               insert.last_error = ok ? nullptr : error.c_str();
+               insert.destination = model->destination.c_str();
+               insert.via_delete_api = false;
+               PgGuard([&] {
+                 if (as_tokens) insert.payload_jsonb = TokensToJsonb(tokens);
+                 BufferOutboxRow(insert);
+               });
+               ++count;
+             });
+  PgGuard([] { FlushOutbox(); });
+  WakeWorkerAtCommit();
+  PG_RETURN_INT64(count);
 }
 
 Datum RenderTemplate(FunctionCallInfo fcinfo) {
@@ -198,20 +351,27 @@ using hyperline::pg::CppGuard;
 
 extern "C" {
 PG_FUNCTION_INFO_V1(hyperline_validate_model);
-PG_FUNCTION_INFO_V1(hyperline_render_event);
+PG_FUNCTION_INFO_V1(hyperline_render_rows);
+PG_FUNCTION_INFO_V1(hyperline_backfill_rows);
 PG_FUNCTION_INFO_V1(hyperline_render_template);
+PG_FUNCTION_INFO_V1(hyperline_models_changed);
+PG_FUNCTION_INFO_V1(hyperline_render_event);
 PG_FUNCTION_INFO_V1(hyperline_caller_owns);
 PG_FUNCTION_INFO_V1(hyperline_caller_can_select);
-PG_FUNCTION_INFO_V1(hyperline_models_changed);
 
-// SQL hyperline._validate_model(source, primary_key, payload, model).
+// SQL hyperline._validate_model(source, primary_key, payload, model, filter).
 Datum hyperline_validate_model(PG_FUNCTION_ARGS) {
   return CppGuard([&] { return hyperline::pg::ValidateModel(fcinfo); });
 }
 
-// SQL hyperline._render_event(model, row, operation) -> (payload, error).
-Datum hyperline_render_event(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::RenderEventSql(fcinfo); });
+// SQL hyperline._render_rows(model, sample).
+Datum hyperline_render_rows(PG_FUNCTION_ARGS) {
+  return CppGuard([&] { return hyperline::pg::RenderRows(fcinfo); });
+}
+
+// SQL hyperline._backfill_rows(model).
+Datum hyperline_backfill_rows(PG_FUNCTION_ARGS) {
+  return CppGuard([&] { return hyperline::pg::BackfillRows(fcinfo); });
 }
 
 // SQL hyperline.render_template(template, context).
@@ -219,22 +379,38 @@ Datum hyperline_render_template(PG_FUNCTION_ARGS) {
   return CppGuard([&] { return hyperline::pg::RenderTemplate(fcinfo); });
 }
 
-// SQL hyperline._caller_owns(regclass). Why GetOuterUserId: the functions that
-// ask are SECURITY DEFINER, so the current user is the extension's owner; the
-// outer user is the role that called them.
-Datum hyperline_caller_owns(PG_FUNCTION_ARGS) {
-  PG_RETURN_BOOL(pg_class_ownercheck(PG_GETARG_OID(0), GetOuterUserId()));
-}
-
-// SQL hyperline._caller_can_select(regclass).
-Datum hyperline_caller_can_select(PG_FUNCTION_ARGS) {
-  PG_RETURN_BOOL(pg_class_aclcheck(PG_GETARG_OID(0), GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK);
-}
-
 // SQL hyperline._models_changed(): every backend recompiles at our commit.
 Datum hyperline_models_changed(PG_FUNCTION_ARGS) {
-  Oid relid = get_relname_relid("_models", get_namespace_oid("hyperline", false));
+  Oid relid = hyperline::pg::ModelsRelid();
   if (OidIsValid(relid)) CacheInvalidateRelcacheByRelid(relid);
   PG_RETURN_VOID();
+}
+
+// The 0.1.0 schema's C functions, kept so that a 0.1.0 schema can be created
+// and used with this library until ALTER EXTENSION pg_hyperline UPDATE.
+
+// SQL hyperline._render_event(model, row, operation) (0.1.0 preview/backfill):
+// refused. Why: 0.1.0's preview and backfill build SQL casts as a superuser;
+// 0.2.0 reads source rows with the caller's rights instead.
+Datum hyperline_render_event(PG_FUNCTION_ARGS) {
+  ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                  errmsg("pg_hyperline: preview and backfill need the 0.2.0 schema"),
+                  errhint("Run ALTER EXTENSION pg_hyperline UPDATE.")));
+  PG_RETURN_NULL();
+}
+
+// SQL hyperline._caller_owns(regclass) (0.1.0). The 0.1.0 functions that ask
+// are SECURITY DEFINER, so the caller is taken to be the outer user — except
+// within a security-restricted operation (an index expression run by ANALYZE,
+// say), where the outer user is not the role the code runs for: refused there.
+Datum hyperline_caller_owns(PG_FUNCTION_ARGS) {
+  PG_RETURN_BOOL(!InSecurityRestrictedOperation() &&
+                 pg_class_ownercheck(PG_GETARG_OID(0), GetOuterUserId()));
+}
+
+// SQL hyperline._caller_can_select(regclass) (0.1.0); see _caller_owns.
+Datum hyperline_caller_can_select(PG_FUNCTION_ARGS) {
+  PG_RETURN_BOOL(!InSecurityRestrictedOperation() &&
+                 pg_class_aclcheck(PG_GETARG_OID(0), GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK);
 }
 }

@@ -22,6 +22,7 @@ int guc_max_concurrent_requests = 4;
 bool guc_allow_http = false;
 int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
+char* guc_admin_role = nullptr;
 
 void DefineSettings() {
   DefineCustomStringVariable("hyperline.database", "Database in which the delivery worker runs.",
@@ -64,6 +65,11 @@ void DefineSettings() {
       "Events delivered or purged after which the upkeep worker vacuums hyperline.outbox.",
       "0 leaves vacuuming to autovacuum alone.", &guc_vacuum_threshold, 50000, 0, INT_MAX,
       PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "hyperline.admin_role",
+      "Role whose members see every model, event and run, as superusers do.",
+      "Empty: only superusers. Members may not change others' models.", &guc_admin_role, "",
+      PGC_SUSET, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("hyperline");
 }
 

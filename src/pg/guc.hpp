@@ -13,6 +13,7 @@ extern int guc_poll_interval_ms;       // hyperline.poll_interval_ms
 extern int guc_max_concurrent_requests;  // hyperline.max_concurrent_requests
 extern bool guc_allow_http;              // hyperline.allow_http (superuser only)
 extern int guc_claim_batch;              // hyperline.claim_batch: rows claimed per transaction
+extern char* guc_admin_role;       // hyperline.admin_role: sees every model (superuser-set)
 extern int guc_vacuum_threshold;  // hyperline.vacuum_threshold: purged rows per worker VACUUM
 
 // Defines the settings; called once from _PG_init.

@@ -3,16 +3,17 @@
 // C++ core headers first (core/cpp_only.hpp refuses them after postgres.h).
 #include "core/names.hpp"
 #include "pg/model.hpp"
+#include "pg/model_catalog.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "miscadmin.h"
 #include "utils/syscache.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -68,61 +69,6 @@ void Watch(Oid relid) {
   }
   if (nwatched < kMaxWatched) watched[nwatched] = relid;
   ++nwatched;  // past the limit every invalidation flushes (see callback)
-}
-
-// A model row read from hyperline._models (palloc'd strings).
-struct ModelRow {
-  bool found;
-  Oid source;
-  char* primary_key;
-  char* payload;
-  char* destination;
-};
-
-// Reads the model definition with SPI. Postgres-only code (runs under PgGuard).
-// Why switch user: the trigger runs as whoever writes to the source table, who
-// need not be able to read hyperline._models; the read is done as its owner.
-void ReadModelRow(const char* name, Oid models_relid, ModelRow* row) {
-  MemoryContext caller = CurrentMemoryContext;
-  row->found = false;
-  Oid save_userid = InvalidOid;
-  int save_sec_context = 0;
-  GetUserIdAndSecContext(&save_userid, &save_sec_context);
-  HeapTuple classtup = SearchSysCache1(RELOID, ObjectIdGetDatum(models_relid));
-  if (!HeapTupleIsValid(classtup)) elog(ERROR, "pg_hyperline: hyperline._models not found");
-  Oid owner = ((Form_pg_class)GETSTRUCT(classtup))->relowner;
-  ReleaseSysCache(classtup);
-  SetUserIdAndSecContext(
-      owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-  PG_TRY();
-  {
-    if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
-    Oid argtypes[1] = {TEXTOID};
-    Datum args[1] = {CStringGetTextDatum(name)};
-    int rc = SPI_execute_with_args(
-        "SELECT source::oid, primary_key, payload, destination FROM hyperline._models "
-        "WHERE name = $1",
-        1, argtypes, args, nullptr, true, 1);
-    if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: reading model failed (SPI code %d)", rc);
-    if (SPI_processed == 1) {
-      HeapTuple t = SPI_tuptable->vals[0];
-      TupleDesc d = SPI_tuptable->tupdesc;
-      bool isnull = false;
-      row->found = true;
-      row->source = DatumGetObjectId(SPI_getbinval(t, d, 1, &isnull));
-      row->primary_key = MemoryContextStrdup(caller, SPI_getvalue(t, d, 2));
-      row->payload = MemoryContextStrdup(caller, SPI_getvalue(t, d, 3));
-      row->destination = MemoryContextStrdup(caller, SPI_getvalue(t, d, 4));
-    }
-    SPI_finish();
-  }
-  PG_CATCH();
-  {
-    SetUserIdAndSecContext(save_userid, save_sec_context);
-    PG_RE_THROW();
-  }
-  PG_END_TRY();
-  SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
 // ---------------------------------------------------------------------------
@@ -615,30 +561,49 @@ std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
     return it->second;
   }
 
-  ModelRow row = {};
+  ModelDef def;
   Oid models_relid = InvalidOid;
   PgGuard([&] {
-    models_relid = get_relname_relid("_models", get_namespace_oid("hyperline", false));
-    ReadModelRow(name, models_relid, &row);
+    models_relid = ModelsRelid();
+    ReadModelDef(name, &def);
   });
   Watch(models_relid);
-  if (!row.found) {
+  if (!def.found) {
     Throw(ERRCODE_UNDEFINED_OBJECT, std::string("model \"") + name + "\" does not exist");
   }
-  Oid bound = relid == InvalidOid ? row.source : relid;
+  if (def.is_query) {
+    Throw(ERRCODE_WRONG_OBJECT_TYPE, std::string("model \"") + name + "\" is a query model");
+  }
+  // Why: a trigger of ours produces events only for the model whose trigger we
+  // created, on that model's source table (or a partition of it, which clones
+  // the parent's triggers). Anything else was attached by hand: refuse.
+  if (relid != InvalidOid && relid != def.source) {
+    bool partition = false;
+    PgGuard([&] { partition = list_member_oid(get_partition_ancestors(relid), def.source); });
+    if (!partition) {
+      Throw(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+            std::string("hyperline._trigger() for model \"") + name +
+                "\" fired on a table that is not the model's source",
+            "", "pg_hyperline creates a model's trigger itself; drop this one.");
+    }
+  }
+  Oid bound = relid == InvalidOid ? def.source : relid;
   std::shared_ptr<CompiledModel> model;
   try {
-    model = CompileModel(name, bound, row.primary_key, row.payload, row.destination);
+    model = CompileModel(name, bound, def.primary_key, def.payload, def.destination);
   } catch (const PgException& e) {
     if (e.from_postgres) throw;
     model = std::make_shared<CompiledModel>();
     model->name = name;
-    model->destination = row.destination;
+    model->destination = def.destination;
     model->source = bound;
     model->error = std::string("model \"") + name + "\" cannot render: " + e.what();
-    TryBindKey(*model, row.primary_key);
+    TryBindKey(*model, def.primary_key);
   }
-  Watch(row.source);
+  if (def.filter != nullptr) model->filter = def.filter;
+  model->delete_via_api = def.delete_via_api;
+  model->triggers = def.triggers;
+  Watch(def.source);
   Watch(bound);
   if (cache_valid) (*model_cache)[cache_key] = model;
   return model;

@@ -70,6 +70,10 @@ struct CompiledModel {
   std::vector<ColumnBinding> old_columns;  // columns read from `old`
   bool uses_old = false;
   ColumnBinding key;  // the primary key column
+  // Settings of the model's row (hyperline._models), as GetModel read them.
+  std::string filter;           // normalized filter expression, "" when none
+  bool delete_via_api = false;  // delete_mode 'api': removals go to DELETE /v1/events
+  int triggers = 0;             // TriggerMask bits (model_catalog.hpp)
   // Set when the model cannot be compiled any more (e.g. a column it uses was
   // dropped): every event then fails with this error instead of blocking writes.
   std::string error;

@@ -45,6 +45,7 @@ struct OutboxLayout {
   Oid seqid;
   AttrNumber id, model, event_key, operation, payload, status, attempts, next_attempt_at,
       created_at, last_error, destination;
+  AttrNumber method;  // InvalidAttrNumber in the 0.1.0 layout
 };
 OutboxLayout layout = {};
 bool relcache_callback_installed = false;
@@ -66,7 +67,7 @@ uint64 relcache_generation = 0;  // bumped by every invalidation that concerns u
 struct BufferedRow {
   SubTransactionId subxid;
   Datum model, event_key, operation, payload, last_error, destination;
-  bool has_payload, has_error;
+  bool has_payload, has_error, via_delete_api;
 };
 
 // Child of TopMemoryContext, made once per backend and reset at the end of
@@ -119,6 +120,7 @@ void LoadLayout() {
   layout.created_at = Attnum(relid, "created_at");
   layout.last_error = Attnum(relid, "last_error");
   layout.destination = Attnum(relid, "destination");
+  layout.method = get_attnum(relid, "method");
   layout.relid = relid;
 }
 
@@ -256,6 +258,7 @@ void BufferOutboxRow(const OutboxInsert& row) {
   }
   b.has_error = row.last_error != nullptr;
   b.last_error = CopyText(row.last_error);
+  b.via_delete_api = row.via_delete_api;
   MemoryContextSwitchTo(old);
   ++buffered;
   if (buffered >= kFlushRows) FlushOutbox();
@@ -297,6 +300,8 @@ void FlushOutbox() {
   TimestampTz now = GetCurrentTransactionStartTimestamp();
   Datum pending = CStringGetTextDatum("pending");
   Datum failed = CStringGetTextDatum("failed");
+  Datum post = CStringGetTextDatum("POST");
+  Datum del = CStringGetTextDatum("DELETE");
   for (int i = 0; i < buffered; ++i) {
     const BufferedRow& r = buffer[i];
     for (int a = 0; a < desc->natts; ++a) nulls[a] = true;
@@ -315,6 +320,7 @@ void FlushOutbox() {
     set(layout.next_attempt_at, TimestampTzGetDatum(now));
     set(layout.created_at, TimestampTzGetDatum(now));
     set(layout.destination, r.destination);
+    if (layout.method != InvalidAttrNumber) set(layout.method, r.via_delete_api ? del : post);
     slots[i] = MakeSingleTupleTableSlot(slot_desc, &TTSOpsHeapTuple);
     ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
   }

@@ -24,6 +24,7 @@ struct OutboxInsert {
   Datum payload_jsonb;  // or the payload already as jsonb (0 when not)
   const char* last_error;
   const char* destination;
+  bool via_delete_api;  // sent as DELETE /v1/events (outbox.method)
 };
 
 // Copies the row into the transaction's buffer (a text payload is parsed as

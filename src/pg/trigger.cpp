@@ -78,6 +78,7 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
   std::string payload;
   std::string error;
   std::string destination;
+  bool via_delete_api = false;
   // Per backend, reused row after row: no allocation once warm.
   static JsonTokens tokens;
   tokens.Clear();
@@ -86,11 +87,14 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
     std::shared_ptr<const CompiledModel> model =
         GetModel(model_name, RelationGetRelid(td->tg_relation));
     destination = model->destination;
+    via_delete_api = model->delete_via_api && strcmp(operation, "delete") == 0;
     ok = RenderEvent(*model, desc, row, old, operation, key, payload, &tokens, error);
   } catch (const PgException& e) {
     // A trigger left behind without its model (hyperline._models edited by
-    // hand): the write goes on and the event is recorded failed, visibly.
-    if (e.from_postgres) throw;
+    // hand): the write goes on and the event is recorded failed, visibly. A
+    // trigger attached by hand to a table that is not the model's makes no
+    // event under the model's name: the write fails.
+    if (e.from_postgres || e.sqlstate == ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED) throw;
     error = e.what();
   }
   OutboxInsert insert;
@@ -102,6 +106,7 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
   insert.payload_jsonb = 0;
   insert.last_error = ok ? nullptr : error.c_str();
   insert.destination = destination.c_str();
+  insert.via_delete_api = via_delete_api;
   PgGuard([&] {
     if (as_tokens) insert.payload_jsonb = TokensToJsonb(tokens);
     BufferOutboxRow(insert);
