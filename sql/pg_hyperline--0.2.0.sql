@@ -181,6 +181,10 @@ CREATE OR REPLACE FUNCTION hyperline._caller() RETURNS regrole
   LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_caller';
 COMMENT ON FUNCTION hyperline._caller() IS 'The role calling the public function being run (recorded by its gate).';
 
+CREATE OR REPLACE FUNCTION hyperline._in_gate() RETURNS boolean
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_in_gate';
+COMMENT ON FUNCTION hyperline._in_gate() IS 'Whether a public function of the extension is running (its gate is active).';
+
 CREATE OR REPLACE FUNCTION hyperline._validate_model(source regclass, primary_key text, payload text,
     model text, filter text)
   RETURNS text LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_validate_model';
@@ -193,6 +197,22 @@ COMMENT ON FUNCTION hyperline._render_rows(text, int) IS 'Renders the first rows
 CREATE OR REPLACE FUNCTION hyperline._backfill_rows(model text)
   RETURNS bigint LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_backfill_rows';
 COMMENT ON FUNCTION hyperline._backfill_rows(text) IS 'Enqueues every row of a table model, read with the caller''s rights; returns how many.';
+
+CREATE OR REPLACE FUNCTION hyperline._key_columns(source regclass, primary_key text)
+  RETURNS text[] LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_key_columns';
+COMMENT ON FUNCTION hyperline._key_columns(regclass, text) IS 'The column names a primary_key setting names.';
+
+CREATE OR REPLACE FUNCTION hyperline._filter_condition(source regclass, filter text, alias text)
+  RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_filter_condition';
+COMMENT ON FUNCTION hyperline._filter_condition(regclass, text, text) IS 'A normalized filter over new. or old. columns, for a trigger''s WHEN clause.';
+
+CREATE OR REPLACE FUNCTION hyperline._filter_of_qual(source regclass, qual text)
+  RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_filter_of_qual';
+COMMENT ON FUNCTION hyperline._filter_of_qual(regclass, text) IS 'The normalized filter inside a model trigger''s WHEN clause, with current column names.';
+
+CREATE OR REPLACE FUNCTION hyperline._model_problem(model text)
+  RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_model_problem';
+COMMENT ON FUNCTION hyperline._model_problem(text) IS 'Why a model cannot render events any more (a column it uses is gone), or NULL.';
 
 CREATE OR REPLACE FUNCTION hyperline._models_changed() RETURNS void
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_models_changed';
@@ -544,47 +564,193 @@ BEGIN
 END
 $fn$;
 
--- The name of a model's trigger: hyperline_<model>, shortened with a hash of
--- the name when that would not fit in 63 bytes, so that it never truncates.
+-- The name of a model's triggers: hyperline_<model>, shortened with a hash of
+-- the name when it would not leave room for a suffix (_upd_out) in 63 bytes,
+-- so that no trigger name is ever truncated.
 CREATE OR REPLACE FUNCTION hyperline._trigger_name(model text) RETURNS name
   LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-  SELECT CASE WHEN length(model) <= 50 THEN 'hyperline_' || model
-              ELSE 'hyperline_' || left(model, 41) || '_' || left(md5(model), 8) END
+  SELECT CASE WHEN length(model) <= 45 THEN 'hyperline_' || model
+              ELSE 'hyperline_' || left(model, 36) || '_' || left(md5(model), 8) END
 $fn$;
 
--- Drops the model's triggers, found by what they are (our trigger function
--- with the model's name as first argument), whatever their names.
+-- The model's triggers, found by what they are (our trigger function with the
+-- model's name as first argument), whatever their names; partitions' clones
+-- of them are left out (they go with them).
+CREATE OR REPLACE FUNCTION hyperline._model_triggers(model text)
+  RETURNS TABLE (oid oid, tgname name, tgrelid regclass)
+  LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT tg.oid, tg.tgname, tg.tgrelid::regclass FROM pg_trigger tg
+   WHERE tg.tgfoid = 'hyperline._trigger()'::regprocedure AND NOT tg.tgisinternal
+     AND tg.tgparentid = 0 AND tg.tgnargs >= 1
+     AND convert_from(substring(tg.tgargs FROM 1 FOR position('\x00'::bytea IN tg.tgargs) - 1), 'SQL_ASCII') = model
+$fn$;
+
 CREATE OR REPLACE FUNCTION hyperline._drop_triggers(model text)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   t record;
 BEGIN
-  FOR t IN SELECT tg.tgname, tg.tgrelid::regclass AS rel FROM pg_trigger tg
-            WHERE tg.tgfoid = 'hyperline._trigger()'::regprocedure AND NOT tg.tgisinternal
-              AND tg.tgparentid = 0 AND tg.tgnargs >= 1
-              AND convert_from(substring(tg.tgargs FROM 1 FOR position('\x00'::bytea IN tg.tgargs) - 1), 'SQL_ASCII') = model LOOP
-    EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.rel);
+  FOR t IN SELECT * FROM hyperline._model_triggers(model) LOOP
+    EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, t.tgrelid);
   END LOOP;
 END
 $fn$;
 
--- (Re)creates the model's trigger on its source table: the row trigger that
+-- (Re)creates the model's triggers on its source table. The row trigger
 -- renders each event (the library writes the buffered events into the outbox
--- at the end of each statement; src/pg/outbox.hpp).
+-- at the end of each statement; src/pg/outbox.hpp); its second argument says
+-- which change a firing is (src/pg/trigger.cpp):
+--   no filter:   one trigger on the model's events (added on INSERT, removed on
+--                DELETE, changed on UPDATE); without `update`, a second one
+--                catches updates of the key (the old key removed, the new
+--                added).
+--   with filter: WHEN clauses over old and new rows, so that rows outside the
+--                filter never reach the trigger: INSERT in the filter = added;
+--                UPDATE into it = added, out of it = removed, within it =
+--                changed; DELETE in it = removed.
+CREATE OR REPLACE FUNCTION hyperline._create_trigger(model text, source regclass, trigger_name name,
+    events text, condition text, kind text)
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW%s EXECUTE FUNCTION hyperline._trigger(%L%s)',
+                 trigger_name, events, source,
+                 CASE WHEN condition IS NULL THEN '' ELSE ' WHEN (' || condition || ')' END,
+                 model, CASE WHEN kind IS NULL THEN '' ELSE ', ' || quote_literal(kind) END);
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION hyperline._install_triggers(model text)
   RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
   m hyperline._models;
   base name;
+  on_insert boolean;
+  on_update boolean;
+  on_delete boolean;
+  key_changed text;
+  f_new text;
+  f_old text;
+  t record;
 BEGIN
   SELECT * INTO STRICT m FROM hyperline._models x WHERE x.name = model;
   PERFORM hyperline._drop_triggers(model);
   base := hyperline._trigger_name(model);
-  EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s FOR EACH ROW EXECUTE FUNCTION hyperline._trigger(%L)',
-                 base, array_to_string(m.triggers, ' OR '), m.source, model);
-  IF NOT m.enabled THEN
-    EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', m.source, base);
+  on_insert := 'insert' = ANY (m.triggers);
+  on_update := 'update' = ANY (m.triggers);
+  on_delete := 'delete' = ANY (m.triggers);
+  SELECT format('ROW(%s) IS DISTINCT FROM ROW(%s)',
+                string_agg(format('old.%I', k), ', '), string_agg(format('new.%I', k), ', '))
+    INTO key_changed FROM unnest(hyperline._key_columns(m.source, m.primary_key)) k;
+  IF m.filter IS NULL THEN
+    IF on_update THEN
+      PERFORM hyperline._create_trigger(model, m.source, base, array_to_string(m.triggers, ' OR '), NULL, NULL);
+    ELSE
+      PERFORM hyperline._create_trigger(model, m.source, base, array_to_string(m.triggers, ' OR '), NULL, NULL);
+      PERFORM hyperline._create_trigger(model, m.source, base || '_upd', 'UPDATE', key_changed, 'changed');
+    END IF;
+  ELSE
+    f_new := format('(%s) IS TRUE', hyperline._filter_condition(m.source, m.filter, 'new'));
+    f_old := format('(%s) IS TRUE', hyperline._filter_condition(m.source, m.filter, 'old'));
+    IF on_insert THEN
+      PERFORM hyperline._create_trigger(model, m.source, base || '_ins', 'INSERT', f_new, 'added');
+      PERFORM hyperline._create_trigger(model, m.source, base || '_upd_in', 'UPDATE',
+                                        format('NOT %s AND %s', f_old, f_new), 'added');
+    END IF;
+    IF on_delete THEN
+      PERFORM hyperline._create_trigger(model, m.source, base || '_del', 'DELETE', f_old, 'removed');
+      PERFORM hyperline._create_trigger(model, m.source, base || '_upd_out', 'UPDATE',
+                                        format('%s AND NOT %s', f_old, f_new), 'removed');
+    END IF;
+    PERFORM hyperline._create_trigger(model, m.source, base || '_upd', 'UPDATE',
+                                      format('%s AND %s', f_old, f_new)
+                                        || CASE WHEN on_update THEN '' ELSE ' AND ' || key_changed END,
+                                      'changed');
   END IF;
+  IF NOT m.enabled THEN
+    FOR t IN SELECT * FROM hyperline._model_triggers(model) LOOP
+      EXECUTE format('ALTER TABLE %s DISABLE TRIGGER %I', t.tgrelid, t.tgname);
+    END LOOP;
+  END IF;
+END
+$fn$;
+
+-- How many triggers _install_triggers gives a model.
+CREATE OR REPLACE FUNCTION hyperline._trigger_count(m hyperline._models) RETURNS int
+  LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+  SELECT CASE WHEN m.filter IS NULL THEN CASE WHEN 'update' = ANY (m.triggers) THEN 1 ELSE 2 END
+              ELSE 1 + 2 * ('insert' = ANY (m.triggers))::int + 2 * ('delete' = ANY (m.triggers))::int END
+$fn$;
+
+-- DDL on a model's source table (event triggers, run by whoever runs the DDL).
+-- DROP TABLE (plain, CASCADE, or with its schema) drops the table's models:
+-- their committed events are still delivered. A model whose triggers were
+-- dropped (DROP TRIGGER, DROP COLUMN ... CASCADE) gets a WARNING.
+CREATE OR REPLACE FUNCTION hyperline._on_sql_drop() RETURNS event_trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  m record;
+  changed boolean := false;
+BEGIN
+  IF to_regclass('hyperline._models') IS NULL THEN
+    RETURN;  -- DROP EXTENSION
+  END IF;
+  FOR m IN SELECT x.name, d.object_identity,
+                  (SELECT count(*) FROM hyperline.outbox o
+                    WHERE o.model = x.name AND o.status IN ('pending', 'sending')) AS waiting
+             FROM pg_event_trigger_dropped_objects() d JOIN hyperline._models x ON x.source = d.objid
+            WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 LOOP
+    DELETE FROM hyperline._models x WHERE x.name = m.name;
+    changed := true;
+    RAISE NOTICE 'model "%" dropped with its source table %', m.name, m.object_identity
+      USING DETAIL = format('Its %s undelivered events are still delivered.', m.waiting);
+  END LOOP;
+  -- (Our own functions drop and recreate triggers: not a loss.)
+  IF NOT hyperline._in_gate()
+     AND EXISTS (SELECT 1 FROM pg_event_trigger_dropped_objects() d WHERE d.object_type = 'trigger') THEN
+    FOR m IN SELECT x.name FROM hyperline._models x
+              WHERE x.kind = 'table' AND EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = x.source)
+                AND (SELECT count(*) FROM hyperline._model_triggers(x.name)) < hyperline._trigger_count(x) LOOP
+      RAISE WARNING 'model "%" lost its triggers: row changes of its table produce no events', m.name
+        USING HINT = 'Give it back its triggers with hyperline.alter_model (e.g. a new filter), or drop the model.';
+    END LOOP;
+  END IF;
+  IF changed THEN
+    PERFORM hyperline._models_changed();
+  END IF;
+END
+$fn$;
+
+-- ALTER TABLE of a model's source: the filter text follows renamed columns
+-- (the triggers' WHEN clauses do by themselves), and a model that cannot render
+-- any more (a column its template or key uses renamed or dropped) gets a
+-- WARNING naming it. Writes never fail for it: its events are recorded failed.
+CREATE OR REPLACE FUNCTION hyperline._on_ddl_end() RETURNS event_trigger
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  m hyperline._models;
+  fresh text;
+  problem text;
+BEGIN
+  IF to_regclass('hyperline._models') IS NULL THEN
+    RETURN;
+  END IF;
+  FOR m IN SELECT x.* FROM hyperline._models x
+            WHERE x.source IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c
+                                WHERE c.classid = 'pg_class'::regclass) LOOP
+    IF m.filter IS NOT NULL THEN
+      SELECT hyperline._filter_of_qual(m.source, tg.tgqual::text) INTO fresh
+        FROM hyperline._model_triggers(m.name) t JOIN pg_trigger tg ON tg.oid = t.oid
+       WHERE tg.tgqual IS NOT NULL LIMIT 1;
+      IF fresh IS NOT NULL AND fresh IS DISTINCT FROM m.filter THEN
+        UPDATE hyperline._models x SET filter = fresh, updated_at = now() WHERE x.name = m.name;
+      END IF;
+    END IF;
+    problem := hyperline._model_problem(m.name);
+    IF problem IS NOT NULL THEN
+      RAISE WARNING '%', problem
+        USING HINT = 'Writes go on and its events are recorded failed until hyperline.alter_model gives it a payload (or key) that fits the table.';
+    END IF;
+  END LOOP;
 END
 $fn$;
 
@@ -810,6 +976,10 @@ GRANT EXECUTE ON FUNCTION
   hyperline.retry(text), hyperline.render_template(text, jsonb)
   TO PUBLIC;
 -- END REPLACEABLE
+
+CREATE EVENT TRIGGER hyperline_sql_drop ON sql_drop EXECUTE FUNCTION hyperline._on_sql_drop();
+CREATE EVENT TRIGGER hyperline_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+  EXECUTE FUNCTION hyperline._on_ddl_end();
 
 GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
 -- Readable by all (row level security filters models and events; no secret is

@@ -19,16 +19,21 @@ extern "C" {
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/genam.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/relcache.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -45,6 +50,11 @@ extern "C" {
 #include "pg/model_catalog.hpp"
 #include "pg/outbox.hpp"
 #include "pg/shmem.hpp"
+
+namespace hyperline::pg {
+// filter.cpp
+std::string NormalizeFilter(Oid relid, const std::string& filter);
+}  // namespace hyperline::pg
 
 namespace hyperline::pg {
 namespace {
@@ -98,9 +108,11 @@ std::string SourceSelect(const CompiledModel& model, const std::string& filter, 
       "SELECT " + alias + " FROM " + (partitioned ? "" : "ONLY ") + relation + " " + alias;
   if (!filter.empty()) sql += " WHERE (" + filter + ")";
   if (order) {
-    const char* key = nullptr;
-    PgGuard([&] { key = quote_identifier(model.key.name.c_str()); });
-    sql += std::string(" ORDER BY ") + alias + "." + key;
+    for (size_t i = 0; i < model.keys.size(); ++i) {
+      const char* key = nullptr;
+      PgGuard([&] { key = quote_identifier(model.keys[i].name.c_str()); });
+      sql += std::string(i == 0 ? " ORDER BY " : ", ") + alias + "." + key;
+    }
   }
   if (limit >= 0) sql += " LIMIT " + std::to_string(limit);
   if (lock) sql += " FOR SHARE OF " + alias;
@@ -178,7 +190,7 @@ void ValidateSample(const CompiledModel& model) {
   bool rendered = false;
   {
     UserScope as_reader(Reader(), 0);
-    ForEachRow(SourceSelect(model, "", false, 1, false), RowTypeOf(model.source), 1,
+    ForEachRow(SourceSelect(model, model.filter, false, 1, false), RowTypeOf(model.source), 1,
                [&](HeapTuple tuple, TupleDesc desc) {
                  have_row = true;
                  rendered = RenderEvent(model, desc, tuple, nullptr, "insert", key, payload,
@@ -195,7 +207,9 @@ void ValidateSample(const CompiledModel& model) {
       error = e.what();
     }
   }
-  const std::string sample = have_row ? "the first row of the table" : "a sample row";
+  const std::string sample = !have_row              ? "a sample row"
+                             : model.filter.empty() ? "the first row of the table"
+                                                    : "the first row of the table in the filter";
   if (!rendered) {
     Throw(ERRCODE_DATA_EXCEPTION, "rendering " + sample + " failed: " + error,
           payload.empty() ? "" : "Rendered: " + payload);
@@ -214,6 +228,40 @@ void ValidateSample(const CompiledModel& model) {
   for (const std::string& w : report.warnings) Warn("payload: " + w);
 }
 
+// Whether the key columns are unique: covered by a primary key or a unique
+// index without predicate or expressions whose columns are all NOT NULL.
+// Why required: two rows with the same key value would be one record for
+// superseding and ordering, and one would replace the other's events.
+bool KeyIsUnique(Oid relid, const std::vector<ColumnBinding>& keys) {
+  bool unique = false;
+  PgGuard([&] {
+    Relation rel = table_open(relid, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    List* indexes = RelationGetIndexList(rel);
+    ListCell* lc = nullptr;
+    foreach (lc, indexes) {
+      Relation index = index_open(lfirst_oid(lc), AccessShareLock);
+      Form_pg_index form = index->rd_index;
+      bool covered = form->indisunique && form->indisvalid &&
+                     RelationGetIndexPredicate(index) == NIL &&
+                     RelationGetIndexExpressions(index) == NIL;
+      for (int k = 0; covered && k < form->indnkeyatts; ++k) {
+        AttrNumber att = form->indkey.values[k];
+        bool in_key = false;
+        for (const ColumnBinding& b : keys) in_key = in_key || b.attnum == att;
+        covered = in_key && att > 0 && TupleDescAttr(desc, att - 1)->attnotnull;
+      }
+      index_close(index, AccessShareLock);
+      if (covered) {
+        unique = true;
+        break;
+      }
+    }
+    table_close(rel, AccessShareLock);
+  });
+  return unique;
+}
+
 // SQL hyperline._validate_model(source, primary_key, payload, model[, filter])
 // -> the normalized filter (0.1.0: four arguments, returns void).
 Datum ValidateModel(FunctionCallInfo fcinfo) {
@@ -223,13 +271,71 @@ Datum ValidateModel(FunctionCallInfo fcinfo) {
   std::string payload = TextArg(fcinfo, 2, "payload");
   std::string name = TextArg(fcinfo, 3, "name");
   bool with_filter = PG_NARGS() > 4;
-  if (with_filter && !PG_ARGISNULL(4)) {
-    Throw(ERRCODE_FEATURE_NOT_SUPPORTED, "filters are not supported yet");
-  }
   std::shared_ptr<CompiledModel> model = CompileModel(name, source, primary_key, payload, "");
+  if (with_filter && !KeyIsUnique(source, model->keys)) {
+    std::string relname;
+    std::string columns;
+    PgGuard([&] { relname = format_type_be(get_rel_type_id(source)); });
+    for (const ColumnBinding& k : model->keys) {
+      const char* quoted = nullptr;
+      PgGuard([&] { quoted = quote_identifier(k.name.c_str()); });
+      columns += (columns.empty() ? "" : ", ") + std::string(quoted);
+    }
+    Throw(ERRCODE_INVALID_PARAMETER_VALUE,
+          "primary key (" + columns + ") of table " + relname + " is not unique",
+          "No primary key or unique index on NOT NULL columns covers it: rows that share a key "
+          "would replace each other's events.",
+          "Name the table's primary key columns, or add a unique index: CREATE UNIQUE INDEX ON " +
+              relname + " (" + columns + "), its columns NOT NULL.");
+  }
+  if (with_filter && !PG_ARGISNULL(4))
+    model->filter = NormalizeFilter(source, TextArg(fcinfo, 4, "filter"));
   ValidateSample(*model);
   if (!with_filter) PG_RETURN_VOID();
-  PG_RETURN_NULL();
+  if (model->filter.empty()) PG_RETURN_NULL();
+  text* result = nullptr;
+  PgGuard([&] { result = cstring_to_text(model->filter.c_str()); });
+  PG_RETURN_TEXT_P(result);
+}
+
+// SQL hyperline._key_columns(source, primary_key) -> the key's column names.
+Datum KeyColumns(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0)) Throw(ERRCODE_NULL_VALUE_NOT_ALLOWED, "source must not be NULL");
+  Oid source = PG_GETARG_OID(0);
+  std::string primary_key = TextArg(fcinfo, 1, "primary_key");
+  std::vector<std::string> columns;
+  int natts = 0;
+  NameData* names = nullptr;
+  PgGuard([&] {
+    Relation rel = table_open(source, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    names = static_cast<NameData*>(palloc(sizeof(NameData) * (desc->natts + 1)));
+    for (int i = 0; i < desc->natts; ++i) {
+      if (!TupleDescAttr(desc, i)->attisdropped) names[natts++] = TupleDescAttr(desc, i)->attname;
+    }
+    table_close(rel, AccessShareLock);
+  });
+  for (int i = 0; i < natts; ++i) columns.emplace_back(NameStr(names[i]));
+  std::vector<std::string> keys = KeyColumnNames(primary_key, columns);
+  Datum result = 0;
+  PgGuard([&] {
+    Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (keys.size() + 1)));
+    for (size_t i = 0; i < keys.size(); ++i) elems[i] = CStringGetTextDatum(keys[i].c_str());
+    result = PointerGetDatum(
+        construct_array(elems, static_cast<int>(keys.size()), TEXTOID, -1, false, TYPALIGN_INT));
+  });
+  return result;
+}
+
+// SQL hyperline._model_problem(model) -> why the model cannot render any
+// event (a column its template or key uses is gone), or NULL.
+Datum ModelProblem(FunctionCallInfo fcinfo) {
+  std::string name = TextArg(fcinfo, 0, "model");
+  std::shared_ptr<const CompiledModel> model = GetModel(name.c_str(), InvalidOid);
+  if (model->error.empty()) PG_RETURN_NULL();
+  text* result = nullptr;
+  PgGuard([&] { result = cstring_to_text(model->error.c_str()); });
+  PG_RETURN_TEXT_P(result);
 }
 
 // SQL hyperline._render_rows(model, sample) -> (key, payload): the first rows
@@ -352,6 +458,8 @@ using hyperline::pg::CppGuard;
 extern "C" {
 PG_FUNCTION_INFO_V1(hyperline_validate_model);
 PG_FUNCTION_INFO_V1(hyperline_render_rows);
+PG_FUNCTION_INFO_V1(hyperline_key_columns);
+PG_FUNCTION_INFO_V1(hyperline_model_problem);
 PG_FUNCTION_INFO_V1(hyperline_backfill_rows);
 PG_FUNCTION_INFO_V1(hyperline_render_template);
 PG_FUNCTION_INFO_V1(hyperline_models_changed);
@@ -362,6 +470,16 @@ PG_FUNCTION_INFO_V1(hyperline_caller_can_select);
 // SQL hyperline._validate_model(source, primary_key, payload, model, filter).
 Datum hyperline_validate_model(PG_FUNCTION_ARGS) {
   return CppGuard([&] { return hyperline::pg::ValidateModel(fcinfo); });
+}
+
+// SQL hyperline._key_columns(source, primary_key).
+Datum hyperline_key_columns(PG_FUNCTION_ARGS) {
+  return CppGuard([&] { return hyperline::pg::KeyColumns(fcinfo); });
+}
+
+// SQL hyperline._model_problem(model).
+Datum hyperline_model_problem(PG_FUNCTION_ARGS) {
+  return CppGuard([&] { return hyperline::pg::ModelProblem(fcinfo); });
 }
 
 // SQL hyperline._render_rows(model, sample).

@@ -36,6 +36,7 @@ extern "C" {
 
 PG_FUNCTION_INFO_V1(hyperline_gate);
 PG_FUNCTION_INFO_V1(hyperline_caller);
+PG_FUNCTION_INFO_V1(hyperline_in_gate);
 }
 
 namespace hyperline::pg {
@@ -162,4 +163,9 @@ extern "C" Datum hyperline_gate(PG_FUNCTION_ARGS) {
 // SQL hyperline._caller(): the role calling the public function being run.
 extern "C" Datum hyperline_caller(PG_FUNCTION_ARGS) {
   PG_RETURN_OID(hyperline::pg::CurrentCaller());
+}
+
+// SQL hyperline._in_gate(): whether a public function's gate is active.
+extern "C" Datum hyperline_in_gate(PG_FUNCTION_ARGS) {
+  PG_RETURN_BOOL(hyperline::pg::HaveCaller());
 }

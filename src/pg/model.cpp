@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "common/shortest_dec.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -29,6 +30,8 @@ extern "C" {
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <cstdlib>
 #include <unordered_map>
 
 #include "pg/guard.hpp"
@@ -289,6 +292,17 @@ void ExtractScalar(ColumnKind kind, FmgrInfo* out, Datum value, RawDatum* r) {
   }
 }
 
+// A real (float4) as the double nearest to its shortest round-trip decimal,
+// which is what float4out prints: 0.1 stays 0.1, not 0.10000000149011612 (the
+// float4's exact value). A double prints its shortest digits too, and every
+// such decimal of at most 9 digits is read back exactly by a double.
+double Float4AsDouble(float f) {
+  if (std::isnan(f) || std::isinf(f)) return static_cast<double>(f);
+  char buf[32];
+  float_to_shortest_decimal_buf(f, buf);
+  return strtod(buf, nullptr);
+}
+
 // Copies one datum of type `typid` (already classified) into `r`.
 void ExtractValue(Oid typid, ColumnKind kind, FmgrInfo* out, Datum value, RawDatum* r) {
   r->isnull = false;
@@ -308,7 +322,7 @@ void ExtractValue(Oid typid, ColumnKind kind, FmgrInfo* out, Datum value, RawDat
       return;
     }
     case ColumnKind::Float:
-      r->d = typid == FLOAT4OID ? DatumGetFloat4(value) : DatumGetFloat8(value);
+      r->d = typid == FLOAT4OID ? Float4AsDouble(DatumGetFloat4(value)) : DatumGetFloat8(value);
       return;
     case ColumnKind::Time: {
       Timestamp ts = DatumGetTimestamp(value);
@@ -458,7 +472,55 @@ void FillObject(Value& v, const std::vector<ColumnBinding>& columns, const RawDa
   for (size_t i = 0; i < columns.size(); ++i) obj[i].second = RawToValue(raw[i]);
 }
 
+// The event_key of raw key values.
+void AppendKey(const RawDatum* raw, size_t n, std::string& out) {
+  std::vector<Value> values;
+  values.reserve(n);
+  for (size_t i = 0; i < n; ++i) values.push_back(RawToValue(raw[i]));
+  AppendEventKey(values, out);
+}
+
 }  // namespace
+
+std::vector<std::string> KeyColumnNames(const std::string& primary_key,
+                                        const std::vector<std::string>& columns) {
+  if (std::find(columns.begin(), columns.end(), primary_key) != columns.end()) return {primary_key};
+  std::vector<std::string> names;
+  size_t start = 0;
+  for (;;) {
+    size_t comma = primary_key.find(',', start);
+    std::string part =
+        primary_key.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    size_t first = part.find_first_not_of(" \t\r\n");
+    size_t last = part.find_last_not_of(" \t\r\n");
+    names.push_back(first == std::string::npos ? "" : part.substr(first, last - first + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return names;
+}
+
+void AppendEventKey(const std::vector<Value>& values, std::string& out) {
+  if (values.size() == 1) {
+    AppendLiquidString(values[0], out);
+    return;
+  }
+  std::string text;
+  out.push_back('[');
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    if (values[i].is_nil()) {
+      out.append("null");
+      continue;
+    }
+    text.clear();
+    AppendLiquidString(values[i], text);
+    out.push_back('"');
+    AppendJsonEscaped(text, out);
+    out.push_back('"');
+  }
+  out.push_back(']');
+}
 
 // ---------------------------------------------------------------------------
 // Compilation
@@ -478,15 +540,25 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
   std::vector<std::string> names;
   for (const TableColumn& c : columns) names.push_back(c.name);
 
-  const TableColumn* key = FindColumn(columns, primary_key);
-  if (key == nullptr) {
-    Throw(ERRCODE_UNDEFINED_COLUMN,
-          "primary key column \"" + primary_key + "\" does not exist in table " + relname, "",
-          DidYouMean(primary_key, names));
+  for (const std::string& key_name : KeyColumnNames(primary_key, names)) {
+    const TableColumn* key = FindColumn(columns, key_name);
+    if (key == nullptr) {
+      Throw(ERRCODE_UNDEFINED_COLUMN,
+            "primary key column \"" + key_name + "\" does not exist in table " + relname, "",
+            DidYouMean(key_name, names));
+    }
+    for (const ColumnBinding& k : model->keys) {
+      if (k.attnum == key->attnum) {
+        Throw(ERRCODE_DUPLICATE_COLUMN,
+              "primary key column \"" + key_name + "\" is named twice in \"" + primary_key + "\"");
+      }
+    }
+    ColumnBinding b;
+    b.name = key->name;
+    b.attnum = key->attnum;
+    b.typid = key->typid;
+    model->keys.push_back(std::move(b));
   }
-  model->key.name = key->name;
-  model->key.attnum = key->attnum;
-  model->key.typid = key->typid;
 
   try {
     model->tmpl = PayloadTemplate::Compile(payload);
@@ -513,28 +585,38 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
   }
 
   PgGuard([&] {
-    ResolveBinding(&model->key);
+    for (ColumnBinding& b : model->keys) ResolveBinding(&b);
     for (ColumnBinding& b : model->row_columns) ResolveBinding(&b);
     for (ColumnBinding& b : model->old_columns) ResolveBinding(&b);
   });
   return model;
 }
 
-// Binds the primary key of a model that cannot compile, so its failed events
-// still carry their key; leaves it unbound when that fails too.
+// Binds the key columns of a model that cannot compile, so its failed events
+// still carry their key; leaves them unbound when that fails too.
 void TryBindKey(CompiledModel& model, const std::string& primary_key) {
   try {
     std::string relname;
     std::vector<TableColumn> columns = ReadColumns(model.source, relname);
-    const TableColumn* key = FindColumn(columns, primary_key);
-    if (key == nullptr) return;
-    model.key.name = key->name;
-    model.key.attnum = key->attnum;
-    model.key.typid = key->typid;
-    PgGuard([&] { ResolveBinding(&model.key); });
+    std::vector<std::string> names;
+    for (const TableColumn& c : columns) names.push_back(c.name);
+    std::vector<ColumnBinding> keys;
+    for (const std::string& key_name : KeyColumnNames(primary_key, names)) {
+      const TableColumn* key = FindColumn(columns, key_name);
+      if (key == nullptr) return;
+      ColumnBinding b;
+      b.name = key->name;
+      b.attnum = key->attnum;
+      b.typid = key->typid;
+      keys.push_back(std::move(b));
+    }
+    PgGuard([&] {
+      for (ColumnBinding& b : keys) ResolveBinding(&b);
+    });
+    model.keys = std::move(keys);
   } catch (const PgException& e) {
     if (e.from_postgres) throw;
-    model.key.attnum = 0;
+    model.keys.clear();
   }
 }
 
@@ -617,12 +699,16 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
                  std::string& error) {
   // The bindings' FmgrInfo are used (not changed) by the output calls.
   auto& m = const_cast<CompiledModel&>(model);
+  size_t nkey = m.keys.size();
   if (!m.error.empty()) {
     key.clear();
-    if (m.key.attnum != 0) {
-      RawDatum key_raw;
-      PgGuard([&] { ExtractColumn(&m.key, desc, tuple, &key_raw); });
-      AppendLiquidString(RawToValue(key_raw), key);
+    if (nkey > 0) {
+      RawDatum* key_raw = nullptr;
+      PgGuard([&] {
+        key_raw = static_cast<RawDatum*>(palloc(sizeof(RawDatum) * nkey));
+        for (size_t i = 0; i < nkey; ++i) ExtractColumn(&m.keys[i], desc, tuple, &key_raw[i]);
+      });
+      AppendKey(key_raw, nkey, key);
     }
     error = m.error;
     return false;
@@ -630,11 +716,10 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
   size_t nrow = m.row_columns.size();
   size_t nold = m.old_columns.size();
   RawDatum* raw = nullptr;
-  RawDatum key_raw;
   bool have_old = old_tuple != nullptr && m.uses_old;
   PgGuard([&] {
-    raw = static_cast<RawDatum*>(palloc(sizeof(RawDatum) * (nrow + nold + 1)));
-    ExtractColumn(&m.key, desc, tuple, &key_raw);
+    raw = static_cast<RawDatum*>(palloc(sizeof(RawDatum) * (nrow + nold + nkey)));
+    for (size_t i = 0; i < nkey; ++i) ExtractColumn(&m.keys[i], desc, tuple, &raw[nrow + nold + i]);
     for (size_t i = 0; i < nrow; ++i) ExtractColumn(&m.row_columns[i], desc, tuple, &raw[i]);
     if (have_old) {
       for (size_t i = 0; i < nold; ++i) {
@@ -643,9 +728,8 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
     }
   });
   try {
-    Value key_value = RawToValue(key_raw);
     key.clear();
-    AppendLiquidString(key_value, key);
+    AppendKey(raw + nrow + nold, nkey, key);
     liquid::Context& ctx = m.context;
     if (ctx.Find("operation") == nullptr) {
       ctx.Set("row", Value::Nil());
@@ -680,6 +764,18 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
     error = e.what();
     return false;
   }
+}
+
+void EventKeyOf(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, std::string& key) {
+  auto& m = const_cast<CompiledModel&>(model);  // bindings' FmgrInfo are used, not changed
+  size_t n = m.keys.size();
+  RawDatum* raw = nullptr;
+  PgGuard([&] {
+    raw = static_cast<RawDatum*>(palloc(sizeof(RawDatum) * (n + 1)));
+    for (size_t i = 0; i < n; ++i) ExtractColumn(&m.keys[i], desc, tuple, &raw[i]);
+  });
+  key.clear();
+  AppendKey(raw, n, key);
 }
 
 std::string RenderSynthetic(const CompiledModel& model) {

@@ -69,7 +69,9 @@ struct CompiledModel {
   std::vector<ColumnBinding> row_columns;  // columns the template reads from `row`
   std::vector<ColumnBinding> old_columns;  // columns read from `old`
   bool uses_old = false;
-  ColumnBinding key;  // the primary key column
+  // The key columns, in the order primary_key names them: one, or several
+  // (event_key is then the JSON array of their values as text).
+  std::vector<ColumnBinding> keys;
   // Settings of the model's row (hyperline._models), as GetModel read them.
   std::string filter;           // normalized filter expression, "" when none
   bool delete_via_api = false;  // delete_mode 'api': removals go to DELETE /v1/events
@@ -92,6 +94,16 @@ struct CompiledModel {
 // kept in CompiledModel::error; throws PgException when the model is unknown.
 std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid);
 
+// The columns a primary_key setting names: the whole string when it is a
+// column's name, else the comma-separated names, trimmed. Empty names are
+// kept (so that the caller reports them).
+std::vector<std::string> KeyColumnNames(const std::string& primary_key,
+                                        const std::vector<std::string>& columns);
+
+// The event_key of key values: the value as text for one key column, the JSON
+// array of the values as text for several (NULL as null).
+void AppendEventKey(const std::vector<Value>& values, std::string& out);
+
 // Compiles a definition without caching it; throws PgException naming the
 // problem (create_model's validation).
 std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
@@ -108,6 +120,9 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
 bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, HeapTuple old_tuple,
                  const char* operation, std::string& key, std::string& payload, JsonTokens* tokens,
                  std::string& error);
+
+// The event_key of a row (the key columns' values, see AppendEventKey).
+void EventKeyOf(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, std::string& key);
 
 // Builds the jsonb value of rendered tokens, in the current memory context;
 // objects not marked keys_sorted are sorted as jsonb sorts them (the last of

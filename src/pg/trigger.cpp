@@ -7,6 +7,7 @@
 // rendering error never fails the user's statement: the event is recorded
 // 'failed' with the error.
 #include "pg/model.hpp"
+#include <cstring>
 #include <string>
 
 extern "C" {
@@ -14,11 +15,13 @@ extern "C" {
 
 #include "commands/trigger.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/datum.h"
 #include "utils/rel.h"
 }
 
 #include "pg/guard.hpp"
+#include "pg/model_catalog.hpp"
 #include "pg/outbox.hpp"
 #include "pg/shmem.hpp"
 
@@ -40,6 +43,50 @@ bool TuplesEqual(TupleDesc desc, HeapTuple a, HeapTuple b) {
   return true;
 }
 
+// What one firing of our trigger is about (its second argument; a trigger
+// with only the model name fires for every kind, by its event).
+enum class Change { kByEvent, kAdded, kRemoved, kChanged };
+
+Change ChangeOf(const Trigger* trigger) {
+  if (trigger->tgnargs < 2) return Change::kByEvent;
+  const char* kind = trigger->tgargs[1];
+  if (strcmp(kind, "added") == 0) return Change::kAdded;
+  if (strcmp(kind, "removed") == 0) return Change::kRemoved;
+  if (strcmp(kind, "changed") == 0) return Change::kChanged;
+  Throw(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
+        std::string("hyperline._trigger(): unknown change kind \"") + kind + "\"");
+}
+
+// Renders one event and buffers it for the outbox. `row` is what the template
+// sees as `row` (the old row for a removal), `old` the old row of an update.
+// A rendering error is recorded as a failed event, never raised.
+void Emit(const char* model_name, const CompiledModel* model, const std::string& model_error,
+          TupleDesc desc, HeapTuple row, HeapTuple old, const char* operation) {
+  std::string key;
+  std::string payload;
+  std::string error = model_error;
+  // Per backend, reused row after row: no allocation once warm.
+  static JsonTokens tokens;
+  tokens.Clear();
+  bool ok = model != nullptr &&
+            RenderEvent(*model, desc, row, old, operation, key, payload, &tokens, error);
+  OutboxInsert insert;
+  insert.model = model_name;
+  insert.event_key = key.c_str();
+  insert.operation = operation;
+  bool as_tokens = ok && !tokens.tokens.empty();
+  insert.payload = ok && !as_tokens ? payload.c_str() : nullptr;
+  insert.payload_jsonb = 0;
+  insert.last_error = ok ? nullptr : error.c_str();
+  insert.destination = model != nullptr ? model->destination.c_str() : "";
+  insert.via_delete_api =
+      model != nullptr && model->delete_via_api && strcmp(operation, "delete") == 0;
+  PgGuard([&] {
+    if (as_tokens) insert.payload_jsonb = TokensToJsonb(tokens);
+    BufferOutboxRow(insert);
+  });
+}
+
 Datum TriggerBody(FunctionCallInfo fcinfo) {
   if (!CALLED_AS_TRIGGER(fcinfo)) {
     Throw(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED,
@@ -52,65 +99,80 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
           "hyperline._trigger() must be an AFTER ... FOR EACH ROW trigger with the model name "
           "as argument");
   }
+  // Why here: AFTER row triggers run in a loop at the end of the statement
+  // that does not look at interrupts; a heavy template over many rows must
+  // still let a cancel, statement_timeout or terminate act.
+  PgGuard([] { CHECK_FOR_INTERRUPTS(); });
   const char* model_name = td->tg_trigger->tgargs[0];
+  Change change = ChangeOf(td->tg_trigger);
   TupleDesc desc = RelationGetDescr(td->tg_relation);
-  HeapTuple row = nullptr;
-  HeapTuple old = nullptr;
-  const char* operation = nullptr;
+  HeapTuple newrow = nullptr;
+  HeapTuple oldrow = nullptr;
   if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
-    operation = "insert";
-    row = td->tg_trigtuple;
+    newrow = td->tg_trigtuple;
+    if (change == Change::kByEvent) change = Change::kAdded;
   } else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
-    operation = "update";
-    row = td->tg_newtuple;
-    old = td->tg_trigtuple;
-    bool unchanged = false;
-    PgGuard([&] { unchanged = TuplesEqual(desc, old, row); });
-    if (unchanged) return PointerGetDatum(nullptr);  // "row changed" only
+    newrow = td->tg_newtuple;
+    oldrow = td->tg_trigtuple;
+    if (change == Change::kByEvent) change = Change::kChanged;
   } else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
-    operation = "delete";
-    row = td->tg_trigtuple;  // `row` is the removed row
+    oldrow = td->tg_trigtuple;
+    if (change == Change::kByEvent) change = Change::kRemoved;
   } else {
     return PointerGetDatum(nullptr);
   }
+  if (change == Change::kChanged) {
+    bool unchanged = false;
+    PgGuard([&] { unchanged = TuplesEqual(desc, oldrow, newrow); });
+    if (unchanged) return PointerGetDatum(nullptr);  // "row changed" only
+  }
 
-  std::string key;
-  std::string payload;
-  std::string error;
-  std::string destination;
-  bool via_delete_api = false;
-  // Per backend, reused row after row: no allocation once warm.
-  static JsonTokens tokens;
-  tokens.Clear();
-  bool ok = false;
+  std::shared_ptr<const CompiledModel> model;
+  std::string model_error;
   try {
-    std::shared_ptr<const CompiledModel> model =
-        GetModel(model_name, RelationGetRelid(td->tg_relation));
-    destination = model->destination;
-    via_delete_api = model->delete_via_api && strcmp(operation, "delete") == 0;
-    ok = RenderEvent(*model, desc, row, old, operation, key, payload, &tokens, error);
+    model = GetModel(model_name, RelationGetRelid(td->tg_relation));
   } catch (const PgException& e) {
     // A trigger left behind without its model (hyperline._models edited by
     // hand): the write goes on and the event is recorded failed, visibly. A
     // trigger attached by hand to a table that is not the model's makes no
     // event under the model's name: the write fails.
     if (e.from_postgres || e.sqlstate == ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED) throw;
-    error = e.what();
+    model_error = e.what();
   }
-  OutboxInsert insert;
-  insert.model = model_name;
-  insert.event_key = key.c_str();
-  insert.operation = operation;
-  bool as_tokens = ok && !tokens.tokens.empty();
-  insert.payload = ok && !as_tokens ? payload.c_str() : nullptr;
-  insert.payload_jsonb = 0;
-  insert.last_error = ok ? nullptr : error.c_str();
-  insert.destination = destination.c_str();
-  insert.via_delete_api = via_delete_api;
-  PgGuard([&] {
-    if (as_tokens) insert.payload_jsonb = TokensToJsonb(tokens);
-    BufferOutboxRow(insert);
-  });
+  const CompiledModel* m = model.get();
+  // Which row changes the model sends; a model that cannot be read records
+  // the event of the firing as failed.
+  int on = m != nullptr ? m->triggers : (kOnInsert | kOnUpdate | kOnDelete);
+  switch (change) {
+    case Change::kAdded:
+      if (on & kOnInsert) Emit(model_name, m, model_error, desc, newrow, nullptr, "insert");
+      break;
+    case Change::kRemoved:
+      if (on & kOnDelete) Emit(model_name, m, model_error, desc, oldrow, nullptr, "delete");
+      break;
+    case Change::kChanged: {
+      // An update that changes the key is the old key removed and the new key
+      // added, in that order (each as its trigger says): sent as an update of
+      // the new key, the old record would stay at Hyperline.
+      bool same_key = true;
+      if (m != nullptr && m->error.empty() && !m->keys.empty()) {
+        std::string old_key;
+        std::string new_key;
+        EventKeyOf(*m, desc, oldrow, old_key);
+        EventKeyOf(*m, desc, newrow, new_key);
+        same_key = old_key == new_key;
+      }
+      if (same_key) {
+        if (on & kOnUpdate) Emit(model_name, m, model_error, desc, newrow, oldrow, "update");
+      } else {
+        if (on & kOnDelete) Emit(model_name, m, model_error, desc, oldrow, nullptr, "delete");
+        if (on & kOnInsert) Emit(model_name, m, model_error, desc, newrow, nullptr, "insert");
+      }
+      break;
+    }
+    case Change::kByEvent:
+      break;
+  }
   WakeWorkerAtCommit();
   return PointerGetDatum(nullptr);
 }

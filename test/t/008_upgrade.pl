@@ -37,6 +37,14 @@ sub populate {
 		SELECT hyperline.create_model('seats', 'seats', 'id', \$\$ {
 		  "customer_id": "{{ row.customer }}", "event_type": "seat", "timestamp": 0,
 		  "record": {"id": "s{{ row.id }}"}} \$\$, destination => 'single');
+		-- insert only (0.2.0 adds a trigger for key changes), and a name whose
+		-- trigger name 0.1.0 truncated
+		SELECT hyperline.create_model('seats_added', 'seats', 'id', \$\$ {
+		  "customer_id": "{{ row.customer }}", "event_type": "seat_added", "timestamp": 0,
+		  "record": {"id": "added-{{ row.id }}"}} \$\$, triggers => '{insert}', destination => 'single');
+		SELECT hyperline.create_model('a_model_name_long_enough_that_its_trigger_name_was_cut', 'seats', 'id', \$\$ {
+		  "customer_id": "{{ row.customer }}", "event_type": "seat_long", "timestamp": 0,
+		  "record": {"id": "long-{{ row.id }}"}} \$\$, triggers => '{update}', destination => 'single');
 	});
 }
 
@@ -73,7 +81,7 @@ for my $from (@released) {
 		  VALUES ('seats', 'old', 'insert', '{"customer_id": "cus_0", "event_type": "seat", "timestamp": 0, "record": {"id": "sold"}}',
 		          'failed', 12, 503, 'gave up after 12 attempts', 'single');
 	});
-	is_deeply(outbox_counts($node), { pending => 9, failed => 2 }, "$from: events pending and failed before the update");
+	is_deeply(outbox_counts($node), { pending => 14, failed => 2 }, "$from: events pending and failed before the update");
 
 	$node->safe_psql('postgres', 'ALTER EXTENSION pg_hyperline UPDATE');
 	is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
@@ -92,17 +100,23 @@ for my $from (@released) {
 	wake($node);
 	wait_drained($node, "$from: the events pending before the update are delivered");
 	# a1's insert is superseded by its update, a2's insert by its delete
-	is_deeply(outbox_counts($node), { delivered => 7, superseded => 2, failed => 2 },
+	is_deeply(outbox_counts($node), { delivered => 12, superseded => 2, failed => 2 },
 		"$from: nothing lost, nothing resent");
 	my $events = mock_get($mock, '/_mock/events');
 	my %units = map { $_->{record}{id} => $_->{record}{units} } grep { $_->{event_type} eq 'api_call' } @$events;
 	is_deeply(\%units, { a1 => 1.25 }, "$from: the newest version of each key arrived");
 	is(scalar(grep { $_->{event_type} eq 'seat' } @$events), 5, "$from: the seats arrived one by one");
+	is(scalar(grep { $_->{event_type} eq 'seat_added' } @$events), 5, "$from: the second model's events arrived");
 
 	# (c) the models keep working
 	$node->safe_psql('postgres', "INSERT INTO seats VALUES ('k6', 'cus_6')");
 	wait_drained($node, "$from: a new event after the update is delivered");
-	is(scalar(@{ mock_get($mock, '/_mock/events?record_id__in=sk6') }), 1, "$from: the model works after the update");
+	is(scalar(@{ mock_get($mock, '/_mock/events?record_id__in=sk6,added-k6') }), 2,
+		"$from: the models work after the update");
+	$node->safe_psql('postgres', "UPDATE seats SET customer = 'cus_7' WHERE id = 'k6'");
+	wait_drained($node, "$from: an update after the update is delivered");
+	is(mock_get($mock, '/_mock/events?record_id__in=long-k6')->[0]{customer_id}, 'cus_7',
+		"$from: the model with a long name works after the update");
 
 	$node->append_conf('postgresql.conf', "hyperline.enabled = off\n");
 	$node->reload;
