@@ -140,3 +140,15 @@ SELECT count(*) AS events,
   FROM hyperline.outbox o
   JOIN hyperline.preview('key_order', 100) p ON p.key = o.event_key
  WHERE o.model = 'key_order';
+
+-- real (float4) renders with float4's shortest digits, as Postgres prints it
+-- (never the float4's exact binary value through a double), bare and quoted
+CREATE TABLE reals (id int PRIMARY KEY, r real, d double precision);
+SELECT hyperline.create_model('reals', 'reals', 'id', $$ {"customer_id": "c", "event_type": "e",
+  "timestamp": 0, "record": {"id": "{{ row.id }}", "r": {{ row.r }}, "rs": "{{ row.r }}", "d": {{ row.d }}}} $$);
+INSERT INTO reals VALUES (1, 0.1, 0.1), (2, 3.4028235e38, 1e-300), (3, 1.1754944e-38, -0.5),
+  (4, 16777217, 123456789.123), (5, -2.5e-7, 0);
+SELECT r.id, r.r::text AS postgres, o.payload->'record'->'r' AS bare, o.payload->'record'->>'rs' AS quoted
+  FROM reals r JOIN hyperline.outbox o ON o.model = 'reals' AND o.event_key = r.id::text ORDER BY r.id;
+SELECT hyperline.drop_model('reals');
+DROP TABLE reals;
