@@ -141,7 +141,10 @@ mkdir "$SRC"
 rsync -a --filter=':- .gitignore' --exclude=/.git "$ROOT"/ "$SRC"/
 
 section "package: build-dependencies"
-(cd "$SRC" && apt-get build-dep -y -qq ./ >/dev/null)
+if ! (cd "$SRC" && dpkg-checkbuilddeps 2>/dev/null); then
+  apt-get update -qq
+  (cd "$SRC" && apt-get build-dep -y -qq ./ >/dev/null)
+fi
 (cd "$SRC" && dpkg-checkbuilddeps && echo "Build-Depends of debian/control satisfied")
 
 section "package: dpkg-buildpackage -us -uc -b"
@@ -183,8 +186,14 @@ for p in "$PKG" hyperline-mock; do
     dpkg --purge "$p" >/dev/null
   fi
 done
-# Remove what an earlier `make install` left, so that only packaged files remain.
+# Remove what an earlier `make install` left (of this or another version), so
+# that only packaged files remain.
 make -C "$SRC" -s uninstall USE_PGXS=1 >/dev/null
+for f in /usr/lib/postgresql/$PGV/lib/pg_hyperline* /usr/share/postgresql/$PGV/extension/pg_hyperline* \
+         /usr/include/postgresql/$PGV/server/extension/pg_hyperline/*; do
+  if [ -e "$f" ]; then echo "removing $f (left by a make install)"; rm -rf "$f"; fi
+done
+rmdir /usr/include/postgresql/$PGV/server/extension/pg_hyperline 2>/dev/null || true
 apt-get install -y -qq "$deb" "$mockdeb" >/dev/null
 dpkg-query -W "$PKG" hyperline-mock
 dpkg --verify "$PKG" hyperline-mock || fail "installed files differ from the packages"
