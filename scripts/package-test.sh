@@ -178,7 +178,7 @@ if grep -E '/include/|\.(h|hpp|bc)$|/bitcode/' <<<"$files"; then
 fi
 dpkg -c "$mockdeb" | awk '{print $6}' | grep -qxF ./usr/bin/hyperline-mock \
   || fail "$(basename "$mockdeb") lacks /usr/bin/hyperline-mock"
-echo "contents as expected: library, control file, ${#want[@]} files in all; no headers, no bitcode"
+echo "contents as expected: pg_hyperline.so, pg_hyperline.control, $((${#want[@]} - 2)) SQL scripts; no headers, no bitcode"
 
 section "package: install"
 for p in "$PKG" hyperline-mock; do
