@@ -60,5 +60,6 @@ if ls test/t/*.pl >/dev/null 2>&1; then
   fi
   rm -rf "$TAPDIR"
 fi
+bash "$ROOT/scripts/package-test.sh"   # Debian packages: build, install, pg_regress on them; META.json
 echo
 echo "all tests passed"
