@@ -1,4 +1,5 @@
 // init.cpp: library entry point: settings, shared memory, the delivery worker.
+#include "pg/extension_guard.hpp"
 #include "pg/guc.hpp"
 #include "pg/model.hpp"
 #include "pg/outbox.hpp"
@@ -50,5 +51,6 @@ void _PG_init(void) {
   hyperline::pg::InstallXactCallbacks();
   hyperline::pg::InstallModelCacheCallbacks();
   hyperline::pg::InstallOutboxCallbacks();
+  hyperline::pg::InstallExtensionGuard();
   hyperline::pg::RegisterDeliveryWorker();
 }
