@@ -214,6 +214,17 @@ CREATE OR REPLACE FUNCTION hyperline._model_problem(model text)
   RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_model_problem';
 COMMENT ON FUNCTION hyperline._model_problem(text) IS 'Why a model cannot render events any more (a column it uses is gone), or NULL.';
 
+-- An event inserted as 'sending' comes from a dump taken while it was being
+-- sent: no worker holds it, so it is pending again. (The trigger path and the
+-- worker never insert 'sending' rows; the trigger path does not fire triggers.)
+CREATE OR REPLACE FUNCTION hyperline._restored_event() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  NEW.status := 'pending';
+  RETURN NEW;
+END
+$fn$;
+
 CREATE OR REPLACE FUNCTION hyperline._models_changed() RETURNS void
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_models_changed';
 COMMENT ON FUNCTION hyperline._models_changed() IS 'Invalidates every backend''s compiled templates at commit.';
@@ -977,6 +988,8 @@ GRANT EXECUTE ON FUNCTION
   TO PUBLIC;
 -- END REPLACEABLE
 
+CREATE TRIGGER outbox_restored_sending BEFORE INSERT ON hyperline.outbox FOR EACH ROW
+  WHEN (NEW.status = 'sending') EXECUTE FUNCTION hyperline._restored_event();
 CREATE EVENT TRIGGER hyperline_sql_drop ON sql_drop EXECUTE FUNCTION hyperline._on_sql_drop();
 CREATE EVENT TRIGGER hyperline_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
   EXECUTE FUNCTION hyperline._on_ddl_end();
