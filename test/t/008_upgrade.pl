@@ -24,7 +24,7 @@ my $node = new_node('upgrade', 'hyperline.enabled' => 'off');
 # on tables with data, events pending and failed. Written with the API every
 # release has had.
 sub populate {
-	my ($db) = @_;
+	my ($db, $fresh) = @_;
 	$node->safe_psql($db, qq{
 		SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 50);
 		SELECT hyperline.create_destination('single', 'test_key', '$mock->{url}', batch_size => 1);
@@ -46,6 +46,17 @@ sub populate {
 		  "customer_id": "{{ row.customer }}", "event_type": "seat_long", "timestamp": 0,
 		  "record": {"id": "long-{{ row.id }}"}} \$\$, triggers => '{update}', destination => 'single');
 	});
+	# A model of a role that is not a superuser (0.2.0 wants it granted the
+	# destination first; the upgrade grants it).
+	$node->safe_psql($db, "SELECT hyperline.grant_destination('hyperline', 'tenant')") if $fresh;
+	$node->safe_psql($db, q{
+		CREATE TABLE tenant_calls (id int PRIMARY KEY, customer text);
+		ALTER TABLE tenant_calls OWNER TO tenant;
+		SET ROLE tenant;
+		SELECT hyperline.create_model('tenant_calls', 'tenant_calls', 'id', $$ {
+		  "customer_id": "{{ row.customer }}", "event_type": "tenant", "timestamp": 0,
+		  "record": {"id": "t{{ row.id }}"}} $$);
+		RESET ROLE;});
 }
 
 sub describe_to_file {
@@ -58,9 +69,9 @@ sub describe_to_file {
 }
 
 my $dir = tempdir(CLEANUP => 1);
-$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('postgres', 'CREATE ROLE tenant; CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION pg_hyperline');
-populate('fresh');
+populate('fresh', 1);
 is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
 	$current, "a fresh install is version $current");
 my $fresh = describe_to_file('fresh', $dir, 'fresh');
@@ -68,7 +79,7 @@ my $fresh = describe_to_file('fresh', $dir, 'fresh');
 for my $from (@released) {
 	# The delivery worker serves database postgres: each release is tried there.
 	$node->safe_psql('postgres', 'DROP EXTENSION IF EXISTS pg_hyperline CASCADE');
-	$node->safe_psql('postgres', 'DROP TABLE IF EXISTS api_calls, seats');
+	$node->safe_psql('postgres', 'DROP TABLE IF EXISTS api_calls, seats, tenant_calls');
 	$node->safe_psql('postgres', "CREATE EXTENSION pg_hyperline VERSION '$from'");
 	populate('postgres');
 	$node->safe_psql('postgres', qq{
@@ -86,6 +97,9 @@ for my $from (@released) {
 	$node->safe_psql('postgres', 'ALTER EXTENSION pg_hyperline UPDATE');
 	is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
 		$current, "$from: updated to $current");
+
+	is($node->safe_psql('postgres', "SELECT grantees::text FROM hyperline.destinations WHERE name = 'hyperline'"),
+		'{tenant}', "$from: the owner of a model keeps the destination it uses");
 
 	# (a) the same objects as a fresh install
 	my $upgraded = describe_to_file('postgres', $dir, "from-$from");
