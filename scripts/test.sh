@@ -60,5 +60,6 @@ if ls test/t/*.pl >/dev/null 2>&1; then
   fi
   rm -rf "$TAPDIR"
 fi
+section "PostgreSQL core regression suite with pg_hyperline loaded"; bash "$ROOT/scripts/pg-core-regress.sh"
 echo
 echo "all tests passed"
