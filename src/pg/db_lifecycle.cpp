@@ -13,6 +13,7 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -20,6 +21,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 }
@@ -35,9 +37,11 @@ constexpr int kStopTimeoutMs = 10000;
 ProcessUtility_hook_type prev_process_utility = nullptr;
 
 // The database a utility statement needs to itself (no other session
-// connected), or nullptr.
-const char* DatabaseNeededAlone(Node* stmt) {
+// connected), or nullptr. `top_level`: the statement may run here (DROP
+// DATABASE and the others but RENAME refuse a transaction block).
+const char* DatabaseNeededAlone(Node* stmt, bool top_level) {
   ListCell* lc;
+  if (!top_level && !IsA(stmt, RenameStmt)) return nullptr;
   switch (nodeTag(stmt)) {
     case T_DropdbStmt:
       return castNode(DropdbStmt, stmt)->dbname;
@@ -88,10 +92,15 @@ void LifecycleUtility(PlannedStmt* pstmt, const char* query_string, bool read_on
                       ProcessUtilityContext context, ParamListInfo params,
                       QueryEnvironment* query_env, DestReceiver* dest, QueryCompletion* qc) {
   Node* stmt = pstmt->utilityStmt;
-  const char* dbname = DatabaseNeededAlone(stmt);
+  bool top_level = context == PROCESS_UTILITY_TOPLEVEL && !IsTransactionBlock();
+  const char* dbname = DatabaseNeededAlone(stmt, top_level);
   if (dbname != nullptr) {
     Oid database = get_database_oid(dbname, true);
-    if (OidIsValid(database) && database != MyDatabaseId) {
+    // Why only for the owner (or a superuser): each of these commands needs
+    // ownership (copying a non-template too), and anyone else could otherwise
+    // stop a database's delivery with a command bound to fail.
+    if (OidIsValid(database) && database != MyDatabaseId &&
+        pg_database_ownercheck(database, GetUserId())) {
       (void)BlockAndStopDatabase(database, kStopTimeoutMs);
     }
   }

@@ -144,6 +144,16 @@ ok(wait_worker('app1copy'), 'and the worker comes back');
 $took = timed('DROP DATABASE app1copy');
 cmp_ok($took, '<', 5, 'then DROP DATABASE succeeds');
 
+# A role that does not own the database cannot stop its worker with a DROP
+# DATABASE bound to fail.
+$node->safe_psql('postgres', 'CREATE ROLE mallory LOGIN CREATEDB');
+my $pid = worker_pid($node, 'app1');
+($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE app1', extra_params => [ '-U', 'mallory' ]);
+like($err, qr/must be owner of database app1/, 'DROP DATABASE by another role fails');
+($rc, $out, $err) = $node->psql('postgres', 'CREATE DATABASE stolen TEMPLATE app1', extra_params => [ '-U', 'mallory' ]);
+like($err, qr/permission denied to copy database "app1"/, 'so does copying it');
+is(worker_pid($node, 'app1'), $pid, 'and the worker of app1 was not stopped');
+
 # DROP EXTENSION: the worker notices and exits.
 $node->safe_psql('app3b', 'DROP EXTENSION pg_hyperline CASCADE');
 ok( $node->poll_query_until('postgres',
