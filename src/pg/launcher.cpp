@@ -78,7 +78,7 @@ struct DbEntry {
   Extension extension;
   TimestampTz absent_at;   // when a worker found no extension
   TimestampTz created_at;  // the last CREATE EXTENSION note
-  bool quiet_exit;         // the worker's exit is expected (an "absent" note)
+  bool quiet_exit;         // the worker's exit is expected (an "absent" or "stopped" note)
   BackgroundWorkerHandle* handle;  // a worker we started, until it stops
   int pid;                         // the registered delivery worker (0: none)
   bool serving;
@@ -166,7 +166,9 @@ void TakeNotes(HTAB* dbs, LauncherNote* notes) {
   for (int i = 0; i < n; ++i) {
     auto* e = static_cast<DbEntry*>(hash_search(dbs, &notes[i].database, HASH_FIND, nullptr));
     if (e == nullptr) continue;  // a new database: its state is unknown anyway
-    if (notes[i].kind == LauncherNoteKind::kExtensionCreated) {
+    if (notes[i].kind == LauncherNoteKind::kStopped) {
+      e->quiet_exit = true;
+    } else if (notes[i].kind == LauncherNoteKind::kExtensionCreated) {
       e->created_at = notes[i].at;
       e->extension = Extension::kUnknown;
       e->next_start = 0;
@@ -398,6 +400,9 @@ void hyperline_worker_main(Datum) {
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGINT, SIG_IGN);  // no statement to cancel
   BackgroundWorkerUnblockSignals();
+  // Why not during pg_upgrade: nothing may connect to the databases being
+  // upgraded (exit code 0: not restarted).
+  if (IsBinaryUpgrade) proc_exit(0);
   // Shared catalogs only: this works whatever databases exist.
   BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
 

@@ -372,6 +372,7 @@ bool BlockAndStopDatabase(Oid database, int timeout_ms) {
   int* signalled = static_cast<int*>(palloc0(sizeof(int) * static_cast<Size>(nslots)));
   int* found = static_cast<int*>(palloc0(sizeof(int) * static_cast<Size>(nslots)));
   int nsignalled = 0;
+  bool noted = false;
   TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
   bool left = false;
   for (;;) {
@@ -390,6 +391,12 @@ bool BlockAndStopDatabase(Oid database, int timeout_ms) {
       if (done || nsignalled >= nslots) continue;
       // Why SIGTERM: what pg_terminate_backend sends; the delivery worker
       // finishes its loop iteration, the upkeep worker stops its VACUUM.
+      // First a note: the launcher must not take the exit for a crash (it
+      // may see the exit only after the command ended).
+      if (!noted) {
+        PostNote(database, LauncherNoteKind::kStopped, GetCurrentTimestamp());
+        noted = true;
+      }
       if (kill(found[i], SIGTERM) == 0) signalled[nsignalled++] = found[i];
     }
     bool gone = nfound == 0;

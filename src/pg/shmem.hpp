@@ -43,7 +43,9 @@ struct WorkerInfo {
   Oid database = InvalidOid;
   int pid = 0;
   TimestampTz started_at = 0;
-  TimestampTz heartbeat = 0;  // last loop iteration (delivery worker)
+  // Delivery worker: its last loop iteration. An idle worker sleeps up to
+  // hyperline.poll_interval_ms between iterations, so allow that much.
+  TimestampTz heartbeat = 0;
   bool serving = false;       // delivery worker: found the extension, delivers
 };
 
@@ -98,7 +100,11 @@ bool DatabaseBlocked(Oid database);
 constexpr int kMaxLauncherNotes = 64;
 
 // What a note tells the launcher.
-enum class LauncherNoteKind : uint8 { kExtensionCreated = 1, kExtensionAbsent = 2 };
+enum class LauncherNoteKind : uint8 {
+  kExtensionCreated = 1,  // CREATE EXTENSION committed in the database
+  kExtensionAbsent = 2,   // its worker found no extension and exits
+  kStopped = 3,           // a command (DROP DATABASE...) stopped its worker
+};
 
 struct LauncherNote {
   Oid database;
