@@ -24,11 +24,11 @@ int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
 
 void DefineSettings() {
-  DefineCustomStringVariable("hyperline.database",
-                             "The only database served by a delivery worker; empty: every database.",
-                             "A delivery worker runs in each served database where the extension "
-                             "exists.",
-                             &guc_database, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "hyperline.database", "The only database served by a delivery worker; empty: every database.",
+      "A delivery worker runs in each served database where the extension "
+      "exists.",
+      &guc_database, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("hyperline.enabled", "Whether the delivery worker sends events.",
                            "When off, events stay pending in hyperline.outbox.", &guc_enabled, true,
                            PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
