@@ -132,8 +132,8 @@ ServedState CurrentDatabaseServedState() {
   HeapTuple tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
   if (!HeapTupleIsValid(tuple)) elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
   auto* db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
-  ServedState state = DatabaseServedState(NameStr(db->datname), db->datistemplate,
-                                          db->datallowconn, database_is_invalid_form(db));
+  ServedState state = DatabaseServedState(NameStr(db->datname), db->datistemplate, db->datallowconn,
+                                          database_is_invalid_form(db));
   ReleaseSysCache(tuple);
   return state;
 }
@@ -176,15 +176,15 @@ Datum hyperline_database_served(PG_FUNCTION_ARGS) {
   if (state != ServedState::kServed && warn) {
     const char* hint =
         state == ServedState::kOtherDatabase
-            ? psprintf("Create the extension in database \"%s\", or set hyperline.database = '' "
-                       "(every database) in postgresql.conf and restart the server.",
-                       guc_database)
+            ? psprintf(
+                  "Create the extension in database \"%s\", or set hyperline.database = '' "
+                  "(every database) in postgresql.conf and restart the server.",
+                  guc_database)
             : "Create the extension in a database that allows connections and is not a template.";
-    ereport(WARNING,
-            (errcode(ERRCODE_WARNING),
-             errmsg("no pg_hyperline worker delivers events from database \"%s\"",
-                    get_database_name(MyDatabaseId)),
-             errdetail_internal("%s", NotServedDetail(state)), errhint("%s", hint)));
+    ereport(WARNING, (errcode(ERRCODE_WARNING),
+                      errmsg("no pg_hyperline worker delivers events from database \"%s\"",
+                             get_database_name(MyDatabaseId)),
+                      errdetail_internal("%s", NotServedDetail(state)), errhint("%s", hint)));
   }
   PG_RETURN_BOOL(state == ServedState::kServed);
 }

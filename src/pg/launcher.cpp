@@ -76,9 +76,9 @@ struct DbEntry {
   bool seen;  // in the last read of pg_database
   ServedState served;
   Extension extension;
-  TimestampTz absent_at;   // when a worker found no extension
-  TimestampTz created_at;  // the last CREATE EXTENSION note
-  bool quiet_exit;         // the worker's exit is expected (an "absent" or "stopped" note)
+  TimestampTz absent_at;           // when a worker found no extension
+  TimestampTz created_at;          // the last CREATE EXTENSION note
+  bool quiet_exit;                 // the worker's exit is expected (an "absent" or "stopped" note)
   BackgroundWorkerHandle* handle;  // a worker we started, until it stops
   int pid;                         // the registered delivery worker (0: none)
   bool serving;
@@ -280,8 +280,8 @@ void LookAtDatabases(LauncherState* st) {
     if (e->had_worker && !running) {
       // The worker exited. Expected: no extension, the database blocked
       // (DROP DATABASE...), dropped or no longer served.
-      bool expected = e->quiet_exit || blocked || !e->seen ||
-                      e->served != ServedState::kServed || e->stop_sent;
+      bool expected =
+          e->quiet_exit || blocked || !e->seen || e->served != ServedState::kServed || e->stop_sent;
       if (expected) {
         e->restart_delay_ms = kRestartDelayMs;
         e->next_start = 0;
@@ -374,8 +374,8 @@ void LookAtDatabases(LauncherState* st) {
                "launcher: waiting for database \"%s\" (hyperline.database) to be created",
                guc_database);
       if (!st->said_waiting) {
-        ereport(LOG, (errmsg("pg_hyperline: waiting for database \"%s\" to be created",
-                             guc_database)));
+        ereport(LOG,
+                (errmsg("pg_hyperline: waiting for database \"%s\" to be created", guc_database)));
         st->said_waiting = true;
       }
     } else {
@@ -416,8 +416,8 @@ void hyperline_worker_main(Datum) {
     int n = ListWorkers(st.workers, RegistrySize());
     int kept = 0;
     for (int i = 0; i < n; ++i) kept += st.workers[i].kind == WorkerKind::kDelivery ? 1 : 0;
-    ereport(LOG, (errmsg("pg_hyperline: launcher restarted; %d delivery worker%s kept running", kept,
-                         kept == 1 ? "" : "s")));
+    ereport(LOG, (errmsg("pg_hyperline: launcher restarted; %d delivery worker%s kept running",
+                         kept, kept == 1 ? "" : "s")));
   }
 
   while (!ShutdownRequestPending) {

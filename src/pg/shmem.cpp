@@ -61,11 +61,11 @@ shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 
 // This process's state.
-int my_slot = -1;                    // registry index, if registered
-int wake_slot_cache = -1;            // backend: last slot that served this database
-bool wake_at_commit = false;         // backend: wake the worker at commit
+int my_slot = -1;                     // registry index, if registered
+int wake_slot_cache = -1;             // backend: last slot that served this database
+bool wake_at_commit = false;          // backend: wake the worker at commit
 bool note_created_at_commit = false;  // backend: CREATE EXTENSION ran
-bool block_active = false;           // backend: blocks a database until the transaction ends
+bool block_active = false;            // backend: blocks a database until the transaction ends
 
 Size HeaderSize() { return MAXALIGN(sizeof(SharedState)); }
 Size SlotsSize(int nslots) { return MAXALIGN(sizeof(WorkerSlot) * static_cast<Size>(nslots)); }
@@ -83,8 +83,7 @@ Oid* Blocks() {
 // worker slot. Why MaxBackends blocks: one per backend that may run the command.
 void RequestShmem() {
   if (prev_shmem_request_hook) prev_shmem_request_hook();
-  RequestAddinShmemSpace(HeaderSize() + SlotsSize(max_worker_processes) +
-                         BlocksSize(MaxBackends));
+  RequestAddinShmemSpace(HeaderSize() + SlotsSize(max_worker_processes) + BlocksSize(MaxBackends));
 }
 
 void StartupShmem() {

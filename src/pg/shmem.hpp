@@ -46,7 +46,7 @@ struct WorkerInfo {
   // Delivery worker: its last loop iteration. An idle worker sleeps up to
   // hyperline.poll_interval_ms between iterations, so allow that much.
   TimestampTz heartbeat = 0;
-  bool serving = false;       // delivery worker: found the extension, delivers
+  bool serving = false;  // delivery worker: found the extension, delivers
 };
 
 // Worker side, first thing in its main (before connecting): enters this process
