@@ -365,8 +365,8 @@ void LookAtDatabases(LauncherState* st) {
     }
   } else {
     if (st->said_no_slot) {
-      ereport(LOG, (errmsg("pg_hyperline: a background worker slot was free; every served "
-                           "database has its delivery worker again")));
+      ereport(LOG, (errmsg("pg_hyperline: no delivery worker waits for a background worker slot "
+                           "any more")));
       st->said_no_slot = false;
     }
     if (guc_database[0] != '\0' && !named_exists) {
