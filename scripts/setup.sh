@@ -7,6 +7,7 @@ PACKAGES=(
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib
   libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev libipc-run-perl
+  bzip2  # pg-core-regress.sh unpacks the server's source tarball
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

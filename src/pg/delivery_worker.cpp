@@ -1,6 +1,7 @@
 // delivery_worker.cpp: the delivery worker, one per database it serves
-// (dynamic, entry hyperline_delivery_main, started by the launcher). It waits
-// quietly for CREATE EXTENSION, then runs the loop:
+// (dynamic, entry hyperline_delivery_main, started by the launcher). It exits
+// when the extension does not exist in its database (telling the launcher,
+// which starts it again after CREATE EXTENSION), else runs the loop:
 //   record outcomes → claim due rows → start requests → wait for answers,
 // woken by the latch (a commit that wrote outbox rows) or every
 // hyperline.poll_interval_ms. It starts the upkeep worker (upkeep_worker.hpp)
@@ -67,13 +68,14 @@ void RunDelivery() {
     }
     std::string error;
     try {
+      PgGuard([] { WorkerHousekeeping(); });  // interrupts, barriers, heartbeat
       if (!ready) {
         if (!TxnExtensionExists()) {
-          ReportActivity("waiting for CREATE EXTENSION pg_hyperline");
-          WaitOnLatch(guc_poll_interval_ms);
-          continue;
+          NoteExtensionAbsent();  // the launcher starts us again at CREATE EXTENSION
+          break;
         }
         d.TxnResetSending();
+        SetServing(true);
         ready = true;
         wake_pending = true;
       }
@@ -105,7 +107,8 @@ void RunDelivery() {
         if (d.TxnClaim() < 0) {  // the extension was dropped
           d.Reset();
           ready = false;
-          continue;
+          NoteExtensionAbsent();
+          break;
         }
         next_claim = now + milliseconds(guc_poll_interval_ms);
       }
@@ -207,25 +210,22 @@ void RunDelivery() {
   }
 }
 
-// Withdraws the latch when the delivery worker exits.
-void OnDeliveryExit(int, Datum) { WithdrawWorkerLatch(); }
-
 }  // namespace
 }  // namespace hyperline::pg
 
 using namespace hyperline::pg;
 
-// Delivery worker: connects to the database the launcher found and delivers.
-void hyperline_delivery_main(Datum) {
+// Delivery worker: connects to the database the launcher found (by oid: a
+// rename does not matter) and delivers. Why register before connecting: a DROP
+// DATABASE that started meanwhile either sees us in the registry and stops us,
+// or has blocked the database and we leave at once.
+void hyperline_delivery_main(Datum arg) {
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
-  char dbname[NAMEDATALEN];
-  strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof dbname);
-  BackgroundWorkerInitializeConnection(dbname, nullptr, 0);
+  if (!RegisterWorker(WorkerKind::kDelivery, DatumGetObjectId(arg))) proc_exit(0);
+  BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
   ApplyWorkerSettings();
-  PublishWorkerLatch();
-  before_shmem_exit(OnDeliveryExit, 0);
   CppGuard([] { RunDelivery(); });
   proc_exit(0);
 }

@@ -25,9 +25,11 @@ int guc_vacuum_threshold = 50000;
 char* guc_admin_role = nullptr;
 
 void DefineSettings() {
-  DefineCustomStringVariable("hyperline.database", "Database in which the delivery worker runs.",
-                             "The extension must be created in this database.", &guc_database,
-                             "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "hyperline.database", "The only database served by a delivery worker; empty: every database.",
+      "A delivery worker runs in each served database where the extension "
+      "exists.",
+      &guc_database, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("hyperline.enabled", "Whether the delivery worker sends events.",
                            "When off, events stay pending in hyperline.outbox.", &guc_enabled, true,
                            PGC_SIGHUP, 0, nullptr, nullptr, nullptr);

@@ -3,7 +3,7 @@
 
 namespace hyperline::pg {
 
-extern char* guc_database;             // hyperline.database: where the worker runs
+extern char* guc_database;             // hyperline.database: the only database served ("" = all)
 extern bool guc_enabled;               // hyperline.enabled: worker delivers at all
 extern int guc_max_attempts;           // hyperline.max_attempts
 extern int guc_retry_base_ms;          // hyperline.retry_base_ms

@@ -94,9 +94,12 @@ void hyperline_upkeep_main(Datum arg) {
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
   uint32 what = DatumGetUInt32(arg);
-  char dbname[NAMEDATALEN];
-  strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof dbname);
-  BackgroundWorkerInitializeConnection(dbname, nullptr, 0);
+  Oid database;
+  memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+  // In the registry before connecting: DROP DATABASE stops us (see
+  // hyperline_delivery_main).
+  if (!RegisterWorker(WorkerKind::kUpkeep, database)) proc_exit(0);
+  BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
   ApplyWorkerSettings();
   CppGuard([&] { RunUpkeep(what); });
   proc_exit(0);

@@ -81,7 +81,7 @@ class UpkeepRunner {
       snprintf(w.bgw_name, BGW_MAXLEN, "pg_hyperline upkeep for database %s",
                MyBgworkerEntry->bgw_extra);
       snprintf(w.bgw_type, BGW_MAXLEN, "pg_hyperline upkeep");
-      strlcpy(w.bgw_extra, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
+      memcpy(w.bgw_extra, &MyDatabaseId, sizeof(Oid));  // it connects by oid
       w.bgw_main_arg = UInt32GetDatum(what);
       w.bgw_notify_pid = MyProcPid;  // our latch is set when it stops
       MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
