@@ -37,7 +37,9 @@ include $(PGXS)
 $(OBJS): $(HEADERS)
 
 # The upgrade to version V: its .sql.in with @REPLACEABLE@ replaced by the
-# BEGIN/END REPLACEABLE part of the install script of V.
+# BEGIN/END REPLACEABLE part of the install script of V (so it is rebuilt when
+# an install script changes).
+$(DATA_built): $(DATA)
 sql/$(EXTENSION)--%.sql: sql/$(EXTENSION)--%.sql.in
 	v=$$(echo $* | sed 's/.*--//'); \
 	awk 'FNR == NR { if (/^-- BEGIN REPLACEABLE/) keep = 1; if (keep) part = part $$0 "\n"; \

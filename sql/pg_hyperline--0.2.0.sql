@@ -989,7 +989,7 @@ CREATE OR REPLACE VIEW hyperline.model_status WITH (security_invoker = true) AS
                           current_database(), (SELECT setting FROM served))
               ELSE (SELECT e.last_error FROM hyperline.outbox e
                      WHERE e.model = n.model AND e.last_error IS NOT NULL
-                     ORDER BY e.id DESC LIMIT 1) END AS last_error
+                     ORDER BY e.id DESC LIMIT 1) END COLLATE "default" AS last_error
   FROM names n LEFT JOIN hyperline.outbox o ON o.model = n.model
   GROUP BY n.model;
 COMMENT ON VIEW hyperline.model_status IS 'Per model: events by status, age of the oldest pending, last delivery and last error.';
