@@ -1,8 +1,8 @@
 // value.hpp: the dynamic value that templates render.
 //
 // Vocabulary: a Value is what a Liquid variable holds. Values come from two
-// places: tuple columns (converted in src/pg/tuple_value.cpp) and template
-// literals/filters (src/core/liquid). Kinds map to JSON when a placeholder is a
+// places: a row's columns (converted by src/pg, the tuple -> Value step) and
+// template literals/filters (src/core/liquid). Kinds map to JSON when a placeholder is a
 // whole JSON value: Nil->null, Bool, Int/Float/Decimal->number, String->string,
 // Time->ISO 8601 UTC string, Array->array, Object->object.
 #pragma once

@@ -2,7 +2,6 @@
 //
 // Why UTC: payloads must not depend on the session's TimeZone (SPEC: timestamps
 // render as ISO 8601 UTC whatever the session settings).
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>

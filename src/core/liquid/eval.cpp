@@ -1,6 +1,5 @@
 // eval.cpp: expression evaluation, comparisons and render-state bookkeeping.
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>

@@ -3,7 +3,6 @@
 // Numbers follow Ruby Liquid: integers stay integers, anything with a fraction is
 // computed exactly in decimal (Ruby uses BigDecimal) and returned as a float.
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -716,14 +715,6 @@ Value FUrlEncode(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
-// Value of a hex digit, or -1.
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // url_decode (Ruby's CGI.unescape).
 Value FUrlDecode(FilterArgs& fa) {
   if (fa.input.is_nil()) return Value();
@@ -731,9 +722,9 @@ Value FUrlDecode(FilterArgs& fa) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() + 0 && HexVal(s[i + 1]) >= 0 &&
-               HexVal(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexVal(s[i + 1]) * 16 + HexVal(s[i + 2])));
+    } else if (s[i] == '%' && i + 2 < s.size() && HexDigitValue(s[i + 1]) >= 0 &&
+               HexDigitValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2])));
       i += 2;
     } else {
       out.push_back(s[i]);

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/ascii.hpp"
 #include "core/cpp_only.hpp"
 #include "core/liquid.hpp"
 #include "core/value.hpp"
@@ -41,19 +42,6 @@ struct LookupHint {
   mutable std::atomic<uint32_t> v{0};
 };
 
-// ASCII character classes. Why not <cctype>: its results depend on the process
-// locale, which inside a Postgres backend is the database's LC_CTYPE; Liquid's
-// syntax and Ruby's string methods are defined on ASCII.
-inline bool AsciiDigit(char c) { return c >= '0' && c <= '9'; }
-inline bool AsciiIsLower(char c) { return c >= 'a' && c <= 'z'; }
-inline bool AsciiIsUpper(char c) { return c >= 'A' && c <= 'Z'; }
-inline bool AsciiAlpha(char c) { return AsciiIsLower(c) || AsciiIsUpper(c); }
-inline bool AsciiAlnum(char c) { return AsciiAlpha(c) || AsciiDigit(c); }
-inline bool AsciiSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-inline char AsciiLower(char c) { return AsciiIsUpper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
-inline char AsciiUpper(char c) { return AsciiIsLower(c) ? static_cast<char>(c - 'a' + 'A') : c; }
 
 // One step of a variable path.
 struct PathSeg {

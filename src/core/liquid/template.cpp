@@ -5,7 +5,6 @@
 // Liquid's strict mode): anything it does not understand is a ParseError with
 // line, column and the offending token.
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
