@@ -943,6 +943,12 @@ void FlattenInto(const Value& v, Array& out, int depth) {
   }
 }
 
+// One render step per element a filter visits, so a filter over a huge array
+// still polls the interrupt check (see kInterruptCheckSteps).
+inline void Tick(FilterArgs& fa) {
+  if (fa.state) fa.state->Step();
+}
+
 // Ruby Liquid's InputIterator: arrays flattened, hashes wrapped, nil empty.
 Array Iterate(FilterArgs& fa, const Value& v) {
   Array out;
@@ -1008,6 +1014,7 @@ Value FJoin(FilterArgs& fa) {
   std::string out;
   bool first = true;
   for (const Value& e : Iterate(fa, fa.input)) {
+    Tick(fa);
     if (!first) out += glue;
     first = false;
     AppendLiquidString(e, out);
@@ -1054,6 +1061,7 @@ Value FCompact(FilterArgs& fa) {
   Array a = Iterate(fa, fa.input), out;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
   for (Value& e : a) {
+    Tick(fa);
     bool keep = by_prop ? !Property(fa, e, Arg(fa, 0)).is_nil() : !e.is_nil();
     if (keep) out.push_back(std::move(e));
   }
@@ -1096,6 +1104,7 @@ Value FUniq(FilterArgs& fa) {
   std::unordered_set<std::string> seen;
   std::string key;
   for (Value& e : a) {
+    Tick(fa);
     key.clear();
     UniqKey(by_prop ? Property(fa, e, Arg(fa, 0)) : e, key, 0);
     if (fa.state) fa.state->ChargeWork(key.size());
@@ -1117,7 +1126,10 @@ Value FConcat(FilterArgs& fa) {
 // map filter.
 Value FMap(FilterArgs& fa) {
   Array out;
-  for (const Value& e : Iterate(fa, fa.input)) out.push_back(Property(fa, e, Arg(fa, 0)));
+  for (const Value& e : Iterate(fa, fa.input)) {
+    Tick(fa);
+    out.push_back(Property(fa, e, Arg(fa, 0)));
+  }
   return Value::MakeArray(std::move(out));
 }
 
@@ -1125,6 +1137,7 @@ Value FMap(FilterArgs& fa) {
 // when Ruby would raise NoMethodError (a nil item, or a nil property), which
 // Ruby Liquid turns into the filter's default result.
 bool Matches(FilterArgs& fa, const Value& item, bool& stop) {
+  Tick(fa);
   if (item.is_nil() || Arg(fa, 0).is_nil()) {
     stop = true;
     return false;
@@ -1191,6 +1204,7 @@ Value FSum(FilterArgs& fa) {
   Num total;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
   for (const Value& e : Iterate(fa, fa.input)) {
+    Tick(fa);
     Value v = by_prop ? Property(fa, e, Arg(fa, 0)) : e;
     Num n = ToNumber(v);
     if (total.t == Num::T::Int && n.t == Num::T::Int) {
@@ -1244,16 +1258,21 @@ Value SortImpl(FilterArgs& fa, bool natural) {
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
   std::vector<Value> keys;
   keys.reserve(a.size());
-  for (const Value& e : a) keys.push_back(by_prop ? Property(fa, e, Arg(fa, 0)) : e);
+  for (const Value& e : a) {
+    Tick(fa);
+    keys.push_back(by_prop ? Property(fa, e, Arg(fa, 0)) : e);
+  }
   std::vector<size_t> idx(a.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
   if (natural) {
     std::vector<std::string> lower(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) {
+      Tick(fa);
       lower[i] = S(keys[i]);
       for (char& c : lower[i]) c = static_cast<char>(AsciiLower(c));
     }
     std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {
+      Tick(fa);
       bool nx = keys[x].is_nil(), ny = keys[y].is_nil();
       if (nx || ny) return !nx && ny;
       return lower[x] < lower[y];
@@ -1263,6 +1282,7 @@ Value SortImpl(FilterArgs& fa, bool natural) {
     for (const Value& k : keys) ptrs.push_back(&k);
     CheckSortable(fa, ptrs);
     std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {
+      Tick(fa);
       bool nx = keys[x].is_nil(), ny = keys[y].is_nil();
       if (nx || ny) return !nx && ny;
       return LiquidCompare(keys[x], keys[y]) < 0;

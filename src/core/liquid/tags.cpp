@@ -10,8 +10,10 @@
 
 namespace hyperline::liquid {
 
-// Renders the nodes of `body` in order, stopping at break/continue.
+// Renders the nodes of `body` in order, stopping at break/continue. Counts a
+// step per node up front (one addition per body, not per node).
 void RenderBody(const Body& body, RenderState& st) {
+  st.Step(static_cast<int64_t>(body.size()));
   for (const auto& n : body) {
     n->Render(st);
     if (st.interrupt != Interrupt::None) return;

@@ -31,6 +31,8 @@ class CompiledTemplate : public Template {
       RenderBody(body_, st);
     } catch (const RenderError&) {
       throw;
+    } catch (const Interrupted&) {
+      throw;
     } catch (const std::bad_alloc&) {
       throw;
     } catch (const std::exception& e) {
