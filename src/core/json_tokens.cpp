@@ -344,7 +344,7 @@ void AppendValueTokens(const Value& v, JsonTokens& out) {
       return;
     case Value::Kind::Time: {
       std::string text;
-      AppendIsoTime(v.time_micros(), v.date_only(), text);
+      AppendIsoTime(v, text);
       PushText(out, JsonTokenKind::String, text);
       return;
     }

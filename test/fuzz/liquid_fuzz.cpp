@@ -54,6 +54,9 @@ const Context& FixedContext() {
     c->Set("old", Value::Nil());
     c->Set("t", Value::Time(1734710651LL * 1000000 + 500000));
     c->Set("d", Value::Time(1734652800LL * 1000000, true));
+    // PostgreSQL's last timestamp and first date.
+    c->Set("far", Value::TimeFromPgMicros(9223371331200000000LL - 1));
+    c->Set("bc", Value::DateFromPgDays(-2451545));
     c->Set("r", Value::Range(1, 5));
     c->Set("nan", Value::Float(0.0 / 0.0));
     return c;

@@ -698,7 +698,7 @@ bool EqualsAt(const Value& a, const Value& b, int depth) {
     case K::String:
       return a.as_string() == b.as_string();
     case K::Time:
-      return a.time_micros() == b.time_micros();
+      return a.time_days() == b.time_days() && a.time_day_micros() == b.time_day_micros();
     case K::Range:
       return a.range_first() == b.range_first() && a.range_last() == b.range_last();
     case K::Array: {
@@ -737,7 +737,11 @@ int LiquidCompare(const Value& a, const Value& b) {
     int c = a.as_string().compare(b.as_string());
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   } else if (a.kind() == K::Time && b.kind() == K::Time) {
-    return a.time_micros() < b.time_micros() ? -1 : a.time_micros() > b.time_micros() ? 1 : 0;
+    if (a.time_days() != b.time_days()) return a.time_days() < b.time_days() ? -1 : 1;
+    if (a.time_day_micros() != b.time_day_micros()) {
+      return a.time_day_micros() < b.time_day_micros() ? -1 : 1;
+    }
+    return 0;
   }
   throw RenderError(std::string("Liquid error: comparison of ") + RubyClass(a) + " with " +
                     RubyClass(b) + " failed");

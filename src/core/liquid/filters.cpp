@@ -1299,45 +1299,59 @@ Value FSortNatural(FilterArgs& fa) { return SortImpl(fa, true); }
 // ---------------------------------------------------------------------------
 // Dates.
 
+// date: formats a time, Unix seconds (an integer or a string of digits), or a
+// date string with a strftime format; other input is returned unchanged, as
+// Ruby Liquid returns it when Utils.to_date gives nil.
 Value FDate(FilterArgs& fa) {
   const Value& fmt = Arg(fa, 0);
   std::string format = S(fmt);
   if (format.empty()) return fa.input;
-  int64_t micros;
+  TimePoint tp;
   const Value& in = fa.input;
   switch (in.kind()) {
     case K::Time:
-      micros = in.time_micros();
+      tp = {in.time_days(), in.time_day_micros()};
       break;
     case K::Int:
-      if (in.as_int() > INT64_MAX / 1000000 || in.as_int() < INT64_MIN / 1000000) return in;
-      micros = in.as_int() * 1000000;
+      tp = TimePointFromUnixSeconds(in.as_int());  // every int64 fits
       break;
-    case K::Float:
-      if (!std::isfinite(in.as_float()) || std::fabs(in.as_float()) > 9e12) return in;
-      micros = static_cast<int64_t>(std::floor(in.as_float() * 1e6));
+    case K::Float: {
+      double f = in.as_float();
+      if (!std::isfinite(f) || std::fabs(f) >= 9.2e18) return in;
+      if (std::fabs(f) <= 9e12) {
+        tp = TimePointFromUnixMicros(static_cast<int64_t>(std::floor(f * 1e6)));
+      } else {
+        // Beyond microsecond precision anyway: whole seconds.
+        tp = TimePointFromUnixSeconds(static_cast<int64_t>(std::floor(f)));
+      }
       break;
+    }
     case K::String: {
       std::string s = in.as_string();
       if (s.empty()) return in;
-      std::string lower = s;
-      for (char& c : lower) c = static_cast<char>(AsciiLower(c));
+      std::string lower = AsciiLowerString(s);
       if (lower == "now" || lower == "today") {
-        micros = NowMicros();
+        tp = TimePointFromUnixMicros(NowMicros());
         break;
       }
-      bool digits = std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-      if (digits && s.size() <= 12) {
-        micros = std::strtoll(s.c_str(), nullptr, 10) * 1000000;
+      bool digits = std::all_of(s.begin(), s.end(), [](char c) { return AsciiDigit(c); });
+      if (digits) {
+        // Ruby reads any string of digits as Unix seconds (Time.at).
+        errno = 0;
+        long long secs = std::strtoll(s.c_str(), nullptr, 10);
+        if (errno == ERANGE) {
+          Fail(fa, "'" + s + "' seconds is outside the supported range of times");
+        }
+        tp = TimePointFromUnixSeconds(secs);
         break;
       }
-      if (!ParseDateTime(s, micros)) return in;
+      if (!ParseDateTime(s, tp)) return in;
       break;
     }
     default:
       return in;
   }
-  return Str(fa, Strftime(micros, format));
+  return Str(fa, Strftime(tp, format));
 }
 
 struct FilterDef {

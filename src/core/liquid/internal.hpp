@@ -269,11 +269,26 @@ size_t SafeFind(std::string_view hay, std::string_view needle, size_t from = 0);
 // Last occurrence of `needle` in `hay`, in linear time.
 size_t SafeRFind(std::string_view hay, std::string_view needle);
 
-// Formats a time (micros since epoch, UTC) with a strftime format.
-std::string Strftime(int64_t micros, std::string_view format);
-// Parses a date/time string as Ruby's Time.parse would (UTC); false if not a date.
-bool ParseDateTime(std::string_view s, int64_t& micros);
-// Current time in microseconds since the epoch.
+// An instant for the `date` filter, as Value keeps times: days since 2000-01-01
+// and microseconds into that day (0 <= micros < kMicrosPerDay).
+struct TimePoint {
+  int64_t days = 0;
+  int64_t micros = 0;
+};
+// The instant `secs` seconds (any int64) after 1970-01-01T00:00:00Z.
+inline TimePoint TimePointFromUnixSeconds(int64_t secs) {
+  return {FloorDiv(secs, 86400) - kUnixToPgEpochDays, FloorMod(secs, 86400) * 1000000};
+}
+// The instant `micros` microseconds after 1970-01-01T00:00:00Z.
+inline TimePoint TimePointFromUnixMicros(int64_t micros) {
+  return {FloorDiv(micros, kMicrosPerDay) - kUnixToPgEpochDays, FloorMod(micros, kMicrosPerDay)};
+}
+// Formats a time (UTC) with a strftime format (Ruby's directives and flags).
+std::string Strftime(TimePoint t, std::string_view format);
+// Parses a date/time string as Ruby's Time.parse would (UTC); false if not a
+// date (or a year beyond +-100,000,000).
+bool ParseDateTime(std::string_view s, TimePoint& out);
+// Current time in microseconds since 1970-01-01.
 int64_t NowMicros();
 
 }  // namespace hyperline::liquid
