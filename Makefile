@@ -7,7 +7,10 @@ MODULE_big = pg_hyperline
 SOURCES = $(wildcard src/pg/*.cpp) $(wildcard src/core/*.cpp) \
           $(wildcard src/core/liquid/*.cpp) $(wildcard src/http/*.cpp)
 OBJS = $(SOURCES:.cpp=.o)
-HEADERS = $(wildcard src/*/*.hpp src/*/*/*.hpp)
+# Our headers, for rebuilding objects when one changes. Not PGXS's HEADERS:
+# that variable lists headers to install for other extensions, and ours are
+# internal.
+CXX_HEADERS = $(wildcard src/*/*.hpp src/*/*/*.hpp)
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)
 
 # pg_regress tests: every sql/*.sql except the extension scripts, in name order.
@@ -22,6 +25,11 @@ PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(CURDIR)/src -DHYPERLINE_VERSION=\"$(EXTVERSION)\"
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-register
+# -Werror for our code in CI (CI=true, as CI systems set it), or with WERROR=1.
+# Before the PGXS include, which reads PG_CXXFLAGS once.
+ifneq ($(filter true 1,$(CI) $(WERROR)),)
+PG_CXXFLAGS += -Werror
+endif
 SHLIB_LINK = -lcurl -lstdc++
 # The C++ objects are not JIT-inlined; skip LLVM bitcode to keep builds fast.
 override with_llvm = no
@@ -29,7 +37,7 @@ override with_llvm = no
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(OBJS): $(HEADERS)
+$(OBJS): $(CXX_HEADERS)
 
 CMAKE_BUILD ?= build
 .PHONY: cmake unit mock bench fuzz demo
