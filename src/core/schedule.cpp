@@ -189,9 +189,8 @@ Schedule Schedule::ParseInterval(std::string_view text) {
     if (found == nullptr) {
       for (const char* c : kCalendarUnits) {
         if (unit == c) {
-          return fail(unit +
-                      " have no fixed length; use a cron expression ('0 0 1 * *' runs on the "
-                      "first of every month)");
+          return fail("months and years have no fixed length ('" + unit +
+                      "'); use a cron expression ('0 0 1 * *' runs on the first of every month)");
         }
       }
       static const std::vector<std::string_view> kSuggestions = {

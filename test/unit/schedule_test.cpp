@@ -105,8 +105,10 @@ TEST(Schedule, IntervalErrorsSayWhatIsWrong) {
             "interval '15 minuts': unknown unit 'minuts' (did you mean 'minutes'?)");
   EXPECT_EQ(Error("2 HOURZ"), "interval '2 HOURZ': unknown unit 'HOURZ' (did you mean 'hours'?)");
   EXPECT_EQ(Error("1 month"),
-            "interval '1 month': month have no fixed length; use a cron expression ('0 0 1 * *' "
-            "runs on the first of every month)");
+            "interval '1 month': months and years have no fixed length ('month'); use a cron "
+            "expression ('0 0 1 * *' runs on the first of every month)");
+  EXPECT_NE(Error("2 Years").find("months and years have no fixed length ('years')"),
+            std::string::npos);
   EXPECT_EQ(Error("500 ms"), "interval '500 ms': a schedule interval must be at least 1 second");
   EXPECT_EQ(Error("0 seconds"),
             "interval '0 seconds': a schedule interval must be at least 1 second");
