@@ -44,6 +44,21 @@ $node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity W
 cmp_ok(time - $t0, '<', 1, sprintf('a terminated session exits within %.2f s', time - $t0));
 eval { $session->quit };
 
+# One row whose single render takes seconds: the render itself checks for
+# interrupts as it goes.
+my $filters = join(' | ', ('plus: 1') x 40);    # about 1.5 s for the loop below
+$node->safe_psql('postgres', qq{
+	CREATE TABLE one (id int PRIMARY KEY);
+	SELECT hyperline.create_model('one', 'one', 'id', \$\$ {"customer_id": "c", "event_type": "e",
+	  "timestamp": 0, "record": {"id": "{{ row.id }}",
+	  "pad": "{% for i in (1..900000) %}{% assign x = i | $filters %}{% endfor %}"}} \$\$);});
+$t0 = time;
+($rc, $out, $err) = $node->psql('postgres', "SET statement_timeout = '300ms'; INSERT INTO one VALUES (1)");
+$elapsed = time - $t0;
+like($err, qr/canceling statement due to statement timeout/, 'statement_timeout cancels one long render');
+cmp_ok($elapsed, '<', 0.8, sprintf('... %.2f s after it began (timeout 0.3 s)', $elapsed));
+is($node->safe_psql('postgres', 'SELECT count(*) FROM one'), '0', 'the row is not written');
+
 is($node->safe_psql('postgres', 'SELECT count(*) FROM heavy'), '1000', 'nothing of the cancelled statements stays');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM hyperline.outbox'), '1000', 'nor any of their events');
 check_log($node, undef, $pid);
