@@ -11,16 +11,23 @@ use Time::HiRes qw(time);
 
 my $mock = start_mock();
 my $node = new_node('backfill', 'hyperline.enabled' => 'off');
-my $rows = 10000;
 $node->safe_psql('postgres', qq{
 	CREATE EXTENSION pg_hyperline;
 	SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 1000);
 	CREATE TABLE t (id int PRIMARY KEY, v int);
-	INSERT INTO t SELECT g, 1 FROM generate_series(1, $rows) g;
+	INSERT INTO t SELECT g, 1 FROM generate_series(1, 1000) g;
 	-- a slow template, so that the backfill takes seconds
 	SELECT hyperline.create_model('m', 't', 'id', \$\$ {"customer_id": "c", "event_type": "e",
 	  "timestamp": 0, "record": {"id": "{{ row.id }}", "v": {{ row.v }},
 	  "pad": "{% for i in (1..20000) %}{% endfor %}"}} \$\$);});
+# As many rows as this machine renders in about 5 s.
+my $t = time;
+$node->safe_psql('postgres', "SELECT count(*) FROM hyperline.preview('m', 1000)");
+my $rows = int(5 / ((time - $t) / 1000));
+$rows = 2000 if $rows < 2000;
+$rows = 200000 if $rows > 200000;
+note("$rows rows");
+$node->safe_psql('postgres', "INSERT INTO t SELECT g, 1 FROM generate_series(1001, $rows) g");
 
 my $backfill = $node->background_psql('postgres');
 my $t0 = time;
