@@ -5,7 +5,8 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_hyperline.co
 MODULE_big = pg_hyperline
 
 SOURCES = $(wildcard src/pg/*.cpp) $(wildcard src/core/*.cpp) \
-          $(wildcard src/core/liquid/*.cpp) $(wildcard src/http/*.cpp)
+          $(wildcard src/core/liquid/*.cpp) $(wildcard src/core/delivery/*.cpp) \
+          $(wildcard src/http/*.cpp)
 OBJS = $(SOURCES:.cpp=.o)
 HEADERS = $(wildcard src/*/*.hpp src/*/*/*.hpp)
 DATA = $(wildcard sql/$(EXTENSION)--*.sql)

@@ -44,7 +44,6 @@ class TokenBucket {
   bool TryTake(Clock::time_point now);
   // Time until a token is available (zero if one is).
   std::chrono::microseconds WaitTime(Clock::time_point now);
-  double rate() const { return rate_; }
 
  private:
   void Refill(Clock::time_point now);
