@@ -22,6 +22,7 @@ int guc_max_concurrent_requests = 4;
 bool guc_allow_http = false;
 int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
+int guc_max_request_bytes = 5 * 1024 * 1024;
 
 void DefineSettings() {
   DefineCustomStringVariable("hyperline.database", "Database in which the delivery worker runs.",
@@ -64,6 +65,12 @@ void DefineSettings() {
       "Events delivered or purged after which the upkeep worker vacuums hyperline.outbox.",
       "0 leaves vacuuming to autovacuum alone.", &guc_vacuum_threshold, 50000, 0, INT_MAX,
       PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.max_request_bytes", "Largest body of one HTTP request the worker sends.",
+      "Batches are cut to fit; an event larger than this fails without being sent. The "
+      "worker also reads at most twice this many bytes of events per claim.",
+      &guc_max_request_bytes, 5 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
+      nullptr, nullptr);
   MarkGUCPrefixReserved("hyperline");
 }
 

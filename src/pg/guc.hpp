@@ -14,6 +14,7 @@ extern int guc_max_concurrent_requests;  // hyperline.max_concurrent_requests
 extern bool guc_allow_http;              // hyperline.allow_http (superuser only)
 extern int guc_claim_batch;              // hyperline.claim_batch: rows claimed per transaction
 extern int guc_vacuum_threshold;  // hyperline.vacuum_threshold: purged rows per worker VACUUM
+extern int guc_max_request_bytes;  // hyperline.max_request_bytes: largest request body
 
 // Defines the settings; called once from _PG_init.
 void DefineSettings();
