@@ -66,7 +66,7 @@ std::optional<int64_t> ParseHttpDate(const std::string& s) {
     return std::nullopt;
   }
   int64_t days = CivilToDays(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day));
-  return days * 86400 + hh * 3600 + mm * 60 + ss;
+  return days * 86400 + int64_t{hh} * 3600 + int64_t{mm} * 60 + ss;
 }
 
 }  // namespace

@@ -70,12 +70,12 @@ long Engine::RowsHeldBy(const std::string& name) const {
 
 // --- claim -----------------------------------------------------------------
 
-ClaimPlan Engine::PlanClaim(std::vector<DestinationConfig> configs) {
+ClaimPlan Engine::PlanClaim(std::vector<DestinationConfig> destinations) {
   TimePoint now = clock_.Now();
   for (auto& [name, d] : destinations_) d.seen = false;
   std::vector<std::string> eligible;
   shares_.clear();
-  for (DestinationConfig& c : configs) {
+  for (DestinationConfig& c : destinations) {
     Destination& d = destinations_[c.name];
     if (d.key_version != c.key_version) {
       // A new key: forget the pause an unauthorized answer caused.
