@@ -397,17 +397,29 @@ struct RawRow {
   char* event_key;
   bool is_delete;
   char* payload;  // nullptr: NULL, or not read (deferred)
+  size_t payload_len;
   bool deferred;
   char* destination;
   int32 attempts;
 };
 
-// The text of a jsonb payload (as jsonb_out writes it).
-char* PayloadText(Datum d) {
+// The text of a jsonb payload (as jsonb_out writes it), copied into the
+// current context; *len its length. Why a scratch context, reset per row: the
+// conversion leaves garbage (a copy of every string it escapes) that would
+// otherwise pile up for the whole claim, and memory reused while it is still
+// in the CPU cache is what keeps a claim of 5,000 rows fast.
+char* PayloadText(Datum d, MemoryContext scratch, size_t* len) {
+  MemoryContext keep = MemoryContextSwitchTo(scratch);
   Jsonb* jb = DatumGetJsonbP(d);
-  char* text = JsonbToCString(nullptr, &jb->root, static_cast<int>(VARSIZE(jb)));
-  if (reinterpret_cast<Pointer>(jb) != DatumGetPointer(d)) pfree(jb);
-  return text;
+  StringInfoData text;
+  initStringInfo(&text);
+  (void)JsonbToCString(&text, &jb->root, static_cast<int>(VARSIZE(jb)));
+  MemoryContextSwitchTo(keep);
+  char* copy = static_cast<char*>(palloc(text.len + 1));
+  memcpy(copy, text.data, text.len + 1);
+  *len = static_cast<size_t>(text.len);
+  MemoryContextReset(scratch);
+  return copy;
 }
 
 }  // namespace
@@ -522,6 +534,8 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
                                plans.has_method ? kClaimByMethodSql : kClaimByOperationSql, 3,
                                types);
     raw = static_cast<RawRow*>(palloc0(sizeof(RawRow)));
+    MemoryContext scratch =
+        AllocSetContextCreate(CurrentMemoryContext, "pg_hyperline payload", ALLOCSET_DEFAULT_SIZES);
     int64 read_bytes = 0;  // uncompressed payload bytes read in this claim
     for (size_t g = 0; g < names.size(); ++g) {
       const std::vector<std::string>& group = *names[g];
@@ -536,20 +550,23 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
       SPITupleTable* table = SPI_tuptable;
       TupleDesc desc = table->tupdesc;
       // In id order, so that the byte budget keeps the oldest rows.
-      HeapTuple* tuples = static_cast<HeapTuple*>(palloc(sizeof(HeapTuple) * (got + 1)));
-      for (int i = 0; i < got; ++i) tuples[i] = table->vals[i];
-      std::sort(tuples, tuples + got, [desc](HeapTuple a, HeapTuple b) {
+      struct ById {
+        int64 id;
+        HeapTuple tuple;
+      };
+      ById* order = static_cast<ById*>(palloc(sizeof(ById) * (got + 1)));
+      for (int i = 0; i < got; ++i) {
         bool isnull = false;
-        return DatumGetInt64(SPI_getbinval(a, desc, 1, &isnull)) <
-               DatumGetInt64(SPI_getbinval(b, desc, 1, &isnull));
-      });
+        order[i] = {DatumGetInt64(SPI_getbinval(table->vals[i], desc, 1, &isnull)), table->vals[i]};
+      }
+      std::sort(order, order + got, [](const ById& a, const ById& b) { return a.id < b.id; });
       raw = static_cast<RawRow*>(repalloc(raw, sizeof(RawRow) * (n + got + 1)));
       int64 stored = 0;
       for (int i = 0; i < got; ++i) {
-        HeapTuple t = tuples[i];
+        HeapTuple t = order[i].tuple;
         RawRow& r = raw[n + i];
         bool isnull = false;
-        r.id = DatumGetInt64(SPI_getbinval(t, desc, 1, &isnull));
+        r.id = order[i].id;
         r.model = TextOrNull(t, desc, 2);
         r.event_key = TextOrNull(t, desc, 3);
         r.is_delete = DatumGetBool(SPI_getbinval(t, desc, 4, &isnull)) && !isnull;
@@ -570,7 +587,7 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
           continue;
         }
         read_bytes += bytes;
-        r.payload = PayloadText(payload);
+        r.payload = PayloadText(payload, scratch, &r.payload_len);
       }
       if (stored >= budget) filled = true;
       n += got;
@@ -585,7 +602,7 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
     r.model = Str(raw[i].model);
     r.event_key = Str(raw[i].event_key);
     r.kind = raw[i].is_delete ? delivery::RequestKind::kDelete : delivery::RequestKind::kPost;
-    r.payload = OptStr(raw[i].payload);
+    if (raw[i].payload != nullptr) r.payload.emplace(raw[i].payload, raw[i].payload_len);
     r.deferred = raw[i].deferred;
     r.destination = Str(raw[i].destination);
     r.attempts = raw[i].attempts;
