@@ -537,7 +537,7 @@ TEST(DeliveryEngine, PerKeyOrderUnderFailures) {
   s.max_attempts = 100;
   Sim sim(s, 7);
   sim.db.AddDestination("hyperline", 1);
-  sim.transport.latency = milliseconds(7);
+  sim.transport.latency = milliseconds(15);  // longer than between two writes
   std::mt19937 dice(3);
   sim.transport.responder = [&dice](const HttpRequest&) {
     return std::uniform_real_distribution<double>(0, 1)(dice) < 0.4 ? Status(503) : Status(201);
