@@ -93,7 +93,8 @@ void ApplyWorkerSettings() {
   // transaction where they are needed: outbox_store.cpp, IndexLookupsOnly.)
   // Why no JIT: the workers' statements are small index-driven updates that JIT
   // cannot speed up, yet over a large outbox their estimated cost passes
-  // jit_above_cost, and loading LLVM alone added 55 MB to the worker.
+  // jit_above_cost, and loading LLVM makes the worker much larger
+  // (docs/benchmarks.md, "Memory").
   SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("pg_hyperline");
 }
