@@ -100,9 +100,10 @@ constexpr const char* kModelDestinationSql =
 // The 0.1.0 layout: operation 'delete' is a DELETE request.
 constexpr const char* kClaimByOperationSql =
     HYPERLINE_CLAIM_SQL("(o.operation OPERATOR(pg_catalog.=) 'delete')");
-// With the method column (0.2.0): what each row sends.
-constexpr const char* kClaimByMethodSql =
-    HYPERLINE_CLAIM_SQL("(o.method OPERATOR(pg_catalog.=) 'DELETE')");
+// With the method column (0.2.0): what each row sends (a row without one, as
+// the 0.1.0 layout wrote it, by its operation).
+constexpr const char* kClaimByMethodSql = HYPERLINE_CLAIM_SQL(
+    "COALESCE(o.method OPERATOR(pg_catalog.=) 'DELETE', o.operation OPERATOR(pg_catalog.=) 'delete')");
 #undef HYPERLINE_CLAIM_SQL
 
 // Latest next_attempt_at of rows waiting for a retry, in ms from now (read
