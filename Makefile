@@ -5,7 +5,8 @@ EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" pg_hyperline.co
 MODULE_big = pg_hyperline
 
 SOURCES = $(wildcard src/pg/*.cpp) $(wildcard src/core/*.cpp) \
-          $(wildcard src/core/liquid/*.cpp) $(wildcard src/http/*.cpp)
+          $(wildcard src/core/liquid/*.cpp) $(wildcard src/core/delivery/*.cpp) \
+          $(wildcard src/http/*.cpp)
 OBJS = $(SOURCES:.cpp=.o)
 # Our headers, for rebuilding objects when one changes. Not PGXS's HEADERS:
 # that variable lists headers to install for other extensions, and ours are

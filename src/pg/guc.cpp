@@ -23,6 +23,7 @@ bool guc_allow_http = false;
 int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
 char* guc_admin_role = nullptr;
+int guc_max_request_bytes = 5 * 1024 * 1024;
 
 void DefineSettings() {
   DefineCustomStringVariable(
@@ -72,6 +73,12 @@ void DefineSettings() {
       "Role whose members see every model, event and run, as superusers do.",
       "Empty: only superusers. Members may not change others' models.", &guc_admin_role, "",
       PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.max_request_bytes", "Largest body of one HTTP request the worker sends.",
+      "Batches are cut to fit; an event larger than this fails without being sent. The "
+      "worker also reads at most twice this many bytes of events per claim.",
+      &guc_max_request_bytes, 5 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
+      nullptr, nullptr);
   MarkGUCPrefixReserved("hyperline");
 }
 

@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <optional>
 
-#include "pg/delivery.hpp"
 #include "pg/guard.hpp"
 #include "pg/shmem.hpp"
 
@@ -20,6 +19,8 @@ extern "C" {
 }
 
 namespace hyperline::pg {
+
+using SteadyClock = std::chrono::steady_clock;
 
 // What an upkeep run is asked to do (its bgw_main_arg).
 constexpr uint32 kUpkeepPurge = 1;   // purge delivered rows past the retention
@@ -121,6 +122,31 @@ class UpkeepRunner {
   uint32 what_ = 0;
   bool finished_ = false;
   bool said_no_slot_ = false;
+};
+
+// The delivery worker's upkeep schedule: when to purge delivered rows past the
+// retention and when to vacuum the outbox (after hyperline.vacuum_threshold
+// dead row versions), in the upkeep worker beside the delivery, or inline
+// when no worker slot is free (and then only between sends).
+class Upkeep {
+ public:
+  // Row versions left dead by recorded outcomes (each status change is one).
+  void NoteDeadVersions(int64_t n) { dead_since_vacuum_ += n; }
+  // The settings changed: the retention may have, so purge soon.
+  void SettingsChanged();
+  // Starts what is due; `idle`: no request in flight, so the delivery worker
+  // may do it itself if no upkeep worker can be started.
+  void Tick(bool idle);
+  // When Tick next has something to do (a running upkeep worker wakes the
+  // delivery worker when it stops: bgw_notify_pid).
+  std::optional<SteadyClock::time_point> NextDeadline();
+
+ private:
+  bool VacuumWanted() const;
+
+  UpkeepRunner runner_;
+  SteadyClock::time_point next_purge_ = SteadyClock::now() + std::chrono::milliseconds(kPurgeIntervalMs);
+  int64_t dead_since_vacuum_ = 0;  // events recorded or purged since the last vacuum
 };
 
 }  // namespace hyperline::pg

@@ -12,6 +12,7 @@ use FindBin;
 use lib $FindBin::RealBin;
 use File::Temp qw(tempdir);
 use HyperlineTest;
+use PostgreSQL::Test::Utils;
 use Test::More;
 
 my @released = ('0.1.0');
@@ -94,6 +95,23 @@ for my $from (@released) {
 	});
 	is_deeply(outbox_counts($node), { pending => 14, failed => 2 }, "$from: events pending and failed before the update");
 
+	# The library is newer than the schema: even with hyperline.enabled on, the
+	# worker leaves the schema alone, says once in the log what to run, and
+	# shows it in pg_stat_activity.
+	mock_post($mock, '/_mock/reset');
+	$node->append_conf('postgresql.conf', "hyperline.enabled = on\n");
+	$node->reload;
+	wake($node);
+	ok( $node->poll_query_until('postgres',
+			"SELECT query LIKE 'waiting for ALTER EXTENSION pg_hyperline UPDATE (installed $from, library $current)' FROM pg_stat_activity"
+			  . " WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'"),
+		"$from: pg_stat_activity shows that the worker waits for ALTER EXTENSION UPDATE");
+	sleep 2;    # many polls of the worker
+	my $says = qr/extension pg_hyperline \Q$from\E in database "postgres" does not match the library \(\Q$current\E\); nothing is delivered until you run ALTER EXTENSION pg_hyperline UPDATE in database "postgres"/;
+	is(scalar(() = slurp_file($node->logfile) =~ /$says/g), 1, "$from: the log says once what to run");
+	is_deeply(outbox_counts($node), { pending => 9, failed => 2 }, "$from: nothing claimed before the update");
+	is(mock_get($mock, '/_mock/stats')->{requests}, 0, "$from: nothing sent before the update");
+
 	$node->safe_psql('postgres', 'ALTER EXTENSION pg_hyperline UPDATE');
 	is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
 		$current, "$from: updated to $current");
@@ -107,12 +125,11 @@ for my $from (@released) {
 	is($diff, '', "$from: every object is described as in a fresh install of $current");
 	diag("fresh (-) vs upgraded from $from (+):\n$diff") if $diff ne '';
 
-	# (b) every pending event is delivered, failed ones stay failed
-	mock_post($mock, '/_mock/reset');
-	$node->append_conf('postgresql.conf', "hyperline.enabled = on\n");
-	$node->reload;
-	wake($node);
+	# (b) every pending event is delivered (the worker resumes by itself),
+	# failed ones stay failed
 	wait_drained($node, "$from: the events pending before the update are delivered");
+	like(slurp_file($node->logfile), qr/extension pg_hyperline in database "postgres" is now version \Q$current\E; delivery resumes/,
+		"$from: the log says that delivery resumes");
 	# a1's insert is superseded by its update, a2's insert by its delete
 	is_deeply(outbox_counts($node), { delivered => 12, superseded => 2, failed => 2 },
 		"$from: nothing lost, nothing resent");

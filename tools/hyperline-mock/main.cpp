@@ -34,6 +34,7 @@ const char kUsage[] =
     "  --rate-limit N      max requests per sliding second; excess gets 429\n"
     "  --force-429 N       answer the next N requests with 429\n"
     "  --retry-after S     seconds in Retry-After of every 429 (default 1)\n"
+    "  --max-body-bytes N  answer 413 to request bodies larger than N bytes (default 0: off)\n"
     "  --reject-ids a,b,c  record ids to reject (400 single, events_failed in batch)\n"
     "  --seed N            seed of the fault dice (default: random)\n"
     "  --threads N         worker threads (default 16)\n"
@@ -149,6 +150,8 @@ int Main(int argc, char** argv) {
       opt.force_429 = static_cast<int64_t>(Number(arg, need(), 0, 1e12, true));
     } else if (arg == "--retry-after") {
       config.retry_after = static_cast<int64_t>(Number(arg, need(), 0, 86400, true));
+    } else if (arg == "--max-body-bytes") {
+      config.max_body_bytes = static_cast<int64_t>(Number(arg, need(), 0, 1e12, true));
     } else if (arg == "--reject-ids") {
       SplitInto(need(), &config.reject_ids);
     } else if (arg == "--seed") {
