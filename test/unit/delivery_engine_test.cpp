@@ -156,6 +156,7 @@ class FakeOutbox {
     std::optional<TimePoint> delivered_at;
     std::optional<int> http_status;
     std::optional<std::string> last_error;
+    int64_t committed_at_us = 0;  // wall clock of the insert (its "commit")
   };
 
   explicit FakeOutbox(const FakeClock& clock) : clock_(clock) {}
@@ -181,6 +182,9 @@ class FakeOutbox {
     r.payload = payload ? std::move(payload) : std::optional<std::string>(Event(key));
     r.destination = std::move(destination);
     r.created_at = r.next_attempt_at = clock_.Now();
+    r.committed_at_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                            clock_.WallNow().time_since_epoch())
+                            .count();
     rows.push_back(r);
     return r.id;
   }
@@ -221,6 +225,7 @@ class FakeOutbox {
         row.payload = r.payload;
         row.destination = r.destination;
         row.attempts = r.attempts;
+        row.committed_at_us = r.committed_at_us;
         c.rows.push_back(std::move(row));
       }
       if (got >= g.limit || bytes >= plan.byte_budget) c.filled = true;
@@ -277,6 +282,7 @@ class FakeOutbox {
       d->second.state = c.state;
       d->second.last_error = c.last_error;
     }
+    request_log.insert(request_log.end(), records.requests.begin(), records.requests.end());
   }
 
   // alter_destination(name, api_key => key).
@@ -316,6 +322,7 @@ class FakeOutbox {
 
   std::vector<Row> rows;
   std::map<std::string, DestinationConfig> destinations;
+  std::vector<RequestLogEntry> request_log;  // hyperline.requests
 
  private:
   const FakeClock& clock_;
@@ -1073,6 +1080,234 @@ TEST(DeliveryEngine, OutcomesAreRecordedSoonButInBulk) {
   EXPECT_TRUE(sim.engine.RecordDue(false)) << "nothing else in flight: record now";
   ASSERT_TRUE(sim.engine.NextWake().has_value());
   EXPECT_LE(*sim.engine.NextWake() - sim.clock.Now(), Engine::kRecordDelay);
+}
+
+// --- statistics and the request log (hyperline.stats, hyperline.requests) ----
+
+// The statistics taken so far, merged (TakeStats hands out what is new).
+struct Totals {
+  std::map<std::string, StatsCounters> destinations;
+  std::map<std::string, StatsCounters> models;
+  void Add(StatsDelta d) {
+    auto merge = [](std::map<std::string, StatsCounters>& into,
+                    std::map<std::string, StatsCounters>& from) {
+      for (auto& [name, c] : from) {
+        StatsCounters& t = into[name];
+        t.events_delivered += c.events_delivered;
+        t.events_failed += c.events_failed;
+        t.events_superseded += c.events_superseded;
+        t.requests += c.requests;
+        t.responses_2xx += c.responses_2xx;
+        t.responses_4xx += c.responses_4xx;
+        t.responses_429 += c.responses_429;
+        t.responses_5xx += c.responses_5xx;
+        t.transport_errors += c.transport_errors;
+        t.retries += c.retries;
+        t.bytes_sent += c.bytes_sent;
+        t.last_success_us = std::max(t.last_success_us, c.last_success_us);
+        t.last_failure_us = std::max(t.last_failure_us, c.last_failure_us);
+        t.latencies_ms.insert(t.latencies_ms.end(), c.latencies_ms.begin(), c.latencies_ms.end());
+      }
+    };
+    merge(destinations, d.destinations);
+    merge(models, d.models);
+  }
+};
+
+int64_t WallUs(const FakeClock& clock) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(clock.WallNow().time_since_epoch())
+      .count();
+}
+
+TEST(DeliveryStats, CountersEqualWhatTheServerSaw) {
+  Sim sim;
+  sim.db.AddDestination("hyperline", 10);
+  for (int i = 1; i <= 60; ++i) {
+    sim.db.Insert("k" + std::to_string(i), "hyperline", std::nullopt, RequestKind::kPost,
+                  i % 3 == 0 ? "n" : "m");
+  }
+  // Requests 2 and 3 answer 503, request 5 a 429 with Retry-After, request 7
+  // drops the connection; the others 201.
+  int nth = 0;
+  sim.transport.responder = [&nth](const HttpRequest&) {
+    ++nth;
+    if (nth == 2 || nth == 3) return Status(503, R"({"message":"down"})");
+    if (nth == 5) return Status(429, R"({"message":"slow down"})", "1");
+    if (nth == 7) {
+      HttpResponse r;
+      r.error = "connection reset";
+      return r;
+    }
+    return Status(201, R"({"events_created":[],"events_failed":[]})");
+  };
+  ASSERT_TRUE(sim.Drain());
+  Totals t;
+  t.Add(sim.engine.TakeStats());
+  const StatsCounters& d = t.destinations.at("hyperline");
+  int64_t bytes = 0;
+  for (const auto& s : sim.transport.sent) bytes += static_cast<int64_t>(s.request.body.size());
+  EXPECT_EQ(d.requests, static_cast<int64_t>(sim.transport.sent.size()));
+  EXPECT_EQ(d.requests, 10);  // 6 batches of 10 + 4 sent again
+  EXPECT_EQ(d.responses_2xx, 6);
+  EXPECT_EQ(d.responses_5xx, 2);
+  EXPECT_EQ(d.responses_429, 1);
+  EXPECT_EQ(d.responses_4xx, 0);
+  EXPECT_EQ(d.transport_errors, 1);
+  EXPECT_EQ(d.retries, 40) << "four requests of ten events were retried";
+  EXPECT_EQ(d.events_delivered, 60);
+  EXPECT_EQ(d.events_failed, 0);
+  EXPECT_EQ(d.bytes_sent, bytes);
+  EXPECT_GT(d.last_success_us, 0);
+  EXPECT_GT(d.last_failure_us, 0);
+  // Per model: its events; the requests that carried any of them.
+  const StatsCounters& m = t.models.at("m");
+  const StatsCounters& n = t.models.at("n");
+  EXPECT_EQ(m.events_delivered, 40);
+  EXPECT_EQ(n.events_delivered, 20);
+  EXPECT_EQ(m.retries + n.retries, 40);
+  EXPECT_EQ(m.requests, 10) << "every batch had events of m";
+  EXPECT_EQ(n.requests, 10);
+  EXPECT_EQ(m.latencies_ms.size(), 40u);
+  EXPECT_EQ(d.latencies_ms.size(), 60u);
+  EXPECT_FALSE(sim.engine.HasStats()) << "taken";
+  // One log entry per request, in the order answered, with what came back.
+  ASSERT_EQ(sim.db.request_log.size(), 10u);
+  int with_error = 0;
+  for (const RequestLogEntry& e : sim.db.request_log) {
+    EXPECT_EQ(e.destination, "hyperline");
+    EXPECT_EQ(e.events, 10);
+    EXPECT_DOUBLE_EQ(e.duration_ms, 5.0) << "the transport's latency";
+    if (e.error) ++with_error;
+  }
+  EXPECT_EQ(with_error, 4);
+}
+
+TEST(DeliveryStats, LatencyIsFromTheCommitToThe2xx) {
+  Sim sim;
+  sim.db.AddDestination("hyperline", 1);
+  sim.db.Insert("a");
+  sim.clock.Advance(milliseconds(100));  // b commits 100 ms later
+  sim.db.Insert("b");
+  sim.transport.latency = milliseconds(30);
+  // a: 503, then 201 after the backoff; b: 201.
+  std::map<std::string, int> tries;
+  sim.transport.responder = [&tries](const HttpRequest& req) {
+    std::string id = RecordIds(req).at(0);
+    if (id == "a" && tries[id]++ == 0) return Status(503);
+    return Status(201);
+  };
+  ASSERT_TRUE(sim.Drain());
+  Totals t;
+  t.Add(sim.engine.TakeStats());
+  const StatsCounters& d = t.destinations.at("hyperline");
+  ASSERT_EQ(d.latencies_ms.size(), 2u) << "one per delivered event, none for the 503";
+  std::vector<double> got = d.latencies_ms;
+  std::sort(got.begin(), got.end());
+  EXPECT_DOUBLE_EQ(got[0], 30.0) << "b: claimed at its commit, answered 30 ms later";
+  EXPECT_GT(got[1], 2 * 30.0) << "a: two requests and a backoff";
+  EXPECT_EQ(d.retries, 1);
+  // The log shows the 503 and both 201s.
+  ASSERT_EQ(sim.db.request_log.size(), 3u);
+  std::multiset<int> statuses;
+  for (const RequestLogEntry& e : sim.db.request_log) statuses.insert(e.http_status.value_or(0));
+  EXPECT_EQ(statuses, (std::multiset<int>{201, 201, 503}));
+}
+
+TEST(DeliveryStats, UnknownCommitTimeMeansNoLatencySample) {
+  Sim sim;
+  sim.db.AddDestination("hyperline", 1);
+  sim.db.Insert("a");
+  sim.db.rows.back().committed_at_us = 0;
+  ASSERT_TRUE(sim.Drain());
+  StatsDelta s = sim.engine.TakeStats();
+  EXPECT_EQ(s.destinations.at("hyperline").events_delivered, 1);
+  EXPECT_TRUE(s.destinations.at("hyperline").latencies_ms.empty());
+}
+
+TEST(DeliveryStats, FailedSupersededAndRejectedEventsAreCounted) {
+  Settings settings = TestSettings();
+  settings.max_attempts = 2;
+  Sim sim(settings);
+  sim.db.AddDestination("hyperline", 10);
+  sim.db.Insert("dup");   // superseded by the next row of its key
+  sim.db.Insert("dup");
+  sim.db.InsertNull("null");  // nothing to send: failed at the claim
+  sim.db.Insert("bad");       // listed in events_failed
+  sim.db.Insert("ok");
+  sim.transport.responder = [](const HttpRequest&) {
+    return Status(201, R"({"events_created":[],"events_failed":[{"record":{"id":"bad"},"error":"no"}]})");
+  };
+  ASSERT_TRUE(sim.Drain());
+  StatsDelta s = sim.engine.TakeStats();
+  const StatsCounters& d = s.destinations.at("hyperline");
+  EXPECT_EQ(d.events_superseded, 1);
+  EXPECT_EQ(d.events_failed, 2);
+  EXPECT_EQ(d.events_delivered, 2);
+  EXPECT_EQ(d.requests, 1);
+  EXPECT_EQ(d.responses_2xx, 1);
+  EXPECT_EQ(s.models.at("m").events_failed, 2);
+  ASSERT_EQ(sim.db.request_log.size(), 1u);
+  EXPECT_EQ(sim.db.request_log[0].events, 3);
+  EXPECT_EQ(sim.db.request_log[0].error.value_or(""), "1 of 3 events rejected (events_failed)");
+
+  // 400: every event of the request fails; 500 up to max_attempts: gives up.
+  sim.transport.responder = [](const HttpRequest& req) {
+    return Status(RecordIds(req).at(0) == "four" ? 400 : 500, R"({"message":"no"})");
+  };
+  sim.db.Insert("four");
+  sim.db.Insert("five");
+  sim.db.destinations.at("hyperline").batch_size = 1;
+  sim.wake = true;
+  ASSERT_TRUE(sim.Drain());
+  s = sim.engine.TakeStats();
+  const StatsCounters& e = s.destinations.at("hyperline");
+  EXPECT_EQ(e.events_failed, 2);
+  EXPECT_EQ(e.responses_4xx, 1);
+  EXPECT_EQ(e.responses_5xx, 2);
+  EXPECT_EQ(e.retries, 1) << "five: retried once, then given up";
+  EXPECT_EQ(e.events_delivered, 0);
+  EXPECT_TRUE(e.latencies_ms.empty());
+}
+
+TEST(DeliveryStats, Answers401And413AreRequestsWithoutEventFates) {
+  Sim sim;
+  sim.db.AddDestination("hyperline", 4);
+  for (int i = 1; i <= 4; ++i) sim.db.Insert("r" + std::to_string(i));
+  int nth = 0;
+  sim.transport.responder = [&nth](const HttpRequest&) {
+    ++nth;
+    if (nth == 1) return Status(413, R"({"message":"too large"})");  // split in two
+    return Status(201);
+  };
+  ASSERT_TRUE(sim.Drain());
+  StatsDelta s = sim.engine.TakeStats();
+  const StatsCounters& d = s.destinations.at("hyperline");
+  EXPECT_EQ(d.requests, 3);
+  EXPECT_EQ(d.responses_4xx, 1);
+  EXPECT_EQ(d.responses_2xx, 2);
+  EXPECT_EQ(d.retries, 0);
+  EXPECT_EQ(d.events_delivered, 4);
+  ASSERT_EQ(sim.db.request_log.size(), 3u);
+  EXPECT_EQ(sim.db.request_log[0].http_status.value_or(0), 413);
+  EXPECT_EQ(sim.db.request_log[0].events, 4);
+
+  // A wrong key: a 401 request, no event failed or retried.
+  Sim bad;
+  bad.db.AddDestination("hyperline", 10);
+  bad.db.Insert("x");
+  bad.transport.responder = [](const HttpRequest&) { return Status(401, R"({"message":"Unauthorized"})"); };
+  bad.RunUntil([&bad] { return bad.db.destinations.at("hyperline").state ==
+                               DestinationState::kUnauthorized; });
+  StatsDelta b = bad.engine.TakeStats();
+  const StatsCounters& u = b.destinations.at("hyperline");
+  EXPECT_GE(u.requests, 1);
+  EXPECT_EQ(u.responses_4xx, u.requests);
+  EXPECT_EQ(u.retries + u.events_failed + u.events_delivered, 0);
+  EXPECT_EQ(u.last_success_us, 0);
+  EXPECT_EQ(u.last_failure_us, WallUs(bad.clock)) << "when the 401 came back (just now)";
+  ASSERT_FALSE(bad.db.request_log.empty());
+  EXPECT_NE(bad.db.request_log[0].error.value_or("").find("401"), std::string::npos);
+  EXPECT_EQ(bad.db.request_log[0].error.value_or("").find("sk_live_secret"), std::string::npos);
 }
 
 }  // namespace

@@ -166,6 +166,7 @@ ClaimDecisions Engine::Admit(Claimed claimed) {
     const ClaimedRow& r = rows[i];
     if (newest[keys[i]] != i) {
       change(OutboxStatus::kSuperseded, std::nullopt, r.id);
+      CountEvent(r.model, r.destination, EventFate::kSuperseded);
       continue;
     }
     if (keys_in_flight_.count(keys[i]) != 0) {
@@ -188,12 +189,14 @@ ClaimDecisions Engine::Admit(Claimed claimed) {
     }
     if (!r.payload) {
       change(OutboxStatus::kFailed, "nothing to send: the payload is NULL", r.id);
+      CountEvent(r.model, r.destination, EventFate::kFailed);
       continue;
     }
     if (r.kind == RequestKind::kPost) {
       int64_t bytes = SingleBodyBytes(r.payload->size(), dest->second.config.batch_size > 1);
       if (bytes > settings_.max_request_bytes) {
         change(OutboxStatus::kFailed, TooLargeMessage(bytes, settings_.max_request_bytes), r.id);
+        CountEvent(r.model, r.destination, EventFate::kFailed);
         continue;
       }
     }
@@ -243,6 +246,7 @@ ClaimDecisions Engine::Admit(Claimed claimed) {
     row.event_key = std::move(c.event_key);
     row.payload = std::move(*c.payload);
     row.attempts = c.attempts;
+    row.committed_at_us = c.committed_at_us;
     keys_in_flight_.insert(keys[i]);
     row.key = std::move(keys[i]);
     job->rows.push_back(std::move(row));
@@ -300,6 +304,7 @@ void Engine::StartRequests() {
         AddOutcome(r, OutboxStatus::kFailed, Details::kReplace, std::nullopt,
                    std::string("cannot delete: the payload has no record.id"), std::nullopt,
                    std::nullopt, r.sent);
+        CountEvent(r.model, job.destination, EventFate::kFailed);
         Release({r});
       }
       job.rows = std::move(kept);
@@ -316,6 +321,9 @@ void Engine::StartRequests() {
     } else {
       body = job.rows.front().payload;
     }
+    job.started = now;
+    job.sent_at_us = WallNowUs();
+    job.sent_bytes = static_cast<int64_t>(body.size());
     HttpRequest req = MakeRequest(dest.config, settings_, job.kind, job.batch, std::move(body));
     job.tag = next_tag_++;
     req.tag = job.tag;
@@ -349,28 +357,36 @@ void Engine::ProcessResponse(HttpResponse& response) {
   std::string message = Redact(a.message, key);
   std::optional<int> http_status = StatusOrNull(response.status);
   TimePoint now = clock_.Now();
+  const int64_t now_us = WallNowUs();
+  size_t rejected = 0;
   switch (a.verdict) {
     case Verdict::kDelivered: {
       if (a.failed.empty()) {
         AddOutcomes(job.rows, OutboxStatus::kDelivered, Details::kReplace, http_status,
                     std::nullopt, std::nullopt, std::nullopt, 1);
+        for (const Row& r : job.rows) {
+          CountEvent(r.model, job.destination, EventFate::kDelivered, r.committed_at_us, now_us);
+        }
       } else {
         // Partial failure: the events listed in events_failed fail, the rest
         // of the batch is delivered.
-        std::unordered_map<std::string, std::string> rejected;
-        for (FailedEvent& f : a.failed) rejected[f.record_id] = std::move(f.error);
+        std::unordered_map<std::string, std::string> rejected_ids;
+        for (FailedEvent& f : a.failed) rejected_ids[f.record_id] = std::move(f.error);
         for (const Row& r : job.rows) {
           std::optional<std::string> id = RecordIdOf(r.payload);
-          auto why = id ? rejected.find(*id) : rejected.end();
-          if (why == rejected.end()) {
+          auto why = id ? rejected_ids.find(*id) : rejected_ids.end();
+          if (why == rejected_ids.end()) {
             AddOutcome(r, OutboxStatus::kDelivered, Details::kReplace, http_status, std::nullopt,
                        std::nullopt, std::nullopt, r.sent + 1);
+            CountEvent(r.model, job.destination, EventFate::kDelivered, r.committed_at_us, now_us);
           } else {
             std::string error =
                 Truncate(Redact("rejected by the destination: " + why->second, key),
                          kMaxRejectedError);
             AddOutcome(r, OutboxStatus::kFailed, Details::kReplace, http_status, error,
                        std::nullopt, std::nullopt, r.sent + 1);
+            CountEvent(r.model, job.destination, EventFate::kFailed);
+            ++rejected;
           }
         }
       }
@@ -389,18 +405,21 @@ void Engine::ProcessResponse(HttpResponse& response) {
     case Verdict::kFailNow:
       AddOutcomes(job.rows, OutboxStatus::kFailed, Details::kReplace, http_status, message,
                   std::nullopt, std::nullopt, 1);
+      for (const Row& r : job.rows) CountEvent(r.model, job.destination, EventFate::kFailed);
       break;
     case Verdict::kTooLarge:
       if (job.rows.size() > 1) {
         // Split and send the halves next: one event too large for the server
         // never fails its neighbours (and retry() never rebuilds the batch).
         bool shared = dest != nullptr && dest->max_rps > 0;
+        CountRequest(job, response, message, 0);
         Bisect(std::move(job));
         if (shared) share_freed_ = true;
         return;
       }
       AddOutcomes(job.rows, OutboxStatus::kFailed, Details::kReplace, http_status, message,
                   std::nullopt, std::nullopt, 1);
+      for (const Row& r : job.rows) CountEvent(r.model, job.destination, EventFate::kFailed);
       break;
     case Verdict::kUnauthorized: {
       // Nothing fails: the rows wait for a working key; the attempt is not
@@ -417,6 +436,7 @@ void Engine::ProcessResponse(HttpResponse& response) {
       break;
     }
   }
+  CountRequest(job, response, message, rejected);
   Release(job.rows);
   if (dest != nullptr &&
       (dest->max_rps > 0 || dest->config.state == DestinationState::kUnauthorized)) {
@@ -456,6 +476,7 @@ void Engine::RetryOutcomes(const Job& job, const std::string& message,
       AddOutcome(r, OutboxStatus::kFailed, Details::kReplace, status,
                  "gave up after " + std::to_string(attempts) + " attempts: " + message,
                  std::nullopt, std::nullopt, r.sent + 1);
+      CountEvent(r.model, job.destination, EventFate::kFailed);
     } else {
       // A Retry-After is honoured in full, even beyond retry_max_ms.
       int64_t delay = retry_after_ms ? *retry_after_ms
@@ -463,6 +484,7 @@ void Engine::RetryOutcomes(const Job& job, const std::string& message,
                                                  settings_.retry_max_ms, jitter);
       AddOutcome(r, OutboxStatus::kPending, Details::kReplace, status, message, delay,
                  std::nullopt, r.sent + 1);
+      CountEvent(r.model, job.destination, EventFate::kRetried);
     }
   }
 }
@@ -571,6 +593,8 @@ Records Engine::TakeRecords() {
   destination_changes_.clear();
   releasing_ = std::move(keys_to_release_);
   keys_to_release_.clear();
+  records.requests = std::move(request_log_);
+  request_log_.clear();
   return records;
 }
 
@@ -642,7 +666,120 @@ void Engine::Reset() {
   keys_were_busy_ = false;
   share_freed_ = false;
   rate_ready_.reset();
+  request_log_.clear();
   transport_.CancelAll();
+}
+
+// --- statistics ------------------------------------------------------------
+
+int64_t Engine::WallNowUs() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             clock_.WallNow().time_since_epoch())
+      .count();
+}
+
+StatsCounters& Engine::DestinationStats(const std::string& name) {
+  if (last_destination_stats_ == nullptr || last_destination_ != name) {
+    last_destination_stats_ = &stats_.destinations[name];
+    last_destination_ = name;
+  }
+  return *last_destination_stats_;
+}
+
+StatsCounters& Engine::ModelStats(const std::string& name) {
+  if (last_model_stats_ == nullptr || last_model_ != name) {
+    last_model_stats_ = &stats_.models[name];
+    last_model_ = name;
+  }
+  return *last_model_stats_;
+}
+
+void Engine::CountEvent(const std::string& model, const std::string& destination, EventFate fate,
+                        int64_t committed_at_us, int64_t now_us) {
+  StatsCounters& m = ModelStats(model);
+  StatsCounters& d = DestinationStats(destination);
+  switch (fate) {
+    case EventFate::kDelivered:
+      ++m.events_delivered;
+      ++d.events_delivered;
+      if (committed_at_us > 0) {
+        double ms = static_cast<double>(std::max<int64_t>(0, now_us - committed_at_us)) / 1000.0;
+        m.latencies_ms.push_back(ms);
+        d.latencies_ms.push_back(ms);
+      }
+      break;
+    case EventFate::kFailed:
+      ++m.events_failed;
+      ++d.events_failed;
+      break;
+    case EventFate::kSuperseded:
+      ++m.events_superseded;
+      ++d.events_superseded;
+      break;
+    case EventFate::kRetried:
+      ++m.retries;
+      ++d.retries;
+      break;
+  }
+}
+
+void Engine::CountRequest(const Job& job, const HttpResponse& response, const std::string& message,
+                          size_t rejected) {
+  const int64_t now_us = WallNowUs();
+  const int s = response.status;
+  const bool ok = s >= 200 && s < 300;
+  auto count = [&](StatsCounters& c, int64_t bytes) {
+    ++c.requests;
+    if (s == 0) {
+      ++c.transport_errors;
+    } else if (ok) {
+      ++c.responses_2xx;
+    } else if (s == 429) {
+      ++c.responses_429;
+    } else if (s >= 400 && s < 500) {
+      ++c.responses_4xx;
+    } else if (s >= 500 && s < 600) {
+      ++c.responses_5xx;
+    }
+    c.bytes_sent += bytes;
+    (ok ? c.last_success_us : c.last_failure_us) = now_us;
+  };
+  count(DestinationStats(job.destination), job.sent_bytes);
+  // The models among the job's rows (usually one), with their payload bytes.
+  std::vector<std::pair<const std::string*, int64_t>> models;
+  for (const Row& r : job.rows) {
+    auto it = std::find_if(models.begin(), models.end(),
+                           [&r](const auto& m) { return *m.first == r.model; });
+    if (it == models.end()) {
+      models.emplace_back(&r.model, 0);
+      it = std::prev(models.end());
+    }
+    it->second += static_cast<int64_t>(r.payload.size());
+  }
+  for (const auto& [model, bytes] : models) count(ModelStats(*model), bytes);
+
+  RequestLogEntry e;
+  e.destination = job.destination;
+  e.sent_at_us = job.sent_at_us;
+  e.duration_ms =
+      std::chrono::duration<double, std::milli>(clock_.Now() - job.started).count();
+  e.events = static_cast<int>(job.rows.size());
+  e.http_status = StatusOrNull(s);
+  if (!ok) {
+    e.error = Truncate(message.empty() ? std::string("no answer") : message, kMaxDestinationError);
+  } else if (rejected > 0) {
+    e.error = std::to_string(rejected) + " of " + std::to_string(job.rows.size()) +
+              " events rejected (events_failed)";
+  }
+  request_log_.push_back(std::move(e));
+}
+
+StatsDelta Engine::TakeStats() {
+  StatsDelta out = std::move(stats_);
+  stats_ = StatsDelta{};
+  last_model_stats_ = nullptr;
+  last_destination_stats_ = nullptr;
+  return out;
 }
 
 }  // namespace hyperline::delivery

@@ -99,8 +99,16 @@ class Engine {
 
   // Forgets everything (the extension was dropped, or an error): requests in
   // progress are abandoned, and their rows stay 'sending' in the outbox until
-  // the worker resets them.
+  // the worker resets them. Statistics not taken yet are kept (they are facts).
   void Reset();
+
+  // --- statistics ------------------------------------------------------------
+  // What happened since the last call (events delivered, failed, superseded,
+  // retried; requests by answer; bytes; commit-to-2xx latencies), per
+  // destination and per model. The request log goes with the records instead
+  // (Records::requests), written in the record transaction.
+  StatsDelta TakeStats();
+  bool HasStats() const { return !stats_.empty(); }
 
   size_t InFlight() const { return in_flight_.size(); }
   size_t Queued() const { return queued_.size(); }
@@ -122,6 +130,7 @@ class Engine {
     int attempts = 0;  // as stored
     int sent = 0;      // requests that carried it since it was claimed (413 splits)
     std::string key;   // KeyOf(model, event_key)
+    int64_t committed_at_us = 0;  // see ClaimedRow
   };
   struct Job {
     uint64_t tag = 0;
@@ -131,6 +140,10 @@ class Engine {
     bool batch = false;
     int64_t body_bytes = 0;
     std::vector<Row> rows;
+    // Set when the request starts: for the request log and the statistics.
+    TimePoint started{};
+    int64_t sent_at_us = 0;
+    int64_t sent_bytes = 0;
   };
   // A destination's settings and the engine's memory about it.
   struct Destination {
@@ -171,6 +184,19 @@ class Engine {
   // Splits a job answered 413 into halves sent next.
   void Bisect(Job job);
   void NoteDueAt(TimePoint at);
+  // Statistics (see TakeStats).
+  int64_t WallNowUs() const;
+  StatsCounters& DestinationStats(const std::string& name);
+  StatsCounters& ModelStats(const std::string& name);
+  // Counts one event delivered / failed / superseded / retried; a delivered
+  // one's latency is measured at `now_us` from its commit.
+  enum class EventFate { kDelivered, kFailed, kSuperseded, kRetried };
+  void CountEvent(const std::string& model, const std::string& destination, EventFate fate,
+                  int64_t committed_at_us = 0, int64_t now_us = 0);
+  // Counts the request of `job` answered with `response` (by its destination
+  // and each model it carried) and logs it.
+  void CountRequest(const Job& job, const HttpResponse& response, const std::string& message,
+                    size_t rejected);
 
   Settings settings_;
   const Clock& clock_;
@@ -207,6 +233,15 @@ class Engine {
   std::optional<TimePoint> rate_ready_;
   // Times at which retries or paused destinations become due (earliest first).
   std::priority_queue<TimePoint, std::vector<TimePoint>, std::greater<TimePoint>> due_times_;
+
+  StatsDelta stats_;
+  // The entries last looked up (rows of a request share them): no map lookup
+  // per row. Cleared by TakeStats.
+  StatsCounters* last_model_stats_ = nullptr;
+  std::string last_model_;
+  StatsCounters* last_destination_stats_ = nullptr;
+  std::string last_destination_;
+  std::vector<RequestLogEntry> request_log_;  // handed out with the records
 };
 
 }  // namespace hyperline::delivery

@@ -10,6 +10,7 @@
 #include "core/cpp_only.hpp"
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,6 +65,10 @@ struct ClaimedRow {
   bool deferred = false;
   std::string destination;
   int attempts = 0;
+  // When the transaction that wrote the row committed, in wall-clock
+  // microseconds since the Unix epoch (0: unknown): where its delivery
+  // latency is measured from (src/pg/outbox_store.cpp says how it is known).
+  int64_t committed_at_us = 0;
 };
 
 // One claim statement: due rows of these destinations, at most `limit` rows.
@@ -135,10 +140,50 @@ struct DestinationChange {
   int key_version = 0;
 };
 
+// One HTTP request as hyperline.requests shows it (the request log).
+struct RequestLogEntry {
+  std::string destination;
+  int64_t sent_at_us = 0;             // wall clock at its start, µs since the Unix epoch
+  double duration_ms = 0;             // start to answer (or to the transport error)
+  int events = 0;                     // rows it carried
+  std::optional<int> http_status;     // nullopt: no answer
+  std::optional<std::string> error;   // why it was not a plain success (redacted)
+};
+
 // Everything the record transaction writes.
 struct Records {
   std::vector<OutcomeGroup> outcomes;
   std::vector<DestinationChange> destinations;
+  std::vector<RequestLogEntry> requests;
+};
+
+// --- statistics (hyperline.stats) ---------------------------------------------
+// What the engine saw happen since the last TakeStats, per destination and per
+// model; the worker adds it to the counters in shared memory. Request counters
+// of a model count the requests that carried at least one of its events (and
+// bytes_sent the bytes of its events in them); a destination's, every request.
+struct StatsCounters {
+  int64_t events_delivered = 0;
+  int64_t events_failed = 0;
+  int64_t events_superseded = 0;
+  int64_t requests = 0;
+  int64_t responses_2xx = 0;
+  int64_t responses_4xx = 0;  // 4xx other than 429
+  int64_t responses_429 = 0;
+  int64_t responses_5xx = 0;
+  int64_t transport_errors = 0;  // no answer: connection error or timeout
+  int64_t retries = 0;           // events put back for another attempt after a retryable answer
+  int64_t bytes_sent = 0;
+  int64_t last_success_us = 0;  // wall clock of the last 2xx (0: none)
+  int64_t last_failure_us = 0;  // of the last answer that was not 2xx, or no answer
+  // Commit → 2xx of each event delivered, in milliseconds.
+  std::vector<double> latencies_ms;
+};
+
+struct StatsDelta {
+  std::map<std::string, StatsCounters> destinations;
+  std::map<std::string, StatsCounters> models;
+  bool empty() const { return destinations.empty() && models.empty(); }
 };
 
 }  // namespace hyperline::delivery
