@@ -153,6 +153,40 @@ SELECT pg_catalog.pg_extension_config_dump('hyperline._models', '');
 SELECT pg_catalog.pg_extension_config_dump('hyperline.outbox', 'WHERE status IN (''pending'', ''sending'', ''failed'')');
 SELECT pg_catalog.pg_extension_config_dump('hyperline.outbox_id_seq', '');
 
+-- ---------------------------------------------------------------------------
+-- Operating (src/pg/stats.cpp, health.cpp): when events committed, and the
+-- request log.
+-- ---------------------------------------------------------------------------
+-- hyperline.stats measures delivery latency from an event's commit: its first
+-- claim records it here (with track_commit_timestamp on; else created_at).
+ALTER TABLE hyperline.outbox ADD COLUMN committed_at timestamptz;
+COMMENT ON COLUMN hyperline.outbox.committed_at IS 'When the event''s transaction committed, recorded when the worker first claims it (needs track_commit_timestamp = on); hyperline.stats measures latency from it, or from created_at without it.';
+
+-- One row per HTTP request of the delivery worker, written with the outcomes
+-- of the request's events. Not dumped (history); purged after
+-- hyperline.delivered_retention (upkeep worker).
+CREATE TABLE hyperline._requests (
+  id bigserial PRIMARY KEY,
+  destination text NOT NULL,
+  sent_at timestamptz NOT NULL,
+  duration_ms double precision NOT NULL,
+  events int NOT NULL,
+  http_status int,
+  error text
+);
+COMMENT ON TABLE hyperline._requests IS 'The delivery worker''s HTTP requests (private: use the hyperline.requests view).';
+CREATE INDEX requests_sent_at_idx ON hyperline._requests (sent_at);
+-- Visible as a destination's statistics are: to superusers, members of
+-- hyperline.admin_role, and the roles granted the destination.
+ALTER TABLE hyperline._requests ENABLE ROW LEVEL SECURITY;
+CREATE POLICY requests_visible ON hyperline._requests FOR SELECT USING (
+  EXISTS (SELECT 1 FROM hyperline._destination_grants g
+           WHERE g.destination = _requests.destination AND pg_has_role(g.grantee::oid, 'USAGE'))
+  OR EXISTS (SELECT 1 FROM pg_roles r
+              WHERE r.rolname = current_setting('hyperline.admin_role', true) AND pg_has_role(r.oid, 'MEMBER')));
+GRANT SELECT ON hyperline._requests TO PUBLIC;
+-- (end of Operating)
+
 -- Row level security: a role sees the models on tables it owns (and query
 -- models it owns), and their events; members of hyperline.admin_role see all;
 -- superusers bypass it. The expressions are inlined (a policy may not call a
@@ -1004,6 +1038,49 @@ GRANT EXECUTE ON FUNCTION
   hyperline.preview(text, int), hyperline.backfill(text), hyperline.test_delivery(text),
   hyperline.retry(text), hyperline.render_template(text, jsonb)
   TO PUBLIC;
+-- ---------------------------------------------------------------------------
+-- Operating: counters (shared memory, src/pg/stats.cpp), the request log,
+-- health and its alerts (src/pg/health.cpp).
+-- ---------------------------------------------------------------------------
+-- Like pg_stat_statements, a function and a view of the same name: the
+-- function shows each role only the rows it may see (models by row level
+-- security on hyperline._models; destinations to superusers, members of
+-- hyperline.admin_role and their grantees), and adds failed_last_hour.
+CREATE OR REPLACE FUNCTION hyperline.stats()
+  RETURNS TABLE (kind text, name text, events_enqueued bigint, events_delivered bigint,
+    events_failed bigint, events_superseded bigint, requests bigint, responses_2xx bigint,
+    responses_4xx bigint, responses_429 bigint, responses_5xx bigint, transport_errors bigint,
+    retries bigint, bytes_sent bigint, latency_p50_ms double precision,
+    latency_p90_ms double precision, latency_p99_ms double precision, last_success_at timestamptz,
+    last_failure_at timestamptz, stats_reset timestamptz, failed_last_hour bigint)
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hyperline_stats';
+COMMENT ON FUNCTION hyperline.stats() IS 'Delivery counters per destination and model the caller may see (the hyperline.stats view), plus events failed in the last hour.';
+
+CREATE OR REPLACE VIEW hyperline.stats WITH (security_invoker = true) AS
+  SELECT kind, name, events_enqueued, events_delivered, events_failed, events_superseded, requests,
+         responses_2xx, responses_4xx, responses_429, responses_5xx, transport_errors, retries,
+         bytes_sent, latency_p50_ms, latency_p90_ms, latency_p99_ms, last_success_at,
+         last_failure_at, stats_reset
+  FROM hyperline.stats();
+COMMENT ON VIEW hyperline.stats IS 'Per destination and model: events enqueued, delivered, failed, superseded; requests by answer; retries; bytes; commit-to-2xx latency percentiles over the last minutes; since stats_reset (kept in shared memory: a server restart resets them).';
+
+CREATE OR REPLACE FUNCTION hyperline.reset_stats() RETURNS void
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hyperline_reset_stats';
+COMMENT ON FUNCTION hyperline.reset_stats() IS 'Zeroes the counters of hyperline.stats in this database and sets their stats_reset to now (superusers, and roles granted EXECUTE).';
+
+CREATE OR REPLACE VIEW hyperline.requests WITH (security_invoker = true) AS
+  SELECT id, destination, sent_at, duration_ms, events, http_status, error FROM hyperline._requests;
+COMMENT ON VIEW hyperline.requests IS 'The delivery worker''s HTTP requests, one row each: when, how long, how many events, the status (NULL: no answer) and the error; kept like delivered events.';
+
+CREATE OR REPLACE FUNCTION hyperline.health() RETURNS TABLE (check_name text, status text, detail text)
+  LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'hyperline_health';
+COMMENT ON FUNCTION hyperline.health() IS 'One row per check (worker, backlog, destinations, failed_events, query_models) with status ok, warning or critical, as the caller sees things; changes are sent with NOTIFY hyperline_alerts.';
+
+-- (After the REVOKE above: this part grants what it makes.)
+REVOKE ALL ON FUNCTION hyperline.stats(), hyperline.reset_stats(), hyperline.health() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION hyperline.stats(), hyperline.health() TO PUBLIC;
+GRANT SELECT ON hyperline.stats, hyperline.requests TO PUBLIC;
+-- (end of Operating)
 -- END REPLACEABLE
 
 CREATE TRIGGER outbox_restored_sending BEFORE INSERT ON hyperline.outbox FOR EACH ROW

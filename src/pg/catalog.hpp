@@ -24,6 +24,7 @@ inline constexpr const char* kOutbox = "outbox";
 inline constexpr const char* kDestinations = "_destinations";
 inline constexpr const char* kModels = "_models";
 inline constexpr const char* kApiKeys = "api_keys";  // in kPrivateSchema
+inline constexpr const char* kRequests = "_requests";  // the request log (0.2.0)
 
 // Columns of hyperline.outbox that the worker reads or writes (the 0.1.0
 // layout; a later column is used only after checking that it exists).
@@ -44,6 +45,8 @@ inline constexpr const char* kDestination = "destination";
 // 0.2.0: 'POST' or 'DELETE' (what a row sends); without it, operation
 // 'delete' means DELETE.
 inline constexpr const char* kMethod = "method";
+// 0.2.0: when the row's transaction committed (set by its first claim).
+inline constexpr const char* kCommittedAt = "committed_at";
 }  // namespace outbox
 
 using delivery::DestinationState;

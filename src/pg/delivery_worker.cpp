@@ -21,8 +21,10 @@
 #include "pg/delivery_settings.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
+#include "pg/health.hpp"
 #include "pg/outbox_store.hpp"
 #include "pg/shmem.hpp"
+#include "pg/stats_publish.hpp"
 #include "pg/upkeep_worker.hpp"
 #include "pg/worker_common.hpp"
 
@@ -118,22 +120,28 @@ bool Claim(Engine& engine, ExtensionWatch& watch) {
     return true;
   }
   delivery::Claimed claimed = store::ClaimRows(plan);
-  store::FinishClaim(engine.Admit(std::move(claimed)));
+  for (const store::Superseded& s : store::FinishClaim(engine.Admit(std::move(claimed)))) {
+    stats::PublishSuperseded(s.model, s.destination, s.n);  // hyperline.stats
+  }
   return true;
 }
 
-// One record transaction: outcomes and destination changes.
-void Record(Engine& engine, Upkeep& upkeep) {
+// One record transaction: outcomes, destination changes, the request log.
+void Record(Engine& engine, Upkeep& upkeep, HealthMonitor& health) {
   ReportActivity("recording results");
   upkeep.NoteDeadVersions(static_cast<int64_t>(engine.OutcomeCount()));
-  store::TxnRecord(engine.TakeRecords());
+  delivery::Records records = engine.TakeRecords();
+  bool destinations_changed = !records.destinations.empty();
+  store::TxnRecord(records);
   engine.Recorded();
+  if (destinations_changed) health.Soon();  // alerts: a destination turned (un)authorized
 }
 
 // Waits until the next thing to do: answers while requests are in flight
 // (short slices, because the latch cannot be polled together with libcurl's
 // sockets, so a commit's wake-up is noticed within a few ms), else the latch.
-void Wait(Engine& engine, Upkeep& upkeep, const delivery::Clock& clock, TimePoint next_poll) {
+void Wait(Engine& engine, Upkeep& upkeep, const HealthMonitor& health,
+          const delivery::Clock& clock, TimePoint next_poll) {
   TimePoint now = clock.Now();
   // The poll matters only while a claim could take rows.
   long wait_ms = engine.HasRoom() ? MsUntil(next_poll, now) : guc_poll_interval_ms;
@@ -143,6 +151,7 @@ void Wait(Engine& engine, Upkeep& upkeep, const delivery::Clock& clock, TimePoin
   if (std::optional<SteadyClock::time_point> due = upkeep.NextDeadline()) {
     wait_ms = std::min(wait_ms, MsUntil(*due, now));
   }
+  wait_ms = std::min(wait_ms, MsUntil(health.NextDeadline(), now));
   if (!guc_enabled) wait_ms = std::max<long>(wait_ms, guc_poll_interval_ms);
   wait_ms = std::max(0L, wait_ms);
   if (engine.InFlight() > 0) {
@@ -167,6 +176,7 @@ void RunDelivery() {
                     static_cast<uint64_t>(MyProcPid));
   ExtensionWatch watch;
   Upkeep upkeep;
+  HealthMonitor health;
   bool ready = false;  // extension ready and 'sending' rows reset
   bool wake = true;    // a commit, a due retry or a setting asks for a claim
   TimePoint next_poll = clock.Now();
@@ -200,10 +210,11 @@ void RunDelivery() {
         wake = true;
       }
       engine.Pump(0);
+      if (engine.HasStats()) stats::Publish(engine.TakeStats());  // hyperline.stats
       wake |= engine.TakeDue();
       bool claim = guc_enabled && engine.HasRoom() &&
                    (wake || clock.Now() >= next_poll || engine.MoreDue());
-      if (engine.RecordDue(claim)) Record(engine, upkeep);
+      if (engine.RecordDue(claim)) Record(engine, upkeep, health);
       if (claim) {
         wake = false;
         if (!Claim(engine, watch)) {  // the extension was dropped, or updated
@@ -215,7 +226,8 @@ void RunDelivery() {
       }
       engine.StartRequests();
       upkeep.Tick(engine.InFlight() == 0);
-      Wait(engine, upkeep, clock, next_poll);
+      health.Tick();  // hyperline.health() and NOTIFY hyperline_alerts
+      Wait(engine, upkeep, health, clock, next_poll);
     } catch (const PgException& e) {
       error = e.what();
     } catch (const std::bad_alloc&) {
@@ -235,6 +247,7 @@ void RunDelivery() {
   }
   // Stopping: keep what is already known, if the database lets us.
   try {
+    if (engine.HasStats()) stats::Publish(engine.TakeStats());
     if (ready && engine.HasOutcomes()) {
       store::TxnRecord(engine.TakeRecords());
       engine.Recorded();

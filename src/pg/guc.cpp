@@ -24,6 +24,8 @@ int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
 char* guc_admin_role = nullptr;
 int guc_max_request_bytes = 5 * 1024 * 1024;
+int guc_alert_backlog_age_s = 300;
+int guc_max_stats_entries = 1000;
 
 void DefineSettings() {
   DefineCustomStringVariable(
@@ -79,6 +81,18 @@ void DefineSettings() {
       "worker also reads at most twice this many bytes of events per claim.",
       &guc_max_request_bytes, 5 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
       nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.alert_backlog_age",
+      "Age of the oldest pending event above which hyperline.health() reports the backlog.",
+      "warning above it, critical above twice it. The delivery worker's alerts use the "
+      "server's setting; a superuser may SET another for a session's own health() calls.",
+      &guc_alert_backlog_age_s, 300, 1, INT_MAX, PGC_SUSET, GUC_UNIT_S, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.max_stats_entries",
+      "Destinations and models (of all databases) whose counters hyperline.stats keeps.",
+      "Shared memory, about 3.5 kB each; a name beyond it is not counted until "
+      "hyperline.reset_stats() frees entries.",
+      &guc_max_stats_entries, 1000, 16, 1000000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("hyperline");
 }
 

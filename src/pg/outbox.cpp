@@ -11,6 +11,8 @@
 // one-row transaction's cost.
 #include "pg/outbox.hpp"
 
+#include "pg/stats.hpp"
+
 extern "C" {
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -339,6 +341,10 @@ void FlushOutbox() {
   ExecCloseIndices(rri);
   FreeExecutorState(estate);  // ii_AmCache now dangles: reset at the next flush's start
   table_close(rel, NoLock);
+  // hyperline.stats: events_enqueued (published if the transaction commits).
+  for (int i = 0; i < buffered; ++i) {
+    stats::NoteEventWritten(buffer[i].model, buffer[i].destination, !buffer[i].has_payload);
+  }
   // The rows are written: drop their buffered copies.
   EmptyBuffer();
 }

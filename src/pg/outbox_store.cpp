@@ -13,6 +13,7 @@
 #include "pg/guard.hpp"
 
 extern "C" {
+#include "access/commit_ts.h"
 #include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
@@ -80,9 +81,11 @@ constexpr const char* kModelDestinationSql =
 // only while the stored size of the payloads before them is under $3 bytes
 // (the first row whatever its size), so that one claim never reads more than
 // about $3 bytes. The RETURNING columns: id, model, event_key, whether the row
-// is a DELETE, payload, destination, attempts, stored payload size.
-#define HYPERLINE_CLAIM_SQL(IS_DELETE)                                                        \
-  "UPDATE hyperline.outbox o SET status = 'sending'"                                          \
+// is a DELETE, payload, destination, attempts, stored payload size, and when
+// the row's transaction committed (hyperline.stats's latency; COMMITTED).
+// SET_EXTRA adds assignments to the UPDATE.
+#define HYPERLINE_CLAIM_SQL(IS_DELETE, SET_EXTRA, COMMITTED)                                  \
+  "UPDATE hyperline.outbox o SET status = 'sending'" SET_EXTRA                                \
   " WHERE o.id OPERATOR(pg_catalog.=) ANY (ARRAY("                                            \
   "   SELECT c.id FROM ("                                                                     \
   "     SELECT l.id, l.size,"                                                                 \
@@ -95,15 +98,31 @@ constexpr const char* kModelDestinationSql =
   "       ORDER BY p.id LIMIT $2 FOR UPDATE SKIP LOCKED) l) c"                                \
   "   WHERE c.running OPERATOR(pg_catalog.-) c.size OPERATOR(pg_catalog.<) $3))"              \
   " RETURNING o.id, o.model, o.event_key, " IS_DELETE ", o.payload, o.destination,"           \
-  " o.attempts, COALESCE(pg_catalog.pg_column_size(o.payload), 0)"
+  " o.attempts, COALESCE(pg_catalog.pg_column_size(o.payload), 0), " COMMITTED
 
-// The 0.1.0 layout: operation 'delete' is a DELETE request.
+// The 0.1.0 layout: operation 'delete' is a DELETE request; the latency is
+// measured from created_at (the start of the row's transaction).
 constexpr const char* kClaimByOperationSql =
-    HYPERLINE_CLAIM_SQL("(o.operation OPERATOR(pg_catalog.=) 'delete')");
+    HYPERLINE_CLAIM_SQL("(o.operation OPERATOR(pg_catalog.=) 'delete')", "", "o.created_at");
 // With the method column (0.2.0): what each row sends (a row without one, as
 // the 0.1.0 layout wrote it, by its operation).
-constexpr const char* kClaimByMethodSql = HYPERLINE_CLAIM_SQL(
-    "COALESCE(o.method OPERATOR(pg_catalog.=) 'DELETE', o.operation OPERATOR(pg_catalog.=) 'delete')");
+#define HYPERLINE_BY_METHOD \
+  "COALESCE(o.method OPERATOR(pg_catalog.=) 'DELETE', o.operation OPERATOR(pg_catalog.=) 'delete')"
+constexpr const char* kClaimByMethodSql =
+    HYPERLINE_CLAIM_SQL(HYPERLINE_BY_METHOD, "", "o.created_at");
+// With committed_at (0.2.0, hyperline.stats): the first claim of a row records
+// when its transaction committed, read from its xmin while that is still the
+// inserting transaction's (track_commit_timestamp on). Rows put back keep it,
+// so a retried event's latency still starts at its commit.
+constexpr const char* kClaimTrackedSql = HYPERLINE_CLAIM_SQL(
+    HYPERLINE_BY_METHOD,
+    ", committed_at = COALESCE(o.committed_at, pg_catalog.pg_xact_commit_timestamp(o.xmin))",
+    "COALESCE(o.committed_at, o.created_at)");
+// The same with track_commit_timestamp off: created_at (a committed_at kept
+// from when it was on still counts).
+constexpr const char* kClaimUntrackedSql =
+    HYPERLINE_CLAIM_SQL(HYPERLINE_BY_METHOD, "", "COALESCE(o.committed_at, o.created_at)");
+#undef HYPERLINE_BY_METHOD
 #undef HYPERLINE_CLAIM_SQL
 
 // Latest next_attempt_at of rows waiting for a retry, in ms from now (read
@@ -146,7 +165,8 @@ constexpr const char* kSupersedeOlderSql =
     "     AND p.event_key OPERATOR(pg_catalog.=) k.event_key"
     "     AND p.status OPERATOR(pg_catalog.=) 'pending'"
     "     AND p.next_attempt_at OPERATOR(pg_catalog.>) p.created_at"
-    "     AND p.id OPERATOR(pg_catalog.<) k.id) q))";
+    "     AND p.id OPERATOR(pg_catalog.<) k.id) q))"
+    " RETURNING o.model, o.destination";
 
 // Writes one group of outcomes (rows with the same result). $8 keep: the rows
 // were not sent, so their http_status and last_error stay. $6 delay (NULL:
@@ -177,6 +197,30 @@ constexpr const char* kDestinationUpdateSql =
     " AND NOT (d.state OPERATOR(pg_catalog.=) $2"
     "   AND COALESCE(d.last_error OPERATOR(pg_catalog.=) $3, d.last_error IS NULL AND $3 IS NULL))";
 
+// The request log (hyperline.requests): one row per answered request.
+constexpr const char* kLogRequestsSql =
+    "INSERT INTO hyperline._requests (destination, sent_at, duration_ms, events, http_status, error)"
+    " SELECT * FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]),"
+    " pg_catalog.unnest($2::pg_catalog.timestamptz[]), pg_catalog.unnest($3::pg_catalog.float8[]),"
+    " pg_catalog.unnest($4::pg_catalog.int4[]), pg_catalog.unnest($5::pg_catalog.int4[]),"
+    " pg_catalog.unnest($6::pg_catalog.text[]))";
+
+// Deletes the oldest requests past the retention ($1 seconds), at most $2,
+// found through the sent_at index.
+constexpr const char* kPurgeRequestsSql =
+    "DELETE FROM hyperline._requests r WHERE r.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT p.id"
+    " FROM hyperline._requests p"
+    " WHERE p.sent_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+    "   OPERATOR(pg_catalog.-) ($1::pg_catalog.float8"
+    "   OPERATOR(pg_catalog.*) '1 second'::pg_catalog.interval))"
+    " ORDER BY p.sent_at LIMIT $2))";
+
+// hyperline.health(), as the delivery worker evaluates it for its alerts.
+constexpr const char* kHealthSql =
+    "SELECT h.check_name, h.status, h.detail FROM hyperline.health() h";
+
+constexpr const char* kNotifySql = "SELECT pg_catalog.pg_notify($1, $2)";
+
 // Why two scans: the rows to purge are found by a sequential scan that stops
 // at the batch size (delivered rows have no index; the oldest come first),
 // and deleted by id through the primary key ("id = ANY (ARRAY(...))" keeps
@@ -198,6 +242,8 @@ struct Plans {
   Oid extension = InvalidOid;
   char version[64] = {0};
   bool has_method = false;
+  bool has_committed_at = false;  // outbox.committed_at (0.2.0)
+  bool has_request_log = false;   // hyperline._requests (0.2.0)
   SPIPlanPtr load_destinations = nullptr;
   SPIPlanPtr claim = nullptr;
   SPIPlanPtr set_status = nullptr;
@@ -205,6 +251,8 @@ struct Plans {
   SPIPlanPtr record = nullptr;
   SPIPlanPtr destination_update = nullptr;
   SPIPlanPtr purge = nullptr;
+  SPIPlanPtr log_requests = nullptr;
+  SPIPlanPtr purge_requests = nullptr;
 };
 Plans plans;
 
@@ -212,7 +260,7 @@ Plans plans;
 void ForgetPlans() {
   for (SPIPlanPtr* p : {&plans.load_destinations, &plans.claim, &plans.set_status,
                         &plans.supersede_older, &plans.record, &plans.destination_update,
-                        &plans.purge}) {
+                        &plans.purge, &plans.log_requests, &plans.purge_requests}) {
     if (*p != nullptr) SPI_freeplan(*p);
     *p = nullptr;
   }
@@ -301,6 +349,61 @@ char* TextOrNull(HeapTuple tuple, TupleDesc desc, int column) {
   bool isnull = false;
   Datum d = SPI_getbinval(tuple, desc, column, &isnull);
   return isnull ? nullptr : TextDatumGetCString(d);
+}
+
+// TimestampTz (µs since 2000-01-01) → µs since the Unix epoch, and back.
+constexpr int64 kUnixEpochShiftUs =
+    (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * static_cast<int64>(USECS_PER_DAY);
+int64_t UnixMicros(TimestampTz t) { return t + kUnixEpochShiftUs; }
+TimestampTz FromUnixMicros(int64_t us) { return us - kUnixEpochShiftUs; }
+
+// A one-dimensional array from Datums, some NULL.
+Datum MakeArrayWithNulls(Datum* elems, bool* nulls, int n, Oid type) {
+  int16 typlen;
+  bool byval;
+  char align;
+  get_typlenbyvalalign(type, &typlen, &byval, &align);
+  int dims[1] = {n};
+  int lbs[1] = {1};
+  return PointerGetDatum(
+      construct_md_array(elems, nulls, 1, dims, lbs, type, typlen, byval, align));
+}
+
+// Inserts the request log entries (in the record transaction).
+void LogRequests(const std::vector<delivery::RequestLogEntry>& entries) {
+  int n = static_cast<int>(entries.size());
+  Datum* dest = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* sent = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* duration = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* events = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  Datum* status = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  bool* status_null = static_cast<bool*>(palloc(sizeof(bool) * n));
+  Datum* error = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+  bool* error_null = static_cast<bool*>(palloc(sizeof(bool) * n));
+  for (int i = 0; i < n; ++i) {
+    const delivery::RequestLogEntry& e = entries[i];
+    dest[i] = PointerGetDatum(
+        cstring_to_text_with_len(e.destination.data(), static_cast<int>(e.destination.size())));
+    sent[i] = TimestampTzGetDatum(FromUnixMicros(e.sent_at_us));
+    duration[i] = Float8GetDatum(e.duration_ms);
+    events[i] = Int32GetDatum(e.events);
+    status_null[i] = !e.http_status.has_value();
+    status[i] = Int32GetDatum(e.http_status.value_or(0));
+    error_null[i] = !e.error.has_value();
+    error[i] = e.error ? PointerGetDatum(cstring_to_text_with_len(
+                             e.error->data(), static_cast<int>(e.error->size())))
+                       : (Datum)0;
+  }
+  Oid types[6] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, FLOAT8ARRAYOID,
+                  INT4ARRAYOID, INT4ARRAYOID,        TEXTARRAYOID};
+  SPIPlanPtr plan = Prepare(&plans.log_requests, kLogRequestsSql, 6, types);
+  Datum values[6] = {MakeArray(dest, n, TEXTOID),
+                     MakeArray(sent, n, TIMESTAMPTZOID),
+                     MakeArray(duration, n, FLOAT8OID),
+                     MakeArray(events, n, INT4OID),
+                     MakeArrayWithNulls(status, status_null, n, INT4OID),
+                     MakeArrayWithNulls(error, error_null, n, TEXTOID)};
+  Execute(plan, values, nullptr, SPI_OK_INSERT);
 }
 
 std::string Str(const char* s) { return s == nullptr ? std::string() : std::string(s); }
@@ -402,6 +505,7 @@ struct RawRow {
   bool deferred;
   char* destination;
   int32 attempts;
+  TimestampTz committed_at;  // 0: unknown
 };
 
 // The text of a jsonb payload (as jsonb_out writes it), copied into the
@@ -487,6 +591,11 @@ std::optional<std::vector<DestinationConfig>> BeginClaim(ExtensionCheck* check) 
       Oid outbox = get_relname_relid(catalog::kOutbox, get_namespace_oid(catalog::kSchema, false));
       plans.has_method =
           OidIsValid(outbox) && get_attnum(outbox, catalog::outbox::kMethod) != InvalidAttrNumber;
+      plans.has_committed_at =
+          OidIsValid(outbox) &&
+          get_attnum(outbox, catalog::outbox::kCommittedAt) != InvalidAttrNumber;
+      plans.has_request_log = OidIsValid(
+          get_relname_relid(catalog::kRequests, get_namespace_oid(catalog::kSchema, false)));
     }
     SPIPlanPtr plan = Prepare(&plans.load_destinations, kLoadDestinationsSql, 0, nullptr);
     Execute(plan, nullptr, nullptr, SPI_OK_SELECT);
@@ -531,9 +640,11 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
   const int64 budget = plan.byte_budget;
   PgGuard([&] {
     Oid types[3] = {TEXTARRAYOID, INT4OID, INT8OID};
-    SPIPlanPtr claim = Prepare(&plans.claim,
-                               plans.has_method ? kClaimByMethodSql : kClaimByOperationSql, 3,
-                               types);
+    const char* sql = !plans.has_method         ? kClaimByOperationSql
+                      : !plans.has_committed_at ? kClaimByMethodSql
+                      : track_commit_timestamp  ? kClaimTrackedSql
+                                                : kClaimUntrackedSql;
+    SPIPlanPtr claim = Prepare(&plans.claim, sql, 3, types);
     raw = static_cast<RawRow*>(palloc0(sizeof(RawRow)));
     MemoryContext scratch =
         AllocSetContextCreate(CurrentMemoryContext, "pg_hyperline payload", ALLOCSET_DEFAULT_SIZES);
@@ -574,6 +685,8 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
         r.destination = TextOrNull(t, desc, 6);
         r.attempts = DatumGetInt32(SPI_getbinval(t, desc, 7, &isnull));
         stored += DatumGetInt32(SPI_getbinval(t, desc, 8, &isnull));
+        Datum committed = SPI_getbinval(t, desc, 9, &isnull);
+        r.committed_at = isnull ? 0 : DatumGetTimestampTz(committed);
         bool payload_null = true;
         Datum payload = SPI_getbinval(t, desc, 5, &payload_null);
         r.payload = nullptr;
@@ -607,11 +720,20 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
     r.deferred = raw[i].deferred;
     r.destination = Str(raw[i].destination);
     r.attempts = raw[i].attempts;
+    if (raw[i].committed_at != 0) r.committed_at_us = UnixMicros(raw[i].committed_at);
   }
   return claimed;
 }
 
-void FinishClaim(const ClaimDecisions& decisions) {
+std::vector<Superseded> FinishClaim(const ClaimDecisions& decisions) {
+  // (model, destination, count) of the rows superseded by SQL, palloc'd.
+  struct RawSuperseded {
+    char* model;
+    char* destination;
+    int64 n;
+  };
+  RawSuperseded* sup = nullptr;
+  int nsup = 0;
   PgGuard([&] {
     for (const delivery::StatusChange& c : decisions.changes) {
       Oid types[3] = {INT8ARRAYOID, TEXTOID, TEXTOID};
@@ -637,10 +759,25 @@ void FinishClaim(const ClaimDecisions& decisions) {
       }
       Datum values[3] = {MakeArray(models, m, TEXTOID), MakeArray(keys, m, TEXTOID),
                          MakeArray(ids, m, INT8OID)};
-      Execute(plan, values, nullptr, SPI_OK_UPDATE);
+      Execute(plan, values, nullptr, SPI_OK_UPDATE_RETURNING);
+      // hyperline.stats: events_superseded per model and destination.
+      int got = static_cast<int>(SPI_processed);
+      sup = static_cast<RawSuperseded*>(palloc0(sizeof(RawSuperseded) * (got + 1)));
+      for (int i = 0; i < got; ++i) {
+        char* model = TextOrNull(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+        char* dest = TextOrNull(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+        if (model == nullptr || dest == nullptr) continue;
+        int j = 0;
+        while (j < nsup && !(strcmp(sup[j].model, model) == 0 && strcmp(sup[j].destination, dest) == 0)) ++j;
+        if (j == nsup) sup[nsup++] = RawSuperseded{model, dest, 0};
+        sup[j].n++;
+      }
     }
     CommitTxn();
   });
+  std::vector<Superseded> out;
+  for (int i = 0; i < nsup; ++i) out.push_back(Superseded{sup[i].model, sup[i].destination, sup[i].n});
+  return out;
 }
 
 void CommitClaim() {
@@ -648,7 +785,7 @@ void CommitClaim() {
 }
 
 void TxnRecord(const Records& records) {
-  if (records.outcomes.empty() && records.destinations.empty()) return;
+  if (records.outcomes.empty() && records.destinations.empty() && records.requests.empty()) return;
   PgGuard([&] {
     BeginTxn();
     IndexLookupsOnly();
@@ -680,6 +817,7 @@ void TxnRecord(const Records& records) {
       if (!u.last_error) nulls[2] = 'n';
       Execute(plan, values, nulls, SPI_OK_UPDATE);
     }
+    if (!records.requests.empty() && plans.has_request_log) LogRequests(records.requests);
     CommitTxn();
   });
 }
@@ -702,6 +840,72 @@ int64_t TxnPurgeDelivered(int retention_s) {
     if (deleted < static_cast<uint64>(kPurgeBatch)) break;
   }
   return total;
+}
+
+int64_t TxnPurgeRequests(int retention_s) {
+  if (retention_s < 0) return 0;
+  int64_t total = 0;
+  for (int round = 0; round < kPurgeRounds; ++round) {
+    uint64 deleted = 0;
+    bool exists = true;
+    PgGuard([&] {
+      BeginTxn();
+      exists = OidIsValid(
+          get_relname_relid(catalog::kRequests, get_namespace_oid(catalog::kSchema, false)));
+      if (!exists) {
+        CommitTxn();
+        return;
+      }
+      Oid types[2] = {INT4OID, INT4OID};
+      SPIPlanPtr plan = Prepare(&plans.purge_requests, kPurgeRequestsSql, 2, types);
+      Datum values[2] = {Int32GetDatum(retention_s), Int32GetDatum(kPurgeBatch)};
+      Execute(plan, values, nullptr, SPI_OK_DELETE);
+      deleted = SPI_processed;
+      CommitTxn();
+    });
+    total += static_cast<int64_t>(deleted);
+    if (!exists || deleted < static_cast<uint64>(kPurgeBatch)) break;
+  }
+  return total;
+}
+
+std::vector<alerts::CheckStatus> BeginHealth() {
+  struct RawCheck {
+    char* name;
+    char* status;
+    char* detail;
+  };
+  RawCheck* raw = nullptr;
+  int n = 0;
+  PgGuard([&] {
+    BeginTxn();
+    int rc = SPI_execute(kHealthSql, true, 0);
+    if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: %s", SPI_result_code_string(rc));
+    n = static_cast<int>(SPI_processed);
+    raw = static_cast<RawCheck*>(palloc0(sizeof(RawCheck) * (n + 1)));
+    for (int i = 0; i < n; ++i) {
+      raw[i].name = TextOrNull(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+      raw[i].status = TextOrNull(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+      raw[i].detail = TextOrNull(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3);
+    }
+  });
+  std::vector<alerts::CheckStatus> checks;
+  for (int i = 0; i < n; ++i) {
+    checks.push_back(alerts::CheckStatus{Str(raw[i].name), Str(raw[i].status), Str(raw[i].detail)});
+  }
+  return checks;
+}
+
+void FinishHealth(const char* channel, const std::vector<std::string>& payloads) {
+  PgGuard([&] {
+    for (const std::string& p : payloads) {
+      Oid types[2] = {TEXTOID, TEXTOID};
+      Datum values[2] = {CStringGetTextDatum(channel), TextDatum(p)};
+      int rc = SPI_execute_with_args(kNotifySql, 2, types, values, nullptr, false, 1);
+      if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: %s", SPI_result_code_string(rc));
+    }
+    CommitTxn();
+  });
 }
 
 DestinationConfig LoadModelDestination(const std::string& model) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/alerts.hpp"
 #include "core/delivery/types.hpp"
 
 namespace hyperline::pg::store {
@@ -56,13 +57,31 @@ std::optional<std::vector<delivery::DestinationConfig>> BeginClaim(ExtensionChec
 // Payloads are read up to plan.byte_budget bytes in all (uncompressed); the
 // rows beyond come back `deferred`, unread.
 delivery::Claimed ClaimRows(const delivery::ClaimPlan& plan);
-// Writes what the engine decided for the claimed rows, and commits.
-void FinishClaim(const delivery::ClaimDecisions& decisions);
+// Events of a model for a destination superseded by the claim's SQL (older
+// rows of a taken key that waited for a retry): for hyperline.stats.
+struct Superseded {
+  std::string model;
+  std::string destination;
+  int64_t n = 0;
+};
+
+// Writes what the engine decided for the claimed rows, and commits. Returns
+// the rows superseded by SQL.
+std::vector<Superseded> FinishClaim(const delivery::ClaimDecisions& decisions);
 // Commits a claim transaction that claimed nothing.
 void CommitClaim();
 
-// Writes outcomes and destination changes in one transaction.
+// Writes outcomes, destination changes and the request log
+// (hyperline._requests) in one transaction.
 void TxnRecord(const delivery::Records& records);
+
+// --- health and alerts (health.cpp) ---------------------------------------------
+
+// Starts a transaction and evaluates hyperline.health().
+std::vector<alerts::CheckStatus> BeginHealth();
+// Sends each payload with NOTIFY `channel` and commits the transaction
+// BeginHealth started (the notifications go out at commit).
+void FinishHealth(const char* channel, const std::vector<std::string>& payloads);
 
 // --- upkeep -----------------------------------------------------------------
 
@@ -70,6 +89,10 @@ void TxnRecord(const delivery::Records& records);
 // transactions of 10,000 rows, at most 1,000,000 per call. Returns rows
 // deleted.
 int64_t TxnPurgeDelivered(int retention_s);
+
+// Deletes requests of hyperline.requests older than `retention_s` the same
+// way. Returns rows deleted.
+int64_t TxnPurgeRequests(int retention_s);
 
 // --- hyperline.test_delivery ------------------------------------------------
 

@@ -6,6 +6,7 @@
 #include "pg/shmem.hpp"
 
 #include "pg/guc.hpp"
+#include "pg/stats.hpp"
 
 extern "C" {
 #include <signal.h>
@@ -84,6 +85,7 @@ Oid* Blocks() {
 void RequestShmem() {
   if (prev_shmem_request_hook) prev_shmem_request_hook();
   RequestAddinShmemSpace(HeaderSize() + SlotsSize(max_worker_processes) + BlocksSize(MaxBackends));
+  stats::RequestShmem();  // hyperline.stats (stats.cpp)
 }
 
 void StartupShmem() {
@@ -99,6 +101,7 @@ void StartupShmem() {
     shared->nblocks = MaxBackends;
     for (int i = 0; i < shared->nslots; ++i) pg_atomic_init_u64(&Slots()[i].heartbeat, 0);
   }
+  stats::StartupShmem();  // hyperline.stats (stats.cpp)
   LWLockRelease(AddinShmemInitLock);
 }
 
@@ -227,7 +230,10 @@ void InstallShmemHooks() {
   shmem_startup_hook = StartupShmem;
 }
 
-void InstallXactCallbacks() { RegisterXactCallback(OnXactEvent, nullptr); }
+void InstallXactCallbacks() {
+  RegisterXactCallback(OnXactEvent, nullptr);
+  stats::InstallCallbacks();  // events_enqueued, published at commit (stats.cpp)
+}
 
 // ---- Registry ----
 

@@ -101,6 +101,7 @@ void Upkeep::Tick(bool idle) {
   if (purge_due) {
     ReportActivity("purging delivered events");
     int64_t purged = store::TxnPurgeDelivered(guc_delivered_retention_s);
+    (void)store::TxnPurgeRequests(guc_delivered_retention_s);  // hyperline.requests
     dead_since_vacuum_ += purged;
     next_purge_ = SteadyClock::now() + std::chrono::milliseconds(PurgeInterval(purged));
   }
@@ -129,6 +130,7 @@ void RunUpkeep(uint32 what) {
   if ((what & kUpkeepPurge) != 0) {
     PgGuard([] { pgstat_report_activity(STATE_RUNNING, "purging delivered events"); });
     int64_t purged = store::TxnPurgeDelivered(guc_delivered_retention_s);
+    (void)store::TxnPurgeRequests(guc_delivered_retention_s);  // hyperline.requests
     ReportUpkeepPurged(purged);
   }
   if ((what & kUpkeepVacuum) != 0) {

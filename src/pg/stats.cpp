@@ -1,0 +1,625 @@
+// stats.cpp: the counters of hyperline.stats in shared memory (see stats.hpp
+// for the vocabulary), the backends' events_enqueued, the SQL functions
+// hyperline._stats() and hyperline.reset_stats(), and the last alert statuses.
+//
+// Why a shared hash table with one lock and a spinlock per entry: counting is
+// on the hot paths (every commit that wrote events, every answered request),
+// so it is a hash lookup under a shared lock and a few additions under the
+// entry's spinlock; only the first count of a name takes the lock exclusively.
+// Nothing here writes a table.
+// (Headers that include src/core come before the Postgres ones.)
+#include "pg/stats_publish.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "pg/stats.hpp"
+
+#include "pg/gate.hpp"
+#include "pg/guard.hpp"
+#include "pg/guc.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+}
+
+namespace hyperline::pg::stats {
+namespace {
+
+// The counters, in the order of hyperline.stats's columns.
+enum Counter {
+  kEnqueued,
+  kDelivered,
+  kFailed,
+  kSuperseded,
+  kRequests,
+  k2xx,
+  k4xx,
+  k429,
+  k5xx,
+  kTransportErrors,
+  kRetries,
+  kBytesSent,
+  kNumCounters
+};
+
+enum class Kind : uint32 { kDatabase = 0, kDestination = 1, kModel = 2 };
+
+// Latency histogram: bucket 0 is [0, 0.1 ms); bucket i (1..kTopBucket-1) is
+// [0.1 ms * 2^((i-1)/4), 0.1 ms * 2^(i/4)) — a quarter octave, so a percentile
+// is known within 9%; the top bucket holds everything from about 7 days up.
+constexpr int kTopBucket = 131;
+constexpr int kLatencyBuckets = kTopBucket + 1;
+constexpr double kFirstEdgeMs = 0.1;
+// One histogram per minute: the current one and the four before.
+constexpr int kLatencyWindows = 5;
+// Failed events per minute over the last hour (health's failed_events).
+constexpr int kFailureMinutes = 60;
+
+constexpr const char* kTrancheName = "pg_hyperline stats";
+
+struct EntryKey {
+  Oid database;
+  Kind kind;
+  char name[NAMEDATALEN];  // zero-padded: the key is hashed as bytes
+};
+
+struct Entry {
+  EntryKey key;  // first: dynahash's key
+  slock_t mutex;
+  int64 counters[kNumCounters];
+  TimestampTz last_success_at;  // 0: never
+  TimestampTz last_failure_at;
+  int64 latency_minute;  // newest minute with a histogram (-1: none)
+  uint32 latency[kLatencyWindows][kLatencyBuckets];
+  int64 failure_minute;  // newest minute with failures counted (-1: none)
+  uint32 failures[kFailureMinutes];
+  // Kind::kDatabase only.
+  TimestampTz stats_reset;
+  int nalerts;
+  AlertStatus alerts[kMaxAlertChecks];
+};
+
+struct Header {
+  LWLock* lock;
+  TimestampTz created_at;  // stats_reset of a database never reset
+  pg_atomic_uint32 overflow;  // a name could not be counted: the table is full
+};
+
+Header* header = nullptr;
+HTAB* table = nullptr;
+
+int64 MinuteOf(TimestampTz t) { return t / USECS_PER_MINUTE; }
+
+int LatencyBucket(double ms) {
+  if (!(ms >= kFirstEdgeMs)) return 0;  // also NaN
+  int i = static_cast<int>(std::floor(4.0 * std::log2(ms / kFirstEdgeMs))) + 1;
+  return std::clamp(i, 1, kTopBucket);
+}
+
+// The value a percentile falling into bucket i reports: the geometric middle
+// of its bounds.
+double BucketValue(int i) {
+  if (i == 0) return kFirstEdgeMs / 2;
+  if (i == kTopBucket) return kFirstEdgeMs * std::exp2((kTopBucket - 1) / 4.0);
+  return kFirstEdgeMs * std::exp2((i - 0.5) / 4.0);
+}
+
+void MakeKey(EntryKey* key, Oid database, Kind kind, const char* name, size_t len) {
+  memset(key, 0, sizeof *key);
+  key->database = database;
+  key->kind = kind;
+  memcpy(key->name, name, std::min(len, static_cast<size_t>(NAMEDATALEN - 1)));
+}
+
+void InitEntry(Entry* e) {
+  SpinLockInit(&e->mutex);
+  memset(e->counters, 0, sizeof e->counters);
+  e->last_success_at = 0;
+  e->last_failure_at = 0;
+  e->latency_minute = -1;
+  memset(e->latency, 0, sizeof e->latency);
+  e->failure_minute = -1;
+  memset(e->failures, 0, sizeof e->failures);
+  e->stats_reset = 0;
+  e->nalerts = 0;
+}
+
+// Runs `fn(Entry*)` on the entry of `key` under its spinlock, making the entry
+// if there is none (false if the table is full). Never raises an error: it
+// runs in commit callbacks.
+template <typename Fn>
+bool WithEntry(const EntryKey& key, Fn&& fn) {
+  if (header == nullptr) return false;
+  LWLockAcquire(header->lock, LW_SHARED);
+  auto* e = static_cast<Entry*>(hash_search(table, &key, HASH_FIND, nullptr));
+  if (e == nullptr) {
+    LWLockRelease(header->lock);
+    LWLockAcquire(header->lock, LW_EXCLUSIVE);
+    bool found = false;
+    e = static_cast<Entry*>(hash_search(table, &key, HASH_ENTER_NULL, &found));
+    if (e == nullptr) {
+      LWLockRelease(header->lock);
+      pg_atomic_write_u32(&header->overflow, 1);
+      return false;
+    }
+    if (!found) InitEntry(e);
+  }
+  SpinLockAcquire(&e->mutex);
+  fn(e);
+  SpinLockRelease(&e->mutex);
+  LWLockRelease(header->lock);
+  return true;
+}
+
+// Moves a per-minute ring forward to `minute` (zeroing the minutes skipped);
+// returns the slot of `minute`, or -1 if it is older than the ring.
+template <size_t N, typename Clear>
+int AdvanceRing(int64* newest, int64 minute, Clear&& clear) {
+  if (*newest < 0 || minute - *newest >= static_cast<int64>(N)) {
+    for (size_t i = 0; i < N; ++i) clear(static_cast<int>(i));
+    *newest = minute;
+  } else if (minute > *newest) {
+    for (int64 m = *newest + 1; m <= minute; ++m) clear(static_cast<int>(m % N));
+    *newest = minute;
+  } else if (*newest - minute >= static_cast<int64>(N)) {
+    return -1;  // the clock went back further than the ring reaches
+  }
+  return static_cast<int>(minute % static_cast<int64>(N));
+}
+
+void AddFailures(Entry* e, int64 n, int64 minute) {
+  if (n <= 0) return;
+  int slot = AdvanceRing<kFailureMinutes>(&e->failure_minute, minute,
+                                          [e](int i) { e->failures[i] = 0; });
+  if (slot >= 0) e->failures[slot] += static_cast<uint32>(n);
+}
+
+void AddLatencies(Entry* e, const double* ms, size_t n, int64 minute) {
+  if (n == 0) return;
+  int slot = AdvanceRing<kLatencyWindows>(&e->latency_minute, minute, [e](int i) {
+    memset(e->latency[i], 0, sizeof e->latency[i]);
+  });
+  if (slot < 0) return;
+  for (size_t i = 0; i < n; ++i) e->latency[slot][LatencyBucket(ms[i])]++;
+}
+
+// Failed events counted in the hour before `minute` (inclusive).
+int64 FailuresInLastHour(const Entry& e, int64 minute) {
+  if (e.failure_minute < 0) return 0;
+  int64 sum = 0;
+  for (int k = 0; k < kFailureMinutes; ++k) {
+    int64 m = e.failure_minute - k;
+    if (m <= minute && m > minute - kFailureMinutes) sum += e.failures[m % kFailureMinutes];
+  }
+  return sum;
+}
+
+// The p-th percentile (0 < p < 1) of the latencies of the last
+// kLatencyWindows minutes; false if none.
+bool LatencyPercentile(const Entry& e, int64 minute, const double* ps, double* out, int n) {
+  if (e.latency_minute < 0) return false;
+  uint64 merged[kLatencyBuckets] = {0};
+  uint64 total = 0;
+  for (int k = 0; k < kLatencyWindows; ++k) {
+    int64 m = e.latency_minute - k;
+    if (m > minute || m <= minute - kLatencyWindows) continue;
+    const uint32* w = e.latency[m % kLatencyWindows];
+    for (int b = 0; b < kLatencyBuckets; ++b) {
+      merged[b] += w[b];
+      total += w[b];
+    }
+  }
+  if (total == 0) return false;
+  for (int j = 0; j < n; ++j) {
+    auto rank = static_cast<uint64>(std::ceil(ps[j] * static_cast<double>(total)));
+    rank = std::max<uint64>(rank, 1);
+    uint64 seen = 0;
+    int b = 0;
+    for (; b < kLatencyBuckets; ++b) {
+      seen += merged[b];
+      if (seen >= rank) break;
+    }
+    out[j] = std::round(BucketValue(std::min(b, kTopBucket)) * 100.0) / 100.0;
+  }
+  return true;
+}
+
+// --- events_enqueued: counted by the writing backend, published at commit ---
+
+struct Pending {
+  SubTransactionId subid;
+  int64 events;
+  int64 failed;
+  char model[NAMEDATALEN];
+  char destination[NAMEDATALEN];
+};
+
+Pending* pending = nullptr;  // in TopMemoryContext
+int npending = 0;
+int pending_capacity = 0;
+
+bool SameName(const char* stored, const char* data, int len) {
+  int n = std::min(len, NAMEDATALEN - 1);
+  return strncmp(stored, data, n) == 0 && stored[n] == '\0';
+}
+
+void PublishPending() {
+  if (npending == 0) return;
+  TimestampTz now = GetCurrentTimestamp();
+  int64 minute = MinuteOf(now);
+  for (int i = 0; i < npending; ++i) {
+    const Pending& p = pending[i];
+    EntryKey key;
+    for (Kind kind : {Kind::kModel, Kind::kDestination}) {
+      const char* name = kind == Kind::kModel ? p.model : p.destination;
+      MakeKey(&key, MyDatabaseId, kind, name, strlen(name));
+      (void)WithEntry(key, [&](Entry* e) {
+        e->counters[kEnqueued] += p.events;
+        e->counters[kFailed] += p.failed;
+        AddFailures(e, p.failed, minute);
+      });
+    }
+  }
+}
+
+// Why at commit and not per row: the events exist only if the transaction
+// commits; one lookup per model and transaction, none per row.
+void OnXactEvent(XactEvent event, void*) {
+  switch (event) {
+    case XACT_EVENT_COMMIT:
+      PublishPending();
+      npending = 0;
+      break;
+    case XACT_EVENT_ABORT:
+    case XACT_EVENT_PARALLEL_ABORT:
+    case XACT_EVENT_PREPARE:  // counted by no one: COMMIT PREPARED runs elsewhere
+      npending = 0;
+      break;
+    default:
+      break;
+  }
+}
+
+// Events written by an aborting subtransaction (or its children, whose ids
+// are larger) are dropped with it.
+void OnSubXactEvent(SubXactEvent event, SubTransactionId my_subid, SubTransactionId, void*) {
+  if (event != SUBXACT_EVENT_ABORT_SUB) return;
+  int kept = 0;
+  for (int i = 0; i < npending; ++i) {
+    if (pending[i].subid < my_subid) pending[kept++] = pending[i];
+  }
+  npending = kept;
+}
+
+// --- reading ---------------------------------------------------------------
+
+TimestampTz DatabaseResetTime(const Entry* entries, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (entries[i].key.kind == Kind::kDatabase && entries[i].stats_reset != 0) {
+      return entries[i].stats_reset;
+    }
+  }
+  return header != nullptr ? header->created_at : 0;
+}
+
+// Copies the entries of this database (palloc'd array; *n how many).
+Entry* SnapshotDatabase(int* n) {
+  *n = 0;
+  if (header == nullptr) return nullptr;
+  int capacity = 16;
+  auto* out = static_cast<Entry*>(palloc(sizeof(Entry) * capacity));
+  LWLockAcquire(header->lock, LW_SHARED);
+  HASH_SEQ_STATUS scan;
+  hash_seq_init(&scan, table);
+  Entry* e = nullptr;
+  while ((e = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr) {
+    if (e->key.database != MyDatabaseId) continue;
+    if (*n == capacity) {
+      capacity *= 2;
+      out = static_cast<Entry*>(repalloc(out, sizeof(Entry) * capacity));
+    }
+    SpinLockAcquire(&e->mutex);
+    memcpy(&out[*n], e, sizeof(Entry));
+    SpinLockRelease(&e->mutex);
+    ++*n;
+  }
+  LWLockRelease(header->lock);
+  return out;
+}
+
+int CompareEntries(const void* a, const void* b) {
+  const auto* x = static_cast<const Entry*>(a);
+  const auto* y = static_cast<const Entry*>(b);
+  if (x->key.kind != y->key.kind) return x->key.kind < y->key.kind ? -1 : 1;
+  return strcmp(x->key.name, y->key.name);
+}
+
+// The destinations and models the current user may see, as SQL decides them
+// (row level security on hyperline._models; destinations: superusers, members
+// of hyperline.admin_role and the roles granted one), run as the current user
+// with a pinned search_path: (kind, name) rows in SPI_tuptable.
+constexpr const char* kVisibleSql =
+    "SELECT v.kind, v.name FROM ("
+    " SELECT 'destination'::pg_catalog.text AS kind, d.name FROM hyperline._destinations d"
+    " WHERE $1 OR EXISTS (SELECT 1 FROM hyperline._destination_grants g"
+    "   WHERE g.destination OPERATOR(pg_catalog.=) d.name"
+    "   AND pg_catalog.pg_has_role(g.grantee::pg_catalog.oid, 'USAGE'))"
+    " UNION ALL"
+    " SELECT 'model'::pg_catalog.text, m.name FROM hyperline._models m) v"
+    " ORDER BY v.kind COLLATE \"C\", v.name COLLATE \"C\"";
+
+// Whether the current user sees every destination: a superuser, or a member
+// of the role named by hyperline.admin_role.
+bool SeesEverything() {
+  if (superuser()) return true;
+  if (guc_admin_role == nullptr || guc_admin_role[0] == '\0') return false;
+  Oid admin = get_role_oid(guc_admin_role, true);
+  return OidIsValid(admin) && is_member_of_role(GetUserId(), admin);
+}
+
+// SQL hyperline._stats(): one row per destination and model the current user
+// may see, with its counters (zero for a name never counted), latency
+// percentiles, times, the database's stats_reset, and the events failed in the
+// last hour (for health()).
+Datum StatsRows(FunctionCallInfo fcinfo) {
+  InitMaterializedSRF(fcinfo, 0);
+  auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+  int n = 0;
+  Entry* entries = SnapshotDatabase(&n);
+  if (n > 1) qsort(entries, n, sizeof(Entry), CompareEntries);
+  TimestampTz now = GetCurrentTimestamp();
+  int64 minute = MinuteOf(now);
+  TimestampTz reset = DatabaseResetTime(entries, n);
+
+  if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
+  int nestlevel = NewGUCNestLevel();
+  PinSearchPath();
+  Oid types[1] = {BOOLOID};
+  Datum args[1] = {BoolGetDatum(SeesEverything())};
+  int rc = SPI_execute_with_args(kVisibleSql, 1, types, args, nullptr, true, 0);
+  if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: %s", SPI_result_code_string(rc));
+  AtEOXact_GUC(true, nestlevel);
+
+  constexpr int kColumns = 2 + kNumCounters + 3 + 3 + 1;
+  for (uint64 row = 0; row < SPI_processed; ++row) {
+    HeapTuple t = SPI_tuptable->vals[row];
+    TupleDesc desc = SPI_tuptable->tupdesc;
+    char* kind_text = SPI_getvalue(t, desc, 1);
+    char* name = SPI_getvalue(t, desc, 2);
+    Entry probe;
+    MakeKey(&probe.key, MyDatabaseId, strcmp(kind_text, "model") == 0 ? Kind::kModel : Kind::kDestination,
+            name, strlen(name));
+    const Entry* e = n > 0 ? static_cast<const Entry*>(
+                                 bsearch(&probe, entries, n, sizeof(Entry), CompareEntries))
+                           : nullptr;
+    Datum values[kColumns];
+    bool nulls[kColumns];
+    memset(nulls, 0, sizeof nulls);
+    int c = 0;
+    values[c++] = CStringGetTextDatum(kind_text);
+    values[c++] = CStringGetTextDatum(name);
+    for (int k = 0; k < kNumCounters; ++k) values[c++] = Int64GetDatum(e ? e->counters[k] : 0);
+    double ps[3] = {0.5, 0.9, 0.99};
+    double pv[3];
+    bool have = e != nullptr && LatencyPercentile(*e, minute, ps, pv, 3);
+    for (int k = 0; k < 3; ++k) {
+      nulls[c] = !have;
+      values[c++] = Float8GetDatum(have ? pv[k] : 0);
+    }
+    nulls[c] = e == nullptr || e->last_success_at == 0;
+    values[c++] = TimestampTzGetDatum(e ? e->last_success_at : 0);
+    nulls[c] = e == nullptr || e->last_failure_at == 0;
+    values[c++] = TimestampTzGetDatum(e ? e->last_failure_at : 0);
+    values[c++] = TimestampTzGetDatum(reset);
+    values[c++] = Int64GetDatum(e ? FailuresInLastHour(*e, minute) : 0);
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  }
+  SPI_finish();
+  return (Datum)0;
+}
+
+// SQL hyperline.reset_stats(): zeroes every counter of this database
+// (removing its entries) and sets its stats_reset to now. Alert statuses stay.
+Datum ResetStats(FunctionCallInfo) {
+  if (header == nullptr) PG_RETURN_VOID();
+  TimestampTz now = GetCurrentTimestamp();
+  LWLockAcquire(header->lock, LW_EXCLUSIVE);
+  HASH_SEQ_STATUS scan;
+  hash_seq_init(&scan, table);
+  Entry* e = nullptr;
+  while ((e = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr) {
+    if (e->key.database == MyDatabaseId && e->key.kind != Kind::kDatabase) {
+      (void)hash_search(table, &e->key, HASH_REMOVE, nullptr);
+    }
+  }
+  EntryKey key;
+  MakeKey(&key, MyDatabaseId, Kind::kDatabase, "", 0);
+  bool found = false;
+  e = static_cast<Entry*>(hash_search(table, &key, HASH_ENTER_NULL, &found));
+  if (e != nullptr) {
+    if (!found) InitEntry(e);
+    SpinLockAcquire(&e->mutex);
+    e->stats_reset = now;
+    SpinLockRelease(&e->mutex);
+  }
+  LWLockRelease(header->lock);
+  if (e == nullptr) {
+    ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+                    errmsg("pg_hyperline: no room left for the statistics of this database"),
+                    errhint("Raise hyperline.max_stats_entries (takes a restart).")));
+  }
+  PG_RETURN_VOID();
+}
+
+}  // namespace
+
+// --- shared memory -----------------------------------------------------------
+
+void RequestShmem() {
+  RequestAddinShmemSpace(MAXALIGN(sizeof(Header)) +
+                         hash_estimate_size(guc_max_stats_entries, sizeof(Entry)));
+  RequestNamedLWLockTranche(kTrancheName, 1);
+}
+
+void StartupShmem() {
+  bool found = false;
+  header = static_cast<Header*>(ShmemInitStruct("pg_hyperline stats", sizeof(Header), &found));
+  if (!found) {
+    header->lock = &(GetNamedLWLockTranche(kTrancheName))->lock;
+    header->created_at = GetCurrentTimestamp();
+    pg_atomic_init_u32(&header->overflow, 0);
+  }
+  HASHCTL info;
+  memset(&info, 0, sizeof info);
+  info.keysize = sizeof(EntryKey);
+  info.entrysize = sizeof(Entry);
+  table = ShmemInitHash("pg_hyperline stats entries", guc_max_stats_entries,
+                        guc_max_stats_entries, &info, HASH_ELEM | HASH_BLOBS);
+}
+
+void InstallCallbacks() {
+  RegisterXactCallback(OnXactEvent, nullptr);
+  RegisterSubXactCallback(OnSubXactEvent, nullptr);
+}
+
+// --- backends --------------------------------------------------------------
+
+void NoteEventWritten(Datum model, Datum destination, bool failed) {
+  text* m = DatumGetTextPP(model);
+  text* d = DatumGetTextPP(destination);
+  const char* mdata = VARDATA_ANY(m);
+  const char* ddata = VARDATA_ANY(d);
+  int mlen = static_cast<int>(VARSIZE_ANY_EXHDR(m));
+  int dlen = static_cast<int>(VARSIZE_ANY_EXHDR(d));
+  SubTransactionId subid = GetCurrentSubTransactionId();
+  // Most rows of a flush are of the model counted last: look there first.
+  for (int i = npending - 1; i >= 0; --i) {
+    Pending& p = pending[i];
+    if (p.subid == subid && SameName(p.model, mdata, mlen) &&
+        SameName(p.destination, ddata, dlen)) {
+      p.events++;
+      if (failed) p.failed++;
+      return;
+    }
+  }
+  if (npending == pending_capacity) {
+    pending_capacity = std::max(8, pending_capacity * 2);
+    pending = static_cast<Pending*>(
+        pending == nullptr ? MemoryContextAlloc(TopMemoryContext, sizeof(Pending) * pending_capacity)
+                           : repalloc(pending, sizeof(Pending) * pending_capacity));
+  }
+  Pending& p = pending[npending++];
+  p.subid = subid;
+  p.events = 1;
+  p.failed = failed ? 1 : 0;
+  memset(p.model, 0, sizeof p.model);
+  memset(p.destination, 0, sizeof p.destination);
+  memcpy(p.model, mdata, std::min(mlen, NAMEDATALEN - 1));
+  memcpy(p.destination, ddata, std::min(dlen, NAMEDATALEN - 1));
+}
+
+// --- the delivery worker -------------------------------------------------------
+
+void Publish(const delivery::StatsDelta& delta) {
+  if (delta.empty()) return;
+  PgGuard([&] {
+    TimestampTz now = GetCurrentTimestamp();
+    int64 minute = MinuteOf(now);
+    for (Kind kind : {Kind::kDestination, Kind::kModel}) {
+      const auto& counters = kind == Kind::kDestination ? delta.destinations : delta.models;
+      for (const auto& [name, c] : counters) {
+        EntryKey key;
+        MakeKey(&key, MyDatabaseId, kind, name.data(), name.size());
+        (void)WithEntry(key, [&](Entry* e) {
+          e->counters[kDelivered] += c.events_delivered;
+          e->counters[kFailed] += c.events_failed;
+          e->counters[kSuperseded] += c.events_superseded;
+          e->counters[kRequests] += c.requests;
+          e->counters[k2xx] += c.responses_2xx;
+          e->counters[k4xx] += c.responses_4xx;
+          e->counters[k429] += c.responses_429;
+          e->counters[k5xx] += c.responses_5xx;
+          e->counters[kTransportErrors] += c.transport_errors;
+          e->counters[kRetries] += c.retries;
+          e->counters[kBytesSent] += c.bytes_sent;
+          // Wall-clock µs since the Unix epoch → TimestampTz.
+          constexpr int64 kEpochShift =
+              (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * static_cast<int64>(USECS_PER_DAY);
+          if (c.last_success_us > 0) {
+            e->last_success_at = std::max(e->last_success_at, c.last_success_us - kEpochShift);
+          }
+          if (c.last_failure_us > 0) {
+            e->last_failure_at = std::max(e->last_failure_at, c.last_failure_us - kEpochShift);
+          }
+          AddFailures(e, c.events_failed, minute);
+          AddLatencies(e, c.latencies_ms.data(), c.latencies_ms.size(), minute);
+        });
+      }
+    }
+  });
+}
+
+void PublishSuperseded(const std::string& model, const std::string& destination, int64_t n) {
+  if (n <= 0) return;
+  PgGuard([&] {
+    EntryKey key;
+    MakeKey(&key, MyDatabaseId, Kind::kModel, model.data(), model.size());
+    (void)WithEntry(key, [&](Entry* e) { e->counters[kSuperseded] += n; });
+    MakeKey(&key, MyDatabaseId, Kind::kDestination, destination.data(), destination.size());
+    (void)WithEntry(key, [&](Entry* e) { e->counters[kSuperseded] += n; });
+  });
+}
+
+// --- alerts ------------------------------------------------------------------
+
+int LoadAlertStatuses(AlertStatus* out, int max) {
+  if (header == nullptr) return 0;
+  EntryKey key;
+  MakeKey(&key, MyDatabaseId, Kind::kDatabase, "", 0);
+  int n = 0;
+  LWLockAcquire(header->lock, LW_SHARED);
+  auto* e = static_cast<Entry*>(hash_search(table, &key, HASH_FIND, nullptr));
+  if (e != nullptr) {
+    SpinLockAcquire(&e->mutex);
+    n = std::min(e->nalerts, max);
+    memcpy(out, e->alerts, sizeof(AlertStatus) * n);
+    SpinLockRelease(&e->mutex);
+  }
+  LWLockRelease(header->lock);
+  return n;
+}
+
+void StoreAlertStatuses(const AlertStatus* statuses, int n) {
+  EntryKey key;
+  MakeKey(&key, MyDatabaseId, Kind::kDatabase, "", 0);
+  (void)WithEntry(key, [&](Entry* e) {
+    e->nalerts = std::min(n, kMaxAlertChecks);
+    memcpy(e->alerts, statuses, sizeof(AlertStatus) * e->nalerts);
+  });
+}
+
+bool TakeOverflow() {
+  return header != nullptr && pg_atomic_exchange_u32(&header->overflow, 0) != 0;
+}
+
+}  // namespace hyperline::pg::stats
+
+HYPERLINE_SQL_FUNCTION_PG(hyperline_stats, hyperline::pg::stats::StatsRows)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_reset_stats, hyperline::pg::stats::ResetStats)
