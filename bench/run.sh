@@ -17,6 +17,11 @@
 #   BENCH_PROFILE=0    skip the perf profiles (taken untimed, after the measurements)
 #   BENCH_OUT_DIR=DIR  where results.json goes (default bench/out)
 #   BENCH_UPKEEP_TUNED=1  upkeep experiment: unthrottled autovacuum on the outbox, naptime 10s
+#   BENCH_EXTRA_CONF='a = 1; b = 2'  more postgresql.conf lines (';'-separated), e.g.
+#                      'track_commit_timestamp = on' (hyperline.stats's exact commit times)
+#   PGBIN=DIR          the PostgreSQL whose binaries and installed pg_hyperline run
+#                      (default /usr/lib/postgresql/15/bin; with SKIP_BUILD=1, say a
+#                      private copy, to compare two builds)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -109,6 +114,9 @@ max_connections = 50
 log_min_messages = warning
 logging_collector = off
 EOF
+if [[ -n "${BENCH_EXTRA_CONF:-}" ]]; then
+  tr ';' '\n' <<<"$BENCH_EXTRA_CONF" >>"$WORK/data/postgresql.conf"
+fi
 # A hard link keeps the library the cluster loads readable for perf even if
 # someone reinstalls pg_hyperline.so while the benchmark runs.
 mkdir -p "$WORK/keep"

@@ -257,6 +257,7 @@ void HealthMonitor::Tick() {
     PgGuard([&] {
       nsaved = stats::LoadAlertStatuses(saved, stats::kMaxAlertChecks);
       database = get_database_name(MyDatabaseId);
+      stats::ForgetDroppedDatabases();  // their hyperline.stats entries
     });
     std::vector<alerts::CheckStatus> previous;
     for (int i = 0; i < nsaved; ++i) previous.push_back({saved[i].check_name, saved[i].status, ""});

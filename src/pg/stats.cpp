@@ -2,12 +2,17 @@
 // for the vocabulary), the backends' events_enqueued, the SQL functions
 // hyperline._stats() and hyperline.reset_stats(), and the last alert statuses.
 //
-// Why a shared hash table with one lock and a spinlock per entry: counting is
-// on the hot paths (every commit that wrote events, every answered request),
-// so it is a hash lookup under a shared lock and a few additions under the
-// entry's spinlock; only the first count of a name takes the lock exclusively.
-// Nothing here writes a table.
+// Why a pool of entries, an index and a per-process cache: counting is on the
+// hot paths (every commit that wrote events, every answered request). The
+// entries are a fixed array in shared memory, each with its spinlock; a shared
+// hash table (under one LWLock) maps a name to its entry, and each process
+// remembers the entries it used with their incarnation (bumped when an entry
+// is freed or reused). A count is then a lookup in a small local array and a
+// few additions under the entry's spinlock; only a process's first count of a
+// name reads the index, and only the first count of a name ever takes the
+// lock exclusively. Nothing here writes a table.
 // (Headers that include src/core come before the Postgres ones.)
+#include "core/stats_window.hpp"
 #include "pg/stats_publish.hpp"
 
 #include <algorithm>
@@ -35,6 +40,7 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 }
@@ -61,17 +67,6 @@ enum Counter {
 
 enum class Kind : uint32 { kDatabase = 0, kDestination = 1, kModel = 2 };
 
-// Latency histogram: bucket 0 is [0, 0.1 ms); bucket i (1..kTopBucket-1) is
-// [0.1 ms * 2^((i-1)/4), 0.1 ms * 2^(i/4)) — a quarter octave, so a percentile
-// is known within 9%; the top bucket holds everything from about 7 days up.
-constexpr int kTopBucket = 131;
-constexpr int kLatencyBuckets = kTopBucket + 1;
-constexpr double kFirstEdgeMs = 0.1;
-// One histogram per minute: the current one and the four before.
-constexpr int kLatencyWindows = 5;
-// Failed events per minute over the last hour (health's failed_events).
-constexpr int kFailureMinutes = 60;
-
 constexpr const char* kTrancheName = "pg_hyperline stats";
 
 struct EntryKey {
@@ -81,45 +76,41 @@ struct EntryKey {
 };
 
 struct Entry {
-  EntryKey key;  // first: dynahash's key
-  slock_t mutex;
+  EntryKey key;
+  slock_t mutex;  // guards everything below (and key while live)
+  bool live;      // in use (false: on the free list)
+  uint64 incarnation;  // bumped when the entry is taken or freed
+  int next_free;       // free list (under the LWLock)
   int64 counters[kNumCounters];
   TimestampTz last_success_at;  // 0: never
   TimestampTz last_failure_at;
-  int64 latency_minute;  // newest minute with a histogram (-1: none)
-  uint32 latency[kLatencyWindows][kLatencyBuckets];
-  int64 failure_minute;  // newest minute with failures counted (-1: none)
-  uint32 failures[kFailureMinutes];
+  window::LatencyHistogram latency;  // commit-to-2xx, per minute (core/stats_window)
+  window::MinuteCounts failures;      // events failed, per minute
   // Kind::kDatabase only.
   TimestampTz stats_reset;
   int nalerts;
   AlertStatus alerts[kMaxAlertChecks];
 };
 
+// The index: name → entry.
+struct IndexItem {
+  EntryKey key;  // first: dynahash's key
+  int slot;
+};
+
 struct Header {
-  LWLock* lock;
+  LWLock* lock;  // the index, the free list, taking and freeing entries
   TimestampTz created_at;  // stats_reset of a database never reset
-  pg_atomic_uint32 overflow;  // a name could not be counted: the table is full
+  pg_atomic_uint32 overflow;  // a name could not be counted: the pool is full
+  int nslots;
+  int free_head;  // -1: none free
 };
 
 Header* header = nullptr;
-HTAB* table = nullptr;
+Entry* slots = nullptr;
+HTAB* index_table = nullptr;
 
 int64 MinuteOf(TimestampTz t) { return t / USECS_PER_MINUTE; }
-
-int LatencyBucket(double ms) {
-  if (!(ms >= kFirstEdgeMs)) return 0;  // also NaN
-  int i = static_cast<int>(std::floor(4.0 * std::log2(ms / kFirstEdgeMs))) + 1;
-  return std::clamp(i, 1, kTopBucket);
-}
-
-// The value a percentile falling into bucket i reports: the geometric middle
-// of its bounds.
-double BucketValue(int i) {
-  if (i == 0) return kFirstEdgeMs / 2;
-  if (i == kTopBucket) return kFirstEdgeMs * std::exp2((kTopBucket - 1) / 4.0);
-  return kFirstEdgeMs * std::exp2((i - 0.5) / 4.0);
-}
 
 void MakeKey(EntryKey* key, Oid database, Kind kind, const char* name, size_t len) {
   memset(key, 0, sizeof *key);
@@ -128,117 +119,108 @@ void MakeKey(EntryKey* key, Oid database, Kind kind, const char* name, size_t le
   memcpy(key->name, name, std::min(len, static_cast<size_t>(NAMEDATALEN - 1)));
 }
 
-void InitEntry(Entry* e) {
-  SpinLockInit(&e->mutex);
+// Zeroes what an entry counts (caller holds its spinlock).
+void ClearCounts(Entry* e) {
   memset(e->counters, 0, sizeof e->counters);
   e->last_success_at = 0;
   e->last_failure_at = 0;
-  e->latency_minute = -1;
-  memset(e->latency, 0, sizeof e->latency);
-  e->failure_minute = -1;
-  memset(e->failures, 0, sizeof e->failures);
-  e->stats_reset = 0;
-  e->nalerts = 0;
+  memset(&e->latency, 0, sizeof e->latency);
+  memset(&e->failures, 0, sizeof e->failures);
 }
 
-// Runs `fn(Entry*)` on the entry of `key` under its spinlock, making the entry
-// if there is none (false if the table is full). Never raises an error: it
-// runs in commit callbacks.
-template <typename Fn>
-bool WithEntry(const EntryKey& key, Fn&& fn) {
-  if (header == nullptr) return false;
+// Frees entry `slot` (caller holds the LWLock exclusively).
+void FreeSlot(int slot) {
+  Entry* e = &slots[slot];
+  SpinLockAcquire(&e->mutex);
+  e->live = false;
+  e->incarnation++;
+  SpinLockRelease(&e->mutex);
+  (void)hash_search(index_table, &e->key, HASH_REMOVE, nullptr);
+  e->next_free = header->free_head;
+  header->free_head = slot;
+}
+
+// This process's memory of the entries it counted into: their slot and
+// incarnation. Why: a count is then no index lookup and no LWLock.
+struct CachedEntry {
+  EntryKey key;
+  int slot;
+  uint64 incarnation;
+};
+constexpr int kCacheSize = 16;
+CachedEntry cache[kCacheSize];
+int cache_used = 0;
+int cache_next = 0;  // the next one replaced when full
+
+// The entry of `key` from the index, taking a free one for a new name; false
+// when the pool is full. Never raises an error: it runs in commit callbacks.
+bool LookUp(const EntryKey& key, int* slot, uint64* incarnation) {
   LWLockAcquire(header->lock, LW_SHARED);
-  auto* e = static_cast<Entry*>(hash_search(table, &key, HASH_FIND, nullptr));
-  if (e == nullptr) {
+  auto* item = static_cast<IndexItem*>(hash_search(index_table, &key, HASH_FIND, nullptr));
+  if (item == nullptr) {
     LWLockRelease(header->lock);
     LWLockAcquire(header->lock, LW_EXCLUSIVE);
     bool found = false;
-    e = static_cast<Entry*>(hash_search(table, &key, HASH_ENTER_NULL, &found));
-    if (e == nullptr) {
+    item = header->free_head < 0
+               ? nullptr
+               : static_cast<IndexItem*>(hash_search(index_table, &key, HASH_ENTER_NULL, &found));
+    if (item == nullptr) {
       LWLockRelease(header->lock);
       pg_atomic_write_u32(&header->overflow, 1);
       return false;
     }
-    if (!found) InitEntry(e);
+    if (!found) {
+      int s = header->free_head;
+      Entry* e = &slots[s];
+      header->free_head = e->next_free;
+      SpinLockAcquire(&e->mutex);
+      e->key = key;
+      e->live = true;
+      e->incarnation++;
+      ClearCounts(e);
+      e->stats_reset = 0;
+      e->nalerts = 0;
+      SpinLockRelease(&e->mutex);
+      item->slot = s;
+    }
   }
-  SpinLockAcquire(&e->mutex);
-  fn(e);
-  SpinLockRelease(&e->mutex);
+  *slot = item->slot;
+  SpinLockAcquire(&slots[*slot].mutex);
+  *incarnation = slots[*slot].incarnation;
+  SpinLockRelease(&slots[*slot].mutex);
   LWLockRelease(header->lock);
   return true;
 }
 
-// Moves a per-minute ring forward to `minute` (zeroing the minutes skipped);
-// returns the slot of `minute`, or -1 if it is older than the ring.
-template <size_t N, typename Clear>
-int AdvanceRing(int64* newest, int64 minute, Clear&& clear) {
-  if (*newest < 0 || minute - *newest >= static_cast<int64>(N)) {
-    for (size_t i = 0; i < N; ++i) clear(static_cast<int>(i));
-    *newest = minute;
-  } else if (minute > *newest) {
-    for (int64 m = *newest + 1; m <= minute; ++m) clear(static_cast<int>(m % N));
-    *newest = minute;
-  } else if (*newest - minute >= static_cast<int64>(N)) {
-    return -1;  // the clock went back further than the ring reaches
-  }
-  return static_cast<int>(minute % static_cast<int64>(N));
-}
-
-void AddFailures(Entry* e, int64 n, int64 minute) {
-  if (n <= 0) return;
-  int slot = AdvanceRing<kFailureMinutes>(&e->failure_minute, minute,
-                                          [e](int i) { e->failures[i] = 0; });
-  if (slot >= 0) e->failures[slot] += static_cast<uint32>(n);
-}
-
-void AddLatencies(Entry* e, const double* ms, size_t n, int64 minute) {
-  if (n == 0) return;
-  int slot = AdvanceRing<kLatencyWindows>(&e->latency_minute, minute, [e](int i) {
-    memset(e->latency[i], 0, sizeof e->latency[i]);
-  });
-  if (slot < 0) return;
-  for (size_t i = 0; i < n; ++i) e->latency[slot][LatencyBucket(ms[i])]++;
-}
-
-// Failed events counted in the hour before `minute` (inclusive).
-int64 FailuresInLastHour(const Entry& e, int64 minute) {
-  if (e.failure_minute < 0) return 0;
-  int64 sum = 0;
-  for (int k = 0; k < kFailureMinutes; ++k) {
-    int64 m = e.failure_minute - k;
-    if (m <= minute && m > minute - kFailureMinutes) sum += e.failures[m % kFailureMinutes];
-  }
-  return sum;
-}
-
-// The p-th percentile (0 < p < 1) of the latencies of the last
-// kLatencyWindows minutes; false if none.
-bool LatencyPercentile(const Entry& e, int64 minute, const double* ps, double* out, int n) {
-  if (e.latency_minute < 0) return false;
-  uint64 merged[kLatencyBuckets] = {0};
-  uint64 total = 0;
-  for (int k = 0; k < kLatencyWindows; ++k) {
-    int64 m = e.latency_minute - k;
-    if (m > minute || m <= minute - kLatencyWindows) continue;
-    const uint32* w = e.latency[m % kLatencyWindows];
-    for (int b = 0; b < kLatencyBuckets; ++b) {
-      merged[b] += w[b];
-      total += w[b];
+// Runs `fn(Entry*)` on the entry of `key` under its spinlock, making the entry
+// if there is none (false if the pool is full). Never raises an error: it runs
+// in commit callbacks.
+template <typename Fn>
+bool WithEntry(const EntryKey& key, Fn&& fn) {
+  if (header == nullptr) return false;
+  int c = 0;
+  while (c < cache_used && memcmp(&cache[c].key, &key, sizeof key) != 0) ++c;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (c == cache_used || attempt > 0) {
+      int slot = 0;
+      uint64 incarnation = 0;
+      if (!LookUp(key, &slot, &incarnation)) return false;
+      if (c == cache_used) {
+        c = cache_used < kCacheSize ? cache_used++ : (cache_next++ % kCacheSize);
+      }
+      cache[c] = CachedEntry{key, slot, incarnation};
     }
-  }
-  if (total == 0) return false;
-  for (int j = 0; j < n; ++j) {
-    auto rank = static_cast<uint64>(std::ceil(ps[j] * static_cast<double>(total)));
-    rank = std::max<uint64>(rank, 1);
-    uint64 seen = 0;
-    int b = 0;
-    for (; b < kLatencyBuckets; ++b) {
-      seen += merged[b];
-      if (seen >= rank) break;
+    Entry* e = &slots[cache[c].slot];
+    SpinLockAcquire(&e->mutex);
+    // The entry is still the one remembered (not reset or reused since).
+    if (e->live && e->incarnation == cache[c].incarnation) {
+      fn(e);
+      SpinLockRelease(&e->mutex);
+      return true;
     }
-    out[j] = std::round(BucketValue(std::min(b, kTopBucket)) * 100.0) / 100.0;
+    SpinLockRelease(&e->mutex);
   }
-  return true;
+  return false;
 }
 
 // --- events_enqueued: counted by the writing backend, published at commit ---
@@ -261,11 +243,10 @@ bool SameName(const char* stored, const char* data, int len) {
 }
 
 void PublishPending() {
-  if (npending == 0) return;
-  TimestampTz now = GetCurrentTimestamp();
-  int64 minute = MinuteOf(now);
+  int64 minute = 0;
   for (int i = 0; i < npending; ++i) {
     const Pending& p = pending[i];
+    if (p.failed > 0 && minute == 0) minute = MinuteOf(GetCurrentTimestamp());
     EntryKey key;
     for (Kind kind : {Kind::kModel, Kind::kDestination}) {
       const char* name = kind == Kind::kModel ? p.model : p.destination;
@@ -273,7 +254,7 @@ void PublishPending() {
       (void)WithEntry(key, [&](Entry* e) {
         e->counters[kEnqueued] += p.events;
         e->counters[kFailed] += p.failed;
-        AddFailures(e, p.failed, minute);
+        window::AddCount(e->failures, p.failed, minute);
       });
     }
   }
@@ -325,22 +306,18 @@ Entry* SnapshotDatabase(int* n) {
   if (header == nullptr) return nullptr;
   int capacity = 16;
   auto* out = static_cast<Entry*>(palloc(sizeof(Entry) * capacity));
-  LWLockAcquire(header->lock, LW_SHARED);
-  HASH_SEQ_STATUS scan;
-  hash_seq_init(&scan, table);
-  Entry* e = nullptr;
-  while ((e = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr) {
-    if (e->key.database != MyDatabaseId) continue;
+  for (int i = 0; i < header->nslots; ++i) {
+    Entry* e = &slots[i];
     if (*n == capacity) {
       capacity *= 2;
       out = static_cast<Entry*>(repalloc(out, sizeof(Entry) * capacity));
     }
     SpinLockAcquire(&e->mutex);
-    memcpy(&out[*n], e, sizeof(Entry));
+    bool mine = e->live && e->key.database == MyDatabaseId;
+    if (mine) memcpy(&out[*n], e, sizeof(Entry));
     SpinLockRelease(&e->mutex);
-    ++*n;
+    if (mine) ++*n;
   }
-  LWLockRelease(header->lock);
   return out;
 }
 
@@ -418,7 +395,7 @@ Datum StatsRows(FunctionCallInfo fcinfo) {
     for (int k = 0; k < kNumCounters; ++k) values[c++] = Int64GetDatum(e ? e->counters[k] : 0);
     double ps[3] = {0.5, 0.9, 0.99};
     double pv[3];
-    bool have = e != nullptr && LatencyPercentile(*e, minute, ps, pv, 3);
+    bool have = e != nullptr && window::LatencyPercentiles(e->latency, minute, ps, pv, 3);
     for (int k = 0; k < 3; ++k) {
       nulls[c] = !have;
       values[c++] = Float8GetDatum(have ? pv[k] : 0);
@@ -428,7 +405,7 @@ Datum StatsRows(FunctionCallInfo fcinfo) {
     nulls[c] = e == nullptr || e->last_failure_at == 0;
     values[c++] = TimestampTzGetDatum(e ? e->last_failure_at : 0);
     values[c++] = TimestampTzGetDatum(reset);
-    values[c++] = Int64GetDatum(e ? FailuresInLastHour(*e, minute) : 0);
+    values[c++] = Int64GetDatum(e ? window::CountLastHour(e->failures, minute) : 0);
     tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
   }
   SPI_finish();
@@ -441,26 +418,14 @@ Datum ResetStats(FunctionCallInfo) {
   if (header == nullptr) PG_RETURN_VOID();
   TimestampTz now = GetCurrentTimestamp();
   LWLockAcquire(header->lock, LW_EXCLUSIVE);
-  HASH_SEQ_STATUS scan;
-  hash_seq_init(&scan, table);
-  Entry* e = nullptr;
-  while ((e = static_cast<Entry*>(hash_seq_search(&scan))) != nullptr) {
-    if (e->key.database == MyDatabaseId && e->key.kind != Kind::kDatabase) {
-      (void)hash_search(table, &e->key, HASH_REMOVE, nullptr);
-    }
-  }
-  EntryKey key;
-  MakeKey(&key, MyDatabaseId, Kind::kDatabase, "", 0);
-  bool found = false;
-  e = static_cast<Entry*>(hash_search(table, &key, HASH_ENTER_NULL, &found));
-  if (e != nullptr) {
-    if (!found) InitEntry(e);
-    SpinLockAcquire(&e->mutex);
-    e->stats_reset = now;
-    SpinLockRelease(&e->mutex);
+  for (int i = 0; i < header->nslots; ++i) {
+    Entry* e = &slots[i];
+    if (e->live && e->key.database == MyDatabaseId && e->key.kind != Kind::kDatabase) FreeSlot(i);
   }
   LWLockRelease(header->lock);
-  if (e == nullptr) {
+  EntryKey key;
+  MakeKey(&key, MyDatabaseId, Kind::kDatabase, "", 0);
+  if (!WithEntry(key, [now](Entry* e) { e->stats_reset = now; })) {
     ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
                     errmsg("pg_hyperline: no room left for the statistics of this database"),
                     errhint("Raise hyperline.max_stats_entries (takes a restart).")));
@@ -474,24 +439,37 @@ Datum ResetStats(FunctionCallInfo) {
 
 void RequestShmem() {
   RequestAddinShmemSpace(MAXALIGN(sizeof(Header)) +
-                         hash_estimate_size(guc_max_stats_entries, sizeof(Entry)));
+                         MAXALIGN(sizeof(Entry) * static_cast<Size>(guc_max_stats_entries)) +
+                         hash_estimate_size(guc_max_stats_entries, sizeof(IndexItem)));
   RequestNamedLWLockTranche(kTrancheName, 1);
 }
 
 void StartupShmem() {
   bool found = false;
-  header = static_cast<Header*>(ShmemInitStruct("pg_hyperline stats", sizeof(Header), &found));
+  Size size = MAXALIGN(sizeof(Header)) +
+              MAXALIGN(sizeof(Entry) * static_cast<Size>(guc_max_stats_entries));
+  header = static_cast<Header*>(ShmemInitStruct("pg_hyperline stats", size, &found));
+  slots = reinterpret_cast<Entry*>(reinterpret_cast<char*>(header) + MAXALIGN(sizeof(Header)));
   if (!found) {
+    memset(header, 0, size);
     header->lock = &(GetNamedLWLockTranche(kTrancheName))->lock;
     header->created_at = GetCurrentTimestamp();
     pg_atomic_init_u32(&header->overflow, 0);
+    header->nslots = guc_max_stats_entries;
+    // Every entry free, its spinlock made once and for all (entries are reused,
+    // never made again: a process may hold a freed entry's spinlock).
+    for (int i = 0; i < header->nslots; ++i) {
+      SpinLockInit(&slots[i].mutex);
+      slots[i].next_free = i + 1 < header->nslots ? i + 1 : -1;
+    }
+    header->free_head = header->nslots > 0 ? 0 : -1;
   }
   HASHCTL info;
   memset(&info, 0, sizeof info);
   info.keysize = sizeof(EntryKey);
-  info.entrysize = sizeof(Entry);
-  table = ShmemInitHash("pg_hyperline stats entries", guc_max_stats_entries,
-                        guc_max_stats_entries, &info, HASH_ELEM | HASH_BLOBS);
+  info.entrysize = sizeof(IndexItem);
+  index_table = ShmemInitHash("pg_hyperline stats index", guc_max_stats_entries,
+                              guc_max_stats_entries, &info, HASH_ELEM | HASH_BLOBS);
 }
 
 void InstallCallbacks() {
@@ -568,8 +546,8 @@ void Publish(const delivery::StatsDelta& delta) {
           if (c.last_failure_us > 0) {
             e->last_failure_at = std::max(e->last_failure_at, c.last_failure_us - kEpochShift);
           }
-          AddFailures(e, c.events_failed, minute);
-          AddLatencies(e, c.latencies_ms.data(), c.latencies_ms.size(), minute);
+          window::AddCount(e->failures, c.events_failed, minute);
+          window::AddLatencies(e->latency, c.latencies_ms.data(), c.latencies_ms.size(), minute);
         });
       }
     }
@@ -595,8 +573,9 @@ int LoadAlertStatuses(AlertStatus* out, int max) {
   MakeKey(&key, MyDatabaseId, Kind::kDatabase, "", 0);
   int n = 0;
   LWLockAcquire(header->lock, LW_SHARED);
-  auto* e = static_cast<Entry*>(hash_search(table, &key, HASH_FIND, nullptr));
-  if (e != nullptr) {
+  auto* item = static_cast<IndexItem*>(hash_search(index_table, &key, HASH_FIND, nullptr));
+  if (item != nullptr) {
+    Entry* e = &slots[item->slot];
     SpinLockAcquire(&e->mutex);
     n = std::min(e->nalerts, max);
     memcpy(out, e->alerts, sizeof(AlertStatus) * n);
@@ -613,6 +592,42 @@ void StoreAlertStatuses(const AlertStatus* statuses, int n) {
     e->nalerts = std::min(n, kMaxAlertChecks);
     memcpy(e->alerts, statuses, sizeof(AlertStatus) * e->nalerts);
   });
+}
+
+void ForgetDroppedDatabases() {
+  if (header == nullptr) return;
+  // The databases that have entries (few), then which of them are gone.
+  constexpr int kMaxDatabases = 256;
+  Oid seen[kMaxDatabases];
+  int nseen = 0;
+  LWLockAcquire(header->lock, LW_SHARED);
+  for (int i = 0; i < header->nslots; ++i) {
+    if (!slots[i].live) continue;
+    Oid db = slots[i].key.database;
+    bool known = false;
+    for (int j = 0; j < nseen && !known; ++j) known = seen[j] == db;
+    if (!known && nseen < kMaxDatabases) seen[nseen++] = db;
+  }
+  LWLockRelease(header->lock);
+  Oid gone[kMaxDatabases];
+  int ngone = 0;
+  for (int i = 0; i < nseen; ++i) {
+    if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(seen[i]))) gone[ngone++] = seen[i];
+  }
+  if (ngone == 0) return;
+  // Why this is safe for the per-process caches: no process is connected to a
+  // dropped database, so none remembers these entries.
+  LWLockAcquire(header->lock, LW_EXCLUSIVE);
+  for (int i = 0; i < header->nslots; ++i) {
+    if (!slots[i].live) continue;
+    for (int j = 0; j < ngone; ++j) {
+      if (slots[i].key.database == gone[j]) {
+        FreeSlot(i);
+        break;
+      }
+    }
+  }
+  LWLockRelease(header->lock);
 }
 
 bool TakeOverflow() {

@@ -9,7 +9,8 @@
 //             name is first counted and removed by hyperline.reset_stats().
 //   window  — the latency percentiles are over the events delivered in the
 //             last few minutes: a log-scale histogram per minute, for the
-//             current minute and the four before.
+//             current minute and the four before; failed events are counted
+//             per minute for the last hour (src/core/stats_window.hpp).
 //   publish — who adds to the counters: the delivery worker, after each turn
 //             (what the engine saw, stats_publish.hpp), and every backend that
 //             wrote events (trigger path, backfill, query runs), when its
@@ -63,5 +64,10 @@ void StoreAlertStatuses(const AlertStatus* statuses, int n);
 // Whether counting lost something since the last call because the table was
 // full (the delivery worker logs it).
 bool TakeOverflow();
+
+// Removes the entries of databases that no longer exist (DROP DATABASE), so
+// their room is used again. Needs a transaction (reads pg_database); the
+// delivery workers call it with their health checks.
+void ForgetDroppedDatabases();
 
 }  // namespace hyperline::pg::stats
