@@ -164,9 +164,12 @@ COMMENT ON COLUMN hyperline.outbox.committed_at IS 'When the event''s transactio
 
 -- One row per HTTP request of the delivery worker, written with the outcomes
 -- of the request's events. Not dumped (history); purged after
--- hyperline.delivered_retention (upkeep worker).
+-- hyperline.delivered_retention (upkeep worker). Why no primary key: at
+-- batch_size 1 there is a row per event, and a second index was a fifth of
+-- its cost (docs/benchmarks.md); ids come from the sequence, and searches and
+-- the purge go by sent_at.
 CREATE TABLE hyperline._requests (
-  id bigserial PRIMARY KEY,
+  id bigserial NOT NULL,
   destination text NOT NULL,
   sent_at timestamptz NOT NULL,
   duration_ms double precision NOT NULL,

@@ -1,6 +1,6 @@
 // stats.cpp: the counters of hyperline.stats in shared memory (see stats.hpp
 // for the vocabulary), the backends' events_enqueued, the SQL functions
-// hyperline._stats() and hyperline.reset_stats(), and the last alert statuses.
+// hyperline.stats() and hyperline.reset_stats(), and the last alert statuses.
 //
 // Why a pool of entries, an index and a per-process cache: counting is on the
 // hot paths (every commit that wrote events, every answered request). The
@@ -351,7 +351,7 @@ bool SeesEverything() {
   return OidIsValid(admin) && is_member_of_role(GetUserId(), admin);
 }
 
-// SQL hyperline._stats(): one row per destination and model the current user
+// SQL hyperline.stats(): one row per destination and model the current user
 // may see, with its counters (zero for a name never counted), latency
 // percentiles, times, the database's stats_reset, and the events failed in the
 // last hour (for health()).
