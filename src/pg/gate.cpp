@@ -24,6 +24,7 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
 #include "fmgr.h"
@@ -44,6 +45,9 @@ namespace {
 
 constexpr int kMaxDepth = 16;
 Oid callers[kMaxDepth];
+// The callers' search_path strings: the GUC's own values, which the gate's
+// GUC_ACTION_SAVE keeps alive (as the prior value) until the gate restores them.
+const char* caller_paths[kMaxDepth];
 int depth = 0;
 
 // What a gate keeps between calls of one expression (in fn_extra).
@@ -101,6 +105,12 @@ Oid CurrentCaller() {
 
 bool HaveCaller() { return depth > 0; }
 
+const char* CallerSearchPath() {
+  (void)CurrentCaller();  // ERROR without a gate
+  const char* path = caller_paths[depth - 1];
+  return path != nullptr ? path : "";
+}
+
 void PinSearchPath() {
   (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
                           GUC_ACTION_SAVE, true, 0, false);
@@ -108,6 +118,7 @@ void PinSearchPath() {
 
 }  // namespace hyperline::pg
 
+using hyperline::pg::caller_paths;
 using hyperline::pg::callers;
 using hyperline::pg::depth;
 
@@ -134,6 +145,7 @@ extern "C" Datum hyperline_gate(PG_FUNCTION_ARGS) {
   Oid save_user = InvalidOid;
   int save_sec = 0;
   GetUserIdAndSecContext(&save_user, &save_sec);
+  caller_paths[depth] = namespace_search_path;
   callers[depth++] = save_user;
   Datum result = 0;
   bool isnull = false;
