@@ -15,6 +15,7 @@
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
 #include "pg/shmem.hpp"
+#include "pg/sync_worker.hpp"
 #include "pg/upkeep_worker.hpp"
 #include "pg/worker_common.hpp"
 
@@ -168,6 +169,7 @@ void RunDelivery() {
       }
       if (!guc_enabled) wait_ms = std::max<long>(wait_ms, guc_poll_interval_ms);
       wait_ms = std::max(0L, wait_ms);
+      wait_ms = std::min<long>(wait_ms, TickSyncScheduler().count());  // query models' schedule
       if (d.InFlight() > 0) {
         ReportActivity("sending events");
         // Why short slices: the latch cannot be polled together with libcurl's

@@ -23,6 +23,7 @@ bool guc_allow_http = false;
 int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
 char* guc_admin_role = nullptr;
+int guc_max_sync_workers = 2;
 
 void DefineSettings() {
   DefineCustomStringVariable("hyperline.database", "Database in which the delivery worker runs.",
@@ -70,6 +71,12 @@ void DefineSettings() {
       "Role whose members see every model, event and run, as superusers do.",
       "Empty: only superusers. Members may not change others' models.", &guc_admin_role, "",
       PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.max_sync_workers",
+      "Background workers per database that run query models on their schedule.",
+      "Runs due at once beyond this number wait for a worker. 0 stops scheduled runs "
+      "(run_model still runs a model).",
+      &guc_max_sync_workers, 2, 0, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   MarkGUCPrefixReserved("hyperline");
 }
 

@@ -33,10 +33,10 @@ Schedule ParseSchedule(const std::string& text) {
 // problem for a schedule that does not parse.
 Datum NextRunAt(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0)) PG_RETURN_NULL();
-  std::string text;
-  PgGuard([&] { text = text_to_cstring(PG_GETARG_TEXT_PP(0)); });
-  if (text.find_first_not_of(" \t\r\n") == std::string::npos) PG_RETURN_NULL();
-  Schedule schedule = ParseSchedule(text);
+  std::string schedule_text;
+  PgGuard([&] { schedule_text = text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+  if (schedule_text.find_first_not_of(" \t\r\n") == std::string::npos) PG_RETURN_NULL();
+  Schedule schedule = ParseSchedule(schedule_text);
   if (PG_ARGISNULL(1)) PG_RETURN_NULL();
   TimestampTz after = PG_GETARG_TIMESTAMPTZ(1);
   if (TIMESTAMP_NOT_FINITE(after)) PG_RETURN_NULL();
@@ -50,12 +50,12 @@ Datum NextRunAt(FunctionCallInfo fcinfo) {
 // `now` (NextDue), NULL for no schedule.
 Datum NextDueSql(FunctionCallInfo fcinfo) {
   if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) PG_RETURN_NULL();
-  std::string text;
-  PgGuard([&] { text = text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+  std::string schedule_text;
+  PgGuard([&] { schedule_text = text_to_cstring(PG_GETARG_TEXT_PP(0)); });
   TimestampTz last_due = PG_GETARG_TIMESTAMPTZ(1);
   TimestampTz now = PG_GETARG_TIMESTAMPTZ(2);
   if (TIMESTAMP_NOT_FINITE(last_due) || TIMESTAMP_NOT_FINITE(now)) PG_RETURN_NULL();
-  std::optional<TimestampTz> next = NextDue(text, last_due, now);
+  std::optional<TimestampTz> next = NextDue(schedule_text, last_due, now);
   if (!next) PG_RETURN_NULL();
   PG_RETURN_TIMESTAMPTZ(*next);
 }
