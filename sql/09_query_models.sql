@@ -68,6 +68,14 @@ DELETE FROM hyperline.outbox;
 UPDATE members SET role = 'admin' WHERE member = 'bob';
 SELECT added, updated, removed, unchanged FROM hyperline.run_model('seats');
 SELECT count(*) AS events FROM hyperline.outbox;
+-- ... nor does a change of a column the template does not read
+SELECT hyperline.alter_model('seats',
+  query => $$SELECT account, count(*) AS seats, max(member) AS last_member FROM members GROUP BY account$$);
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('seats');
+INSERT INTO members VALUES ('hooli', 'aaron', 'user');
+DELETE FROM members WHERE member = 'gav';
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('seats');
+SELECT count(*) AS events FROM hyperline.outbox;
 SELECT run_id, status, rows, added, updated, removed, unchanged, error, timed FROM runs ORDER BY run_id;
 
 -- each kind produces an event only if its trigger is on; the state follows

@@ -197,20 +197,26 @@ COMMENT ON TABLE hyperline._sync_runs IS 'Runs of query models (private: use the
 CREATE INDEX sync_runs_model_idx ON hyperline._sync_runs (model, run_id);
 CREATE INDEX sync_runs_running_idx ON hyperline._sync_runs (run_id) WHERE status = 'running';
 
--- What the runs of each query model recorded, one row per key: the hash of
--- the key's rendered payload (what its next run compares), the row values its
--- template read (a removal, or an update's `old`, is rendered from them), and
--- the run that recorded them. Dumped: a restored database goes on diffing
--- from where it was instead of sending every row again.
+-- What the runs of each query model recorded, one row per key (its event_key,
+-- and a hash of it that orders the state): the hash of the key's row as the
+-- query returned it (input_hash: an unchanged row is not rendered again), the
+-- hash of its rendered payload (what decides that it changed), the row values
+-- its template read (a removal, or an update's `old`, is rendered from them),
+-- and the run that recorded them. Dumped: a restored database goes on diffing
+-- from where it was instead of sending every row again. A run reads the
+-- state in its primary key's order; its rows are updated in place (HOT: no
+-- indexed column changes, room left on each page) and vacuumed early.
 CREATE TABLE hyperline._query_state (
   model text NOT NULL,
+  key_hash bigint NOT NULL,
   key text COLLATE "C" NOT NULL,
+  input_hash bigint NOT NULL,
   hash bigint NOT NULL,
   row_values bytea NOT NULL,
   run_id bigint NOT NULL,
-  PRIMARY KEY (model, key) INCLUDE (hash)
-);
-COMMENT ON TABLE hyperline._query_state IS 'Per query model and key: the hash of the payload last recorded, and the row values it was rendered from (encoded).';
+  PRIMARY KEY (model, key_hash, key)
+) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
+COMMENT ON TABLE hyperline._query_state IS 'Per query model and key: hashes of the row and of the payload last recorded, and the row values it was rendered from (encoded).';
 SELECT pg_catalog.pg_extension_config_dump('hyperline._query_state', '');
 
 -- A role sees the runs and state of the models it sees (row level security on

@@ -29,6 +29,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <charconv>
 #include <cctype>
 #include <cmath>
 #include <cstdlib>
@@ -472,12 +473,53 @@ void FillObject(Value& v, const std::vector<ColumnBinding>& columns, const RawDa
   for (size_t i = 0; i < columns.size(); ++i) obj[i].second = RawToValue(raw[i]);
 }
 
-// The event_key of raw key values.
+// Appends Liquid's text form of a raw value (AppendLiquidString of its
+// Value), without building a Value for the kinds keys usually have.
+void AppendRawText(const RawDatum& r, std::string& out) {
+  if (r.isnull) return;
+  switch (r.kind) {
+    case ColumnKind::Int: {
+      char buf[24];
+      auto res = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(r.i));
+      out.append(buf, static_cast<size_t>(res.ptr - buf));
+      return;
+    }
+    case ColumnKind::Bool:
+      out += r.i != 0 ? "true" : "false";
+      return;
+    case ColumnKind::Text:
+    case ColumnKind::Name:
+    case ColumnKind::Numeric:
+    case ColumnKind::Other:
+      out.append(r.text, r.len);
+      return;
+    default:
+      AppendLiquidString(RawToValue(r), out);
+      return;
+  }
+}
+
+// The event_key of raw key values: what AppendEventKey makes of their Values.
 void AppendKey(const RawDatum* raw, size_t n, std::string& out) {
-  std::vector<Value> values;
-  values.reserve(n);
-  for (size_t i = 0; i < n; ++i) values.push_back(RawToValue(raw[i]));
-  AppendEventKey(values, out);
+  if (n == 1) {
+    AppendRawText(raw[0], out);
+    return;
+  }
+  thread_local std::string text;
+  out.push_back('[');
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out.push_back(',');
+    if (raw[i].isnull) {
+      out.append("null");
+      continue;
+    }
+    text.clear();
+    AppendRawText(raw[i], text);
+    out.push_back('"');
+    AppendJsonEscaped(text, out);
+    out.push_back('"');
+  }
+  out.push_back(']');
 }
 
 }  // namespace

@@ -2,16 +2,20 @@
 // the run (see query_model.hpp for the vocabulary).
 //
 // How a run stays set-wise and memory-bounded: the query is read through an
-// SPI cursor, 1000 rows at a time, as the model's owner. Each row is rendered
-// (the trigger's compiled-template path) and hashed; the row itself goes to a
-// temporary file (BufFile) and (key, hash, position in that file) to a
-// tuplesort, which spills to disk past work_mem. The sorted keys are then
-// merged with the state, read in key order through its primary key index: one
-// pass over both, which also finds duplicate keys (they are adjacent). Only
-// the changed keys come back to C++, a batch at a time: their rows are read
-// back from the file, their events rendered and buffered for the outbox
-// (outbox.hpp, as the trigger writes them), and the state updated with one
-// statement per batch. Nothing held in memory grows with the result.
+// SPI cursor, 1000 rows at a time, as the model's owner. Each row's key is
+// computed and hashed, and so are its bytes (the *input hash*); the row goes
+// to a temporary file (BufFile) and a record (key hash, input hash, position,
+// key) to a *partition* file by the key hash's leading bits. The partitions
+// are then compared, in key hash order, with the state read through its
+// primary key in the same order: each partition fits in memory (one larger
+// than work_mem splits again), so the comparison is a hash lookup per key and
+// one pass over both sides; a duplicate key is found when its partition is
+// loaded. Only the keys that need work come back to C++, a batch at a time:
+// added keys and keys whose input changed are read back from the file and
+// rendered (a changed input that renders the same payload sends nothing),
+// their events buffered for the outbox (outbox.hpp, as the trigger writes
+// them), and the state updated with one statement per batch and kind. Nothing
+// held in memory grows with the result.
 //
 // Security: the user's query, and every type output function its values go
 // through, run as the model's owner, inside a security-restricted operation,
@@ -34,6 +38,8 @@
 extern "C" {
 #include "access/genam.h"
 #include "access/heaptoast.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -60,7 +66,7 @@ extern "C" {
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
-#include "utils/tuplesort.h"
+#include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 }
 
@@ -73,9 +79,9 @@ extern "C" {
 namespace hyperline::pg {
 namespace {
 
-constexpr long kFetchRows = 1000;     // rows per cursor fetch
+constexpr long kFetchRows = 1000;       // rows per cursor fetch
 constexpr size_t kBatchChanges = 1000;  // changed keys handled per batch
-constexpr int kMergeSteps = 10000;    // merge steps between interrupt checks
+constexpr int kMergeSteps = 10000;      // state keys compared between interrupt checks
 
 // ---------------------------------------------------------------------------
 // The query text
@@ -160,6 +166,7 @@ struct QueryModelDef {
   bool delete_via_api = false;
   bool send_initial = true;
   bool first_run = false;  // no state and no successful run yet
+  int64_t previous_rows = -1;  // rows of the last successful run, -1 if unknown
 };
 
 // Reads query model `name`; with `lock`, locks its row first (FOR NO KEY
@@ -178,7 +185,9 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
       "            WHERE s.model OPERATOR(pg_catalog.=) m.name) "
       "AND NOT EXISTS (SELECT 1 FROM hyperline._sync_runs r "
       "                WHERE r.model OPERATOR(pg_catalog.=) m.name "
-      "                  AND r.status OPERATOR(pg_catalog.=) 'succeeded') "
+      "                  AND r.status OPERATOR(pg_catalog.=) 'succeeded'), "
+      "(SELECT r.rows FROM hyperline._sync_runs r WHERE r.model OPERATOR(pg_catalog.=) m.name "
+      "   AND r.status OPERATOR(pg_catalog.=) 'succeeded' ORDER BY r.run_id DESC LIMIT 1) "
       "FROM hyperline._models m "
       "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.kind OPERATOR(pg_catalog.=) 'query'";
   std::string sql = std::string(kSelect) + (lock ? " FOR NO KEY UPDATE OF m NOWAIT" : "");
@@ -214,6 +223,8 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
           Datum v = SPI_getbinval(t, d, 8 + i, &isnull);
           flags[i] = !isnull && DatumGetBool(v);
         }
+        Datum previous = SPI_getbinval(t, d, 14, &isnull);
+        def.previous_rows = isnull ? -1 : DatumGetInt64(previous);
       }
       SPI_finish();
     });
@@ -248,8 +259,17 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
 }
 
 // ---------------------------------------------------------------------------
-// Canonical rendering and its hash
+// Hashes: of a key, of a row's values, of a rendered payload
 // ---------------------------------------------------------------------------
+//
+// Why two hashes per row: rendering is the costly part of a run, and most rows
+// do not change between runs. A run first compares the *input hash* of each
+// row — its bytes as Postgres holds them, seeded with a fingerprint of the
+// template and of the result's columns — with the one recorded for its key;
+// only rows whose input changed are rendered, and their *payload hash* (of the
+// canonical rendering) compared with the recorded one: equal bytes render
+// equal payloads, and a changed input that renders the same payload sends
+// nothing.
 
 // The bytes whose hash stands for a row's rendered payload: the token stream
 // (kind, then length and text for keys, strings and numbers), or the JSON
@@ -280,171 +300,269 @@ void CanonicalBytes(bool ok, const JsonTokens& tokens, const std::string& payloa
   }
 }
 
+// The fingerprint that seeds every input hash of a run: the template and the
+// result's column names and types. A new template or query changes it, so
+// every row is rendered again and compared by payload.
+uint64_t InputSeed(const std::string& payload, TupleDesc desc) {
+  std::string bytes = payload;
+  bytes.push_back('\0');
+  for (int i = 0; i < desc->natts; ++i) {
+    Form_pg_attribute att = TupleDescAttr(desc, i);
+    bytes.append(NameStr(att->attname));
+    bytes.push_back('\0');
+    bytes.append(reinterpret_cast<const char*>(&att->atttypid), sizeof att->atttypid);
+    bytes.append(reinterpret_cast<const char*>(&att->atttypmod), sizeof att->atttypmod);
+  }
+  return Hash64(bytes);
+}
+
+// The input hash of a result row: its null bitmap and data bytes (a tuple
+// formed from the same values holds the same bytes). Pure; no Postgres call.
+int64 InputHash(HeapTuple tuple, uint64_t seed) {
+  const size_t from = offsetof(HeapTupleHeaderData, t_bits);
+  const char* start = reinterpret_cast<const char*>(tuple->t_data) + from;
+  return static_cast<int64>(Hash64Bytes(start, tuple->t_len - from, seed));
+}
+
 // ---------------------------------------------------------------------------
-// The run's scratch space: rows by position, sorted (key, hash, position)
+// The run's scratch space
 // ---------------------------------------------------------------------------
+//
+// Vocabulary: the *row file* keeps every result row (the heap tuple as SPI
+// returned it) at a *position*; rows are read back only for the keys that
+// need rendering. Every row also gives a *record* — (key hash, input hash,
+// position, key) — written to one of the *partitions*: temporary files that
+// split the key hashes into consecutive ranges (by their leading bits). The
+// comparison with the state then takes the partitions in key hash order, each
+// loaded into a hash table (small: memory is bounded by work_mem whatever the
+// result's size; a partition larger than that is split again by the next
+// bits), and walks the state's primary key over the same range: a key in both
+// is unchanged (equal input hash) or changed, a key only in the state removed,
+// a key only in the partition added. No sort: one write and one read of the
+// records, and one pass over the state index.
 
 // A position in the row file: file number and offset (segments are 1 GB).
 int64 PackPosition(int fileno, off_t offset) {
   return (static_cast<int64>(fileno) << 32) | static_cast<int64>(offset);
 }
 
-// One changed key found by the merge (palloc'd in the batch context).
-enum ChangeKind : uint8 { kAdded, kUpdated, kRemoved };
+// A key hash as an unsigned number in the state index's order (signed int8).
+inline uint64_t Ordered(int64 key_hash) {
+  return static_cast<uint64_t>(key_hash) ^ 0x8000000000000000ULL;
+}
+
+// The leading `bits` bits of a key hash in index order (0 when bits is 0).
+inline uint64_t Prefix(int64 key_hash, int bits) {
+  return bits == 0 ? 0 : Ordered(key_hash) >> (64 - bits);
+}
+
+// A record's fixed part, followed in its partition file by key_len key bytes.
+struct Record {
+  int64 key_hash;
+  int64 input_hash;
+  int64 pos;
+  uint32 key_len;
+};
+
+constexpr int kSplitBits = 4;   // a partition too large for memory splits into 16
+constexpr int kMaxBits = 8;     // partitions of the first level at most 256
+constexpr int64 kRecordsPerPartition = 16384;  // the aim, sizing the first level
+
+// A partition: its file (created at its first record, in `context`) and
+// its size.
+struct Partition {
+  BufFile* file;
+  int64 bytes;
+  int64 records;
+  MemoryContext context;
+};
+
+// Appends a record to partition `p` (Postgres code).
+void WriteRecord(Partition* p, const Record& r, const char* key) {
+  if (p->file == nullptr) {
+    MemoryContext old = MemoryContextSwitchTo(p->context);
+    p->file = BufFileCreateTemp(false);
+    MemoryContextSwitchTo(old);
+  }
+  BufFileWrite(p->file, const_cast<Record*>(&r), sizeof r);
+  BufFileWrite(p->file, const_cast<char*>(key), r.key_len);
+  p->bytes += sizeof r + r.key_len;
+  ++p->records;
+}
+
+// Reads partition `p` whole into a palloc'd buffer (Postgres code).
+char* LoadPartition(Partition* p) {
+  char* data = static_cast<char*>(palloc(p->bytes + 1));
+  if (p->bytes == 0) return data;
+  if (BufFileSeek(p->file, 0, 0, SEEK_SET) != 0 ||
+      BufFileRead(p->file, data, p->bytes) != static_cast<size_t>(p->bytes)) {
+    elog(ERROR, "pg_hyperline: could not read a partition of the run");
+  }
+  return data;
+}
+
+// Splits partition `p` (of prefix length `bits`) into 2^kSplitBits children
+// by the next bits (Postgres code); closes `p`'s file.
+void SplitPartition(Partition* p, int bits, Partition* children) {
+  const int n = 1 << kSplitBits;
+  for (int i = 0; i < n; ++i) children[i] = Partition{nullptr, 0, 0, p->context};
+  if (BufFileSeek(p->file, 0, 0, SEEK_SET) != 0) {
+    elog(ERROR, "pg_hyperline: could not read a partition of the run");
+  }
+  int cap = 256;
+  char* key = static_cast<char*>(palloc(cap));
+  for (int64 i = 0; i < p->records; ++i) {
+    Record r;
+    if (BufFileRead(p->file, &r, sizeof r) != sizeof r) {
+      elog(ERROR, "pg_hyperline: could not read a partition of the run");
+    }
+    if (static_cast<int>(r.key_len) > cap) {
+      cap = Max(static_cast<int>(r.key_len), 2 * cap);
+      key = static_cast<char*>(repalloc(key, cap));
+    }
+    if (BufFileRead(p->file, key, r.key_len) != r.key_len) {
+      elog(ERROR, "pg_hyperline: could not read a partition of the run");
+    }
+    uint64_t child = Prefix(r.key_hash, bits + kSplitBits) & (n - 1);
+    WriteRecord(&children[child], r, key);
+  }
+  pfree(key);
+  BufFileClose(p->file);
+  p->file = nullptr;
+}
+
+// One key that needs work (palloc'd in the batch context).
+enum ChangeKind : uint8 {
+  kAdded,    // not recorded before
+  kChanged,  // recorded, and its row's input hash differs (rendered to know)
+  kRemoved,  // recorded, gone from the result
+};
 struct Change {
   ChangeKind kind;
   char* key;  // NUL-terminated
-  int64 hash;
-  int64 pos;         // added/updated: the row in the file
-  char* old_row;     // updated/removed: the kept row values (encoded), or null
+  int64 key_hash;
+  int64 input_hash;
+  int64 pos;            // added/changed: the row in the file
+  int64 old_hash;       // changed: the recorded payload hash
+  char* old_row;        // changed/removed: the recorded row values (encoded), or null
   int old_row_len;
-  HeapTupleData tuple;  // added/updated: read back from the file
+  HeapTupleData tuple;  // added/changed: read back from the file
 };
 
-// State of the merge between the sorted result and the kept state.
-struct Merge {
-  Tuplesortstate* sort;
-  TupleTableSlot* slot;
+// The recorded state, read in (key hash, key) order through its primary key.
+struct StateScan {
   Relation state_rel;
-  SysScanDesc scan;
+  Relation index_rel;
+  IndexScanDesc scan;
+  TupleTableSlot* heap_slot;  // the current key's row
   Snapshot snapshot;
-  AttrNumber a_key, a_hash, a_row;
-  TupleDesc state_desc;
-  bool need_old_for_update;  // the template reads `old` and updates are sent
-  bool need_old_for_remove;  // removals are sent
-  // Current element on each side (valid while have_*).
-  bool have_new, new_done;
-  const char* new_key;
-  int new_len;
-  int64 new_hash, new_pos;
-  bool have_state, state_done;
-  HeapTuple state_tuple;
-  char* state_key;  // a copy (the tuple's may be detoasted in a batch's memory)
-  int state_len;
-  int state_cap;
-  int64 state_hash;
-  // The previous result key, for finding duplicates.
-  char* prev_key;
-  int prev_len;
-  int prev_cap;
-  bool have_prev;
-  // Set when the result holds a key twice (palloc'd copy).
-  char* duplicate;
-  int64 unchanged;
+  AttrNumber a_key_hash, a_key, a_input_hash, a_hash, a_row;
+  bool have, done;  // a current key / the scan ended
+  char* key;        // the current key (a copy)
+  int key_len;
+  int key_cap;
+  int64 key_hash;
+  int64 input_hash;
 };
 
-int CompareKeys(const char* a, int alen, const char* b, int blen) {
-  int c = memcmp(a, b, Min(alen, blen));
-  if (c != 0) return c;
-  return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
-char* CopyKey(const char* key, int len) { return pnstrdup(key, len); }
-
-// Reads the next result element (Postgres code).
-void NextNew(Merge* m) {
-  if (!tuplesort_gettupleslot(m->sort, true, false, m->slot, nullptr)) {
-    m->new_done = true;
+// Reads the next recorded key (Postgres code; the current memory context must
+// outlive the scan, which allocates in it as it goes).
+void NextState(StateScan* s) {
+  if (!index_getnext_slot(s->scan, ForwardScanDirection, s->heap_slot)) {
+    s->have = false;
+    s->done = true;
     return;
   }
   bool isnull = false;
-  text* key = DatumGetTextPP(slot_getattr(m->slot, 1, &isnull));
-  m->new_key = VARDATA_ANY(key);
-  m->new_len = VARSIZE_ANY_EXHDR(key);
-  m->new_hash = DatumGetInt64(slot_getattr(m->slot, 2, &isnull));
-  m->new_pos = DatumGetInt64(slot_getattr(m->slot, 3, &isnull));
-  m->have_new = true;
-  if (m->have_prev && CompareKeys(m->prev_key, m->prev_len, m->new_key, m->new_len) == 0) {
-    m->duplicate = CopyKey(m->new_key, m->new_len);
-    return;
+  s->key_hash = DatumGetInt64(slot_getattr(s->heap_slot, s->a_key_hash, &isnull));
+  text* key = DatumGetTextPP(slot_getattr(s->heap_slot, s->a_key, &isnull));
+  s->key_len = VARSIZE_ANY_EXHDR(key);
+  if (s->key_len + 1 > s->key_cap) {
+    s->key_cap = Max(s->key_len + 1, 2 * s->key_cap);
+    s->key = static_cast<char*>(repalloc(s->key, s->key_cap));
   }
-  if (m->new_len > m->prev_cap) {
-    m->prev_cap = Max(m->new_len, 2 * m->prev_cap);
-    m->prev_key = static_cast<char*>(repalloc(m->prev_key, m->prev_cap));
-  }
-  memcpy(m->prev_key, m->new_key, m->new_len);
-  m->prev_len = m->new_len;
-  m->have_prev = true;
+  memcpy(s->key, VARDATA_ANY(key), s->key_len);
+  s->key[s->key_len] = '\0';
+  s->input_hash = DatumGetInt64(slot_getattr(s->heap_slot, s->a_input_hash, &isnull));
+  s->have = true;
 }
 
-// Reads the next kept key (Postgres code).
-void NextState(Merge* m) {
-  HeapTuple t = systable_getnext(m->scan);
-  if (!HeapTupleIsValid(t)) {
-    m->state_done = true;
-    return;
-  }
+// Copies the current recorded key's payload hash and (when `row`) row values
+// into `c`, in `context` (Postgres code).
+void CopyRecorded(StateScan* s, Change* c, bool row, MemoryContext context) {
   bool isnull = false;
-  text* key = DatumGetTextPP(heap_getattr(t, m->a_key, m->state_desc, &isnull));
-  m->state_tuple = t;
-  m->state_len = VARSIZE_ANY_EXHDR(key);
-  if (m->state_len > m->state_cap) {
-    m->state_cap = Max(m->state_len, 2 * m->state_cap);
-    m->state_key = static_cast<char*>(repalloc(m->state_key, m->state_cap));
-  }
-  memcpy(m->state_key, VARDATA_ANY(key), m->state_len);
-  m->state_hash = DatumGetInt64(heap_getattr(t, m->a_hash, m->state_desc, &isnull));
-  m->have_state = true;
-}
-
-// A copy of the current kept key's row values (Postgres code).
-void CopyOldRow(Merge* m, Change* c) {
-  bool isnull = false;
-  Datum d = heap_getattr(m->state_tuple, m->a_row, m->state_desc, &isnull);
+  c->old_hash = DatumGetInt64(slot_getattr(s->heap_slot, s->a_hash, &isnull));
+  if (!row) return;
+  Datum d = slot_getattr(s->heap_slot, s->a_row, &isnull);
   if (isnull) return;
+  MemoryContext old = MemoryContextSwitchTo(context);
   bytea* b = DatumGetByteaPP(d);
   c->old_row_len = VARSIZE_ANY_EXHDR(b);
   c->old_row = static_cast<char*>(palloc(c->old_row_len + 1));
   memcpy(c->old_row, VARDATA_ANY(b), c->old_row_len);
+  MemoryContextSwitchTo(old);
 }
 
-// Merges until `max` changes are found, the duplicate check fires, or both
-// sides end (Postgres code); returns the number of changes put in `out`.
-size_t MergeSome(Merge* m, Change* out, size_t max) {
-  size_t n = 0;
-  int steps = 0;
-  while (n < max) {
-    if (++steps % kMergeSteps == 0) CHECK_FOR_INTERRUPTS();
-    if (!m->have_new && !m->new_done) {
-      NextNew(m);
-      if (m->duplicate != nullptr) return n;
+// A partition loaded for comparison: its records, found by key hash in an
+// open-addressing table. Pure C++ over the loaded bytes (nothing here calls
+// Postgres or throws while probing).
+class PartitionTable {
+ public:
+  struct Entry {
+    Record record;  // copied: records in the file are not aligned
+    const char* key;
+    bool seen;
+  };
+
+  // Indexes the records of `data` (`count` of them). Returns the index of an
+  // entry whose key a later record repeats, or -1.
+  int64 Build(const char* data, int64 count) {
+    entries_.clear();
+    entries_.reserve(count);
+    size_t capacity = 16;
+    while (capacity < static_cast<size_t>(count) * 2) capacity <<= 1;
+    slots_.assign(capacity, -1);
+    mask_ = capacity - 1;
+    const char* p = data;
+    for (int64 i = 0; i < count; ++i) {
+      Entry e;
+      memcpy(&e.record, p, sizeof(Record));
+      e.key = p + sizeof(Record);
+      e.seen = false;
+      p = e.key + e.record.key_len;
+      int64 found = Find(e.record.key_hash, e.key, e.record.key_len);
+      if (found >= 0) return found;
+      entries_.push_back(e);
+      size_t slot = static_cast<uint64_t>(e.record.key_hash) & mask_;
+      while (slots_[slot] >= 0) slot = (slot + 1) & mask_;
+      slots_[slot] = static_cast<int64>(entries_.size()) - 1;
     }
-    if (!m->have_state && !m->state_done) NextState(m);
-    if (!m->have_new && !m->have_state) break;
-    int cmp = !m->have_new     ? 1
-              : !m->have_state ? -1
-                               : CompareKeys(m->new_key, m->new_len, m->state_key, m->state_len);
-    if (cmp == 0 && m->new_hash == m->state_hash) {
-      ++m->unchanged;
-      m->have_new = m->have_state = false;
-      continue;
-    }
-    Change* c = &out[n++];
-    memset(c, 0, sizeof *c);
-    if (cmp < 0) {
-      c->kind = kAdded;
-      c->key = CopyKey(m->new_key, m->new_len);
-      c->hash = m->new_hash;
-      c->pos = m->new_pos;
-      m->have_new = false;
-    } else if (cmp > 0) {
-      c->kind = kRemoved;
-      c->key = CopyKey(m->state_key, m->state_len);
-      if (m->need_old_for_remove) CopyOldRow(m, c);
-      m->have_state = false;
-    } else {
-      c->kind = kUpdated;
-      c->key = CopyKey(m->new_key, m->new_len);
-      c->hash = m->new_hash;
-      c->pos = m->new_pos;
-      if (m->need_old_for_update) CopyOldRow(m, c);
-      m->have_new = m->have_state = false;
-    }
+    return -1;
   }
-  return n;
-}
 
-// Reads back the rows of the added and updated changes (Postgres code).
+  // The entry of a key, or -1.
+  int64 Find(int64 key_hash, const char* key, uint32 key_len) const {
+    for (size_t slot = static_cast<uint64_t>(key_hash) & mask_; slots_[slot] >= 0;
+         slot = (slot + 1) & mask_) {
+      const Entry& e = entries_[slots_[slot]];
+      if (e.record.key_hash == key_hash && e.record.key_len == key_len &&
+          memcmp(e.key, key, key_len) == 0) {
+        return slots_[slot];
+      }
+    }
+    return -1;
+  }
+
+  Entry& at(int64 i) { return entries_[i]; }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::vector<Entry> entries_;
+  std::vector<int64> slots_;
+  size_t mask_ = 0;
+};
+
+// Reads back the rows of the added and changed keys (Postgres code).
 void ReadRows(BufFile* file, Change* changes, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     Change* c = &changes[i];
@@ -467,51 +585,96 @@ void ReadRows(BufFile* file, Change* changes, size_t n) {
 }
 
 // The state statements, prepared once per backend.
-SPIPlanPtr upsert_plan = nullptr;
+SPIPlanPtr insert_plan = nullptr;
+SPIPlanPtr update_plan = nullptr;
 SPIPlanPtr delete_plan = nullptr;
 
-// Writes a batch of state changes: upserts of (key, hash, row values) and
-// deletions of keys (Postgres code, inside an SPI connection).
-void WriteState(const char* model, int64 run_id, int nup, Datum* up_keys, Datum* up_hashes,
-                Datum* up_rows, int ndel, Datum* del_keys) {
-  if (upsert_plan == nullptr) {
-    Oid types[5] = {TEXTOID, TEXTARRAYOID, INT8ARRAYOID, BYTEAARRAYOID, INT8OID};
-    SPIPlanPtr plan = SPI_prepare(
-        "INSERT INTO hyperline._query_state AS s (model, key, hash, row_values, run_id) "
-        "SELECT $1, u.key, u.hash, u.row_values, $5 "
-        "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4)) "
-        "AS u(key, hash, row_values) "
-        "ON CONFLICT (model, key) DO UPDATE SET hash = excluded.hash, "
-        "row_values = excluded.row_values, run_id = excluded.run_id",
-        5, types);
-    if (plan == nullptr) elog(ERROR, "pg_hyperline: SPI_prepare failed: %d", SPI_result);
-    SPI_keepplan(plan);
-    upsert_plan = plan;
+// One batch of state writes: inserts (added keys) and updates (changed
+// ones) of (key hash, key, input hash, payload hash, row values), deletions
+// of (key hash, key).
+struct StateWrites {
+  int nins, nupd, ndel;
+  Datum *ins_key_hashes, *ins_keys, *ins_input_hashes, *ins_hashes, *ins_rows;
+  Datum *upd_key_hashes, *upd_keys, *upd_input_hashes, *upd_hashes, *upd_rows;
+  Datum *del_key_hashes, *del_keys;
+};
+
+SPIPlanPtr KeepPlan(const char* sql, int nargs, Oid* types) {
+  SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+  if (plan == nullptr) elog(ERROR, "pg_hyperline: SPI_prepare failed: %d", SPI_result);
+  SPI_keepplan(plan);
+  return plan;
+}
+
+// Writes a batch (Postgres code, inside an SPI connection).
+void WriteState(const char* model, int64 run_id, const StateWrites& w) {
+  Oid row_types[7] = {TEXTOID,      INT8ARRAYOID,  TEXTARRAYOID, INT8ARRAYOID,
+                      INT8ARRAYOID, BYTEAARRAYOID, INT8OID};
+  if (insert_plan == nullptr) {
+    insert_plan = KeepPlan(
+        "INSERT INTO hyperline._query_state (model, key_hash, key, input_hash, hash, row_values, "
+        "run_id) SELECT $1, u.key_hash, u.key, u.input_hash, u.hash, u.row_values, $7 "
+        "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+        "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(key_hash, key, input_hash, hash, "
+        "row_values)",
+        7, row_types);
+  }
+  if (update_plan == nullptr) {
+    update_plan = KeepPlan(
+        "UPDATE hyperline._query_state s SET input_hash = u.input_hash, hash = u.hash, "
+        "row_values = u.row_values, run_id = $7 "
+        "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
+        "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(key_hash, key, input_hash, hash, "
+        "row_values) "
+        "WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.key_hash OPERATOR(pg_catalog.=) u.key_hash "
+        "AND s.key OPERATOR(pg_catalog.=) (u.key COLLATE pg_catalog.\"C\")",
+        7, row_types);
   }
   if (delete_plan == nullptr) {
-    Oid types[2] = {TEXTOID, TEXTARRAYOID};
-    SPIPlanPtr plan = SPI_prepare(
-        "DELETE FROM hyperline._query_state s WHERE s.model OPERATOR(pg_catalog.=) $1 "
-        "AND s.key OPERATOR(pg_catalog.=) ANY ($2 COLLATE pg_catalog.\"C\")",
-        2, types);
-    if (plan == nullptr) elog(ERROR, "pg_hyperline: SPI_prepare failed: %d", SPI_result);
-    SPI_keepplan(plan);
-    delete_plan = plan;
+    Oid types[3] = {TEXTOID, INT8ARRAYOID, TEXTARRAYOID};
+    delete_plan = KeepPlan(
+        "DELETE FROM hyperline._query_state s USING ROWS FROM (pg_catalog.unnest($2), "
+        "pg_catalog.unnest($3)) AS d(key_hash, key) "
+        "WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.key_hash OPERATOR(pg_catalog.=) d.key_hash "
+        "AND s.key OPERATOR(pg_catalog.=) (d.key COLLATE pg_catalog.\"C\")",
+        3, types);
   }
+  auto int8s = [](Datum* elems, int n) {
+    return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+  };
+  auto texts = [](Datum* elems, int n) {
+    return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+  };
+  auto byteas = [](Datum* elems, int n) {
+    return PointerGetDatum(construct_array(elems, n, BYTEAOID, -1, false, TYPALIGN_INT));
+  };
   Datum model_datum = CStringGetTextDatum(model);
-  if (nup > 0) {
-    Datum args[5] = {
-        model_datum,
-        PointerGetDatum(construct_array(up_keys, nup, TEXTOID, -1, false, TYPALIGN_INT)),
-        PointerGetDatum(construct_array(up_hashes, nup, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE)),
-        PointerGetDatum(construct_array(up_rows, nup, BYTEAOID, -1, false, TYPALIGN_INT)),
-        Int64GetDatum(run_id)};
-    int rc = SPI_execute_plan(upsert_plan, args, nullptr, false, 0);
+  if (w.nins > 0) {
+    Datum args[7] = {model_datum,
+                     int8s(w.ins_key_hashes, w.nins),
+                     texts(w.ins_keys, w.nins),
+                     int8s(w.ins_input_hashes, w.nins),
+                     int8s(w.ins_hashes, w.nins),
+                     byteas(w.ins_rows, w.nins),
+                     Int64GetDatum(run_id)};
+    int rc = SPI_execute_plan(insert_plan, args, nullptr, false, 0);
     if (rc != SPI_OK_INSERT) elog(ERROR, "pg_hyperline: writing the model's state failed (%d)", rc);
   }
-  if (ndel > 0) {
-    Datum args[2] = {model_datum, PointerGetDatum(construct_array(del_keys, ndel, TEXTOID, -1,
-                                                                  false, TYPALIGN_INT))};
+  if (w.nupd > 0) {
+    Datum args[7] = {model_datum,
+                     int8s(w.upd_key_hashes, w.nupd),
+                     texts(w.upd_keys, w.nupd),
+                     int8s(w.upd_input_hashes, w.nupd),
+                     int8s(w.upd_hashes, w.nupd),
+                     byteas(w.upd_rows, w.nupd),
+                     Int64GetDatum(run_id)};
+    int rc = SPI_execute_plan(update_plan, args, nullptr, false, 0);
+    if (rc != SPI_OK_UPDATE || SPI_processed != static_cast<uint64>(w.nupd)) {
+      elog(ERROR, "pg_hyperline: updating the model's state failed (%d)", rc);
+    }
+  }
+  if (w.ndel > 0) {
+    Datum args[3] = {model_datum, int8s(w.del_key_hashes, w.ndel), texts(w.del_keys, w.ndel)};
     int rc = SPI_execute_plan(delete_plan, args, nullptr, false, 0);
     if (rc != SPI_OK_DELETE) elog(ERROR, "pg_hyperline: writing the model's state failed (%d)", rc);
   }
@@ -524,6 +687,19 @@ Datum ByteaOf(const std::string& bytes) {
   memcpy(VARDATA(b), bytes.data(), bytes.size());
   return PointerGetDatum(b);
 }
+
+// While alive, CurrentMemoryContext is `context` (what rendering pallocs goes
+// there, to be reset per batch); the previous one comes back when it goes.
+class ContextScope {
+ public:
+  explicit ContextScope(MemoryContext context) : old_(MemoryContextSwitchTo(context)) {}
+  ~ContextScope() { MemoryContextSwitchTo(old_); }
+  ContextScope(const ContextScope&) = delete;
+  ContextScope& operator=(const ContextScope&) = delete;
+
+ private:
+  MemoryContext old_;
+};
 
 // ---------------------------------------------------------------------------
 // The run
@@ -538,42 +714,53 @@ class Run {
                                        ALLOCSET_DEFAULT_SIZES);
       batch_context_ =
           AllocSetContextCreate(context_, "pg_hyperline query run batch", ALLOCSET_DEFAULT_SIZES);
+      partition_context_ = AllocSetContextCreate(context_, "pg_hyperline query run partition",
+                                                 ALLOCSET_DEFAULT_SIZES);
     });
+    TimestampTz started = GetCurrentTimestamp();
     ReadResult();
-    MergeWithState();
+    TimestampTz read = GetCurrentTimestamp();
+    Compare();
+    TimestampTz compared = GetCurrentTimestamp();
     PgGuard([&] {
       FlushOutbox();
       MemoryContextDelete(context_);
+      elog(DEBUG1,
+           "pg_hyperline: run %lld of query model \"%s\": %lld rows read and filed in %.3f s "
+           "(%d partitions), compared with the state in %.3f s, of which %.3f s for the %lld "
+           "keys that needed work (%.3f s reading and rendering them, %.3f s writing the state)",
+           static_cast<long long>(run_id_), def_.name.c_str(), static_cast<long long>(counts_.rows),
+           (read - started) / 1e6, nparts_, (compared - read) / 1e6,
+           (render_us_ + write_us_) / 1e6, static_cast<long long>(worked_), render_us_ / 1e6,
+           write_us_ / 1e6);
     });
     if (events_ > 0) WakeWorkerAtCommit();
     return counts_;
   }
 
  private:
-  // Phase 1: the query, as the owner; every row rendered, hashed, filed and
-  // sorted by key.
+  // Phase 1: the query, as the owner; every row keyed, hashed, filed and its
+  // record written to its partition.
   void ReadResult() {
     const char* query = def_.query.c_str();
     const char* path = def_.search_path.c_str();
     char* statement = nullptr;
     Portal portal = nullptr;
     int nest = 0;
+    // The first level of partitions, sized from the previous run's rows
+    // (larger partitions split while compared).
+    bits_ = 4;
+    if (def_.previous_rows >= 0) {
+      bits_ = 0;
+      while (bits_ < kMaxBits && (def_.previous_rows >> bits_) > kRecordsPerPartition) ++bits_;
+    }
+    nparts_ = 1 << bits_;
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(context_);
       statement = CheckQueryText(query);
       file_ = BufFileCreateTemp(false);
-      sort_desc_ = CreateTemplateTupleDesc(3);
-      TupleDescInitEntry(sort_desc_, 1, "key", TEXTOID, -1, 0);
-      TupleDescInitEntryCollation(sort_desc_, 1, C_COLLATION_OID);
-      TupleDescInitEntry(sort_desc_, 2, "hash", INT8OID, -1, 0);
-      TupleDescInitEntry(sort_desc_, 3, "pos", INT8OID, -1, 0);
-      AttrNumber att = 1;
-      Oid op = TextLessOperator;
-      Oid collation = C_COLLATION_OID;
-      bool nulls_first = false;
-      sort_ = tuplesort_begin_heap(sort_desc_, 1, &att, &op, &collation, &nulls_first, work_mem,
-                                   nullptr, TUPLESORT_NONE);
-      put_slot_ = MakeSingleTupleTableSlot(sort_desc_, &TTSOpsVirtual);
+      parts_ = static_cast<Partition*>(palloc0(sizeof(Partition) * nparts_));
+      for (int p = 0; p < nparts_; ++p) parts_[p].context = context_;
       MemoryContextSwitchTo(old);
       nest = UseSearchPath(path);
     });
@@ -597,12 +784,9 @@ class Run {
                                  def_.destination);
       model_->triggers = def_.triggers;
       model_->delete_via_api = def_.delete_via_api;
+      uint64_t seed = InputSeed(def_.payload, row_desc_);
       std::vector<std::string> keys(kFetchRows);
-      std::vector<int64> hashes(kFetchRows);
-      std::string payload;
-      std::string error;
-      std::string canonical;
-      JsonTokens tokens;
+      std::vector<int64> key_hashes(kFetchRows);
       for (;;) {
         uint64 got = 0;
         SPITupleTable* table = nullptr;
@@ -612,20 +796,23 @@ class Run {
           got = SPI_processed;
           table = SPI_tuptable;
         });
-        for (uint64 i = 0; i < got; ++i) {
-          HeapTuple tuple = table->vals[i];
-          if (const ColumnBinding* null_key = NullKeyColumn(*model_, row_desc_, tuple)) {
-            Throw(ERRCODE_NOT_NULL_VIOLATION,
-                  "query of model \"" + def_.name + "\" returned NULL in key column \"" +
-                      null_key->name + "\"",
-                  "Each row of the result is one record: its key must not be NULL.",
-                  "Filter such rows out in the query (WHERE ... IS NOT NULL).");
+        {
+          // Why: reading the key pallocs per row (column values) in the
+          // current context, which is SPI's until the cursor closes.
+          ContextScope in_batch(batch_context_);
+          for (uint64 i = 0; i < got; ++i) {
+            HeapTuple tuple = table->vals[i];
+            if (const ColumnBinding* null_key = NullKeyColumn(*model_, row_desc_, tuple)) {
+              Throw(ERRCODE_NOT_NULL_VIOLATION,
+                    "query of model \"" + def_.name + "\" returned NULL in key column \"" +
+                        null_key->name + "\"",
+                    "Each row of the result is one record: its key must not be NULL.",
+                    "Filter such rows out in the query (WHERE ... IS NOT NULL).");
+            }
+            keys[i].clear();
+            EventKeyOf(*model_, row_desc_, tuple, keys[i]);
+            key_hashes[i] = static_cast<int64>(Hash64(keys[i]));
           }
-          tokens.Clear();
-          bool ok = RenderEvent(*model_, row_desc_, tuple, nullptr, "insert", keys[i], payload,
-                                &tokens, error);
-          CanonicalBytes(ok, tokens, payload, error, canonical);
-          hashes[i] = static_cast<int64>(Hash64(canonical));
         }
         PgGuard([&] {
           MemoryContext old = MemoryContextSwitchTo(batch_context_);
@@ -640,14 +827,12 @@ class Run {
             uint32 len = tuple->t_len;
             BufFileWrite(file_, &len, sizeof len);
             BufFileWrite(file_, tuple->t_data, len);
-            ExecClearTuple(put_slot_);
-            put_slot_->tts_values[0] = PointerGetDatum(
-                cstring_to_text_with_len(keys[i].data(), static_cast<int>(keys[i].size())));
-            put_slot_->tts_values[1] = Int64GetDatum(hashes[i]);
-            put_slot_->tts_values[2] = Int64GetDatum(PackPosition(fileno, offset));
-            put_slot_->tts_isnull[0] = put_slot_->tts_isnull[1] = put_slot_->tts_isnull[2] = false;
-            ExecStoreVirtualTuple(put_slot_);
-            tuplesort_puttupleslot(sort_, put_slot_);
+            Record r;
+            r.key_hash = key_hashes[i];
+            r.input_hash = InputHash(tuple, seed);
+            r.pos = PackPosition(fileno, offset);
+            r.key_len = static_cast<uint32>(keys[i].size());
+            WriteRecord(&parts_[Prefix(r.key_hash, bits_)], r, keys[i].data());
           }
           MemoryContextSwitchTo(old);
           MemoryContextReset(batch_context_);
@@ -661,88 +846,175 @@ class Run {
         SPI_finish();
       });
     }
-    PgGuard([&] {
-      AtEOXact_GUC(true, nest);
-      tuplesort_performsort(sort_);
-    });
+    PgGuard([&] { AtEOXact_GUC(true, nest); });
   }
 
-  // Phase 2: one pass over the sorted result and the state, in key order.
-  void MergeWithState() {
-    Merge* m = nullptr;
-    Change* changes = nullptr;
+  // Phase 2: the partitions in key hash order against the state's index.
+  void Compare() {
     const char* name = def_.name.c_str();
-    bool send_updates = (def_.triggers & kOnUpdate) != 0;
-    bool send_removals = (def_.triggers & kOnDelete) != 0;
+    need_old_for_change_ = (def_.triggers & kOnUpdate) != 0 && model_->uses_old;
+    need_old_for_remove_ = (def_.triggers & kOnDelete) != 0;
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(context_);
-      m = static_cast<Merge*>(palloc0(sizeof(Merge)));
-      m->sort = sort_;
-      m->slot = MakeSingleTupleTableSlot(sort_desc_, &TTSOpsMinimalTuple);
+      StateScan* s = static_cast<StateScan*>(palloc0(sizeof(StateScan)));
       Oid nsp = get_namespace_oid("hyperline", false);
       Oid relid = get_relname_relid("_query_state", nsp);
       if (!OidIsValid(relid)) elog(ERROR, "pg_hyperline: hyperline._query_state does not exist");
-      m->state_rel = table_open(relid, AccessShareLock);
-      m->state_desc = RelationGetDescr(m->state_rel);
-      m->a_key = get_attnum(relid, "key");
-      m->a_hash = get_attnum(relid, "hash");
-      m->a_row = get_attnum(relid, "row_values");
-      AttrNumber a_model = get_attnum(relid, "model");
-      Oid index = RelationGetPrimaryKeyIndex(m->state_rel);
-      if (!OidIsValid(index) || a_model != 1) {
-        elog(ERROR, "pg_hyperline: hyperline._query_state lacks its primary key (model, key)");
+      s->state_rel = table_open(relid, AccessShareLock);
+      s->a_key_hash = get_attnum(relid, "key_hash");
+      s->a_key = get_attnum(relid, "key");
+      s->a_input_hash = get_attnum(relid, "input_hash");
+      s->a_hash = get_attnum(relid, "hash");
+      s->a_row = get_attnum(relid, "row_values");
+      Oid index = RelationGetPrimaryKeyIndex(s->state_rel);
+      if (!OidIsValid(index)) elog(ERROR, "pg_hyperline: hyperline._query_state has no primary key");
+      s->index_rel = index_open(index, AccessShareLock);
+      TupleDesc idesc = RelationGetDescr(s->index_rel);
+      if (idesc->natts != 3 || strcmp(NameStr(TupleDescAttr(idesc, 1)->attname), "key_hash") != 0 ||
+          strcmp(NameStr(TupleDescAttr(idesc, 2)->attname), "key") != 0) {
+        elog(ERROR,
+             "pg_hyperline: the primary key of hyperline._query_state is not (model, key_hash, key)");
       }
       // Why a snapshot of our own: the batches below write the state while
       // this scan reads it; a registered copy keeps the scan on the state as
-      // it was before the run.
-      m->snapshot = RegisterSnapshot(GetLatestSnapshot());
+      // it was before the run (its writes are invisible to it).
+      s->snapshot = RegisterSnapshot(GetLatestSnapshot());
       ScanKeyData key;
-      Relation index_rel = index_open(index, AccessShareLock);
-      Oid collation = index_rel->rd_indcollation[0];
-      index_close(index_rel, AccessShareLock);
-      ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, collation, F_TEXTEQ,
+      ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+                             s->index_rel->rd_indcollation[0], F_TEXTEQ,
                              CStringGetTextDatum(name));
-      m->scan = systable_beginscan(m->state_rel, index, true, m->snapshot, 1, &key);
-      m->need_old_for_update = send_updates && model_->uses_old;
-      m->need_old_for_remove = send_removals;
-      m->prev_cap = m->state_cap = 64;
-      m->prev_key = static_cast<char*>(palloc(m->prev_cap));
-      m->state_key = static_cast<char*>(palloc(m->state_cap));
-      changes = static_cast<Change*>(palloc(sizeof(Change) * kBatchChanges));
+      s->scan = index_beginscan(s->state_rel, s->index_rel, s->snapshot, 1, 0);
+      index_rescan(s->scan, &key, 1, nullptr, 0);
+      s->heap_slot = table_slot_create(s->state_rel, nullptr);
+      s->key_cap = 64;
+      s->key = static_cast<char*>(palloc(s->key_cap));
+      state_ = s;
+      changes_ = static_cast<Change*>(palloc(sizeof(Change) * kBatchChanges));
       MemoryContextSwitchTo(old);
     });
-    for (;;) {
-      size_t n = 0;
-      PgGuard([&] {
-        MemoryContext old = MemoryContextSwitchTo(batch_context_);
-        n = MergeSome(m, changes, kBatchChanges);
-        MemoryContextSwitchTo(old);
-      });
-      if (m->duplicate != nullptr) {
-        Throw(ERRCODE_UNIQUE_VIOLATION,
-              "query of model \"" + def_.name + "\" returned more than one row with key " +
-                  std::string(m->duplicate),
-              "Each row of the result is one record: its primary_key (" + def_.primary_key +
-                  ") must be unique in the result.",
-              "Aggregate the rows of a key in the query (GROUP BY), or name more key columns.");
-      }
-      if (n == 0) break;
-      HandleBatch(changes, n);
-    }
-    counts_.unchanged = m->unchanged;
+    for (int p = 0; p < nparts_; ++p) ComparePartition(&parts_[p], static_cast<uint64_t>(p), bits_);
+    if (nchanges_ > 0) HandleBatch();
     PgGuard([&] {
-      systable_endscan(m->scan);
-      UnregisterSnapshot(m->snapshot);
-      table_close(m->state_rel, AccessShareLock);
-      ExecDropSingleTupleTableSlot(m->slot);
-      ExecDropSingleTupleTableSlot(put_slot_);
-      tuplesort_end(sort_);
+      StateScan* s = state_;
+      index_endscan(s->scan);
+      ExecDropSingleTupleTableSlot(s->heap_slot);
+      UnregisterSnapshot(s->snapshot);
+      index_close(s->index_rel, AccessShareLock);
+      table_close(s->state_rel, AccessShareLock);
       BufFileClose(file_);
     });
   }
 
-  // Renders the events of a batch of changes and writes its state.
-  void HandleBatch(Change* changes, size_t n) {
+  // A new change in the batch (Postgres code).
+  Change* NewChange(ChangeKind kind, const char* key, int key_len, int64 key_hash) {
+    Change* c = &changes_[nchanges_++];
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->key = static_cast<char*>(MemoryContextAlloc(batch_context_, key_len + 1));
+    memcpy(c->key, key, key_len);
+    c->key[key_len] = '\0';
+    c->key_hash = key_hash;
+    return c;
+  }
+
+  // Compares the partition of keys whose hashes begin with `prefix` (`bits`
+  // long) with the state's keys in that range.
+  void ComparePartition(Partition* part, uint64_t prefix, int bits) {
+    const int64 budget = static_cast<int64>(work_mem) * 1024L / 2;
+    if (part->bytes > budget && bits + kSplitBits <= 64) {
+      Partition children[1 << kSplitBits];
+      PgGuard([&] {
+        MemoryContext old = MemoryContextSwitchTo(context_);
+        SplitPartition(part, bits, children);
+        MemoryContextSwitchTo(old);
+      });
+      for (int c = 0; c < (1 << kSplitBits); ++c) {
+        ComparePartition(&children[c], (prefix << kSplitBits) | static_cast<uint64_t>(c),
+                         bits + kSplitBits);
+      }
+      return;
+    }
+    char* data = nullptr;
+    PgGuard([&] {
+      MemoryContext old = MemoryContextSwitchTo(partition_context_);
+      if (part->file != nullptr) {
+        data = LoadPartition(part);
+        BufFileClose(part->file);
+        part->file = nullptr;
+      }
+      MemoryContextSwitchTo(old);
+    });
+    int64 duplicate = table_.Build(data, part->records);
+    if (duplicate >= 0) {
+      const PartitionTable::Entry& e = table_.at(duplicate);
+      Throw(ERRCODE_UNIQUE_VIOLATION,
+            "query of model \"" + def_.name + "\" returned more than one row with key " +
+                std::string(e.key, e.record.key_len),
+            "Each row of the result is one record: its primary_key (" + def_.primary_key +
+                ") must be unique in the result.",
+            "Aggregate the rows of a key in the query (GROUP BY), or name more key columns.");
+    }
+    // The state's keys in this range: unchanged, changed or removed.
+    for (bool more = true; more;) {
+      more = false;
+      PgGuard([&] {
+        StateScan* s = state_;
+        // The scan's own allocations live as long as it (see CopyRecorded).
+        MemoryContext old = MemoryContextSwitchTo(context_);
+        for (int steps = 1;; ++steps) {
+          if (steps % kMergeSteps == 0) CHECK_FOR_INTERRUPTS();
+          if (!s->have && !s->done) NextState(s);
+          if (!s->have || Prefix(s->key_hash, bits) != prefix) break;
+          int64 found = table_.Find(s->key_hash, s->key, static_cast<uint32>(s->key_len));
+          if (found >= 0 && table_.at(found).record.input_hash == s->input_hash) {
+            table_.at(found).seen = true;
+            ++counts_.unchanged;
+            s->have = false;
+            continue;
+          }
+          if (found >= 0) {
+            PartitionTable::Entry& e = table_.at(found);
+            e.seen = true;
+            Change* c = NewChange(kChanged, s->key, s->key_len, s->key_hash);
+            c->input_hash = e.record.input_hash;
+            c->pos = e.record.pos;
+            CopyRecorded(s, c, need_old_for_change_, batch_context_);
+          } else {
+            Change* c = NewChange(kRemoved, s->key, s->key_len, s->key_hash);
+            CopyRecorded(s, c, need_old_for_remove_, batch_context_);
+          }
+          s->have = false;
+          if (nchanges_ == static_cast<int>(kBatchChanges)) {
+            more = true;
+            break;
+          }
+        }
+        MemoryContextSwitchTo(old);
+      });
+      if (more) HandleBatch();
+    }
+    // The partition's keys the state did not have: added.
+    for (size_t i = 0; i < table_.size(); ++i) {
+      PartitionTable::Entry& e = table_.at(static_cast<int64>(i));
+      if (e.seen) continue;
+      PgGuard([&] {
+        Change* c = NewChange(kAdded, e.key, static_cast<int>(e.record.key_len),
+                              e.record.key_hash);
+        c->input_hash = e.record.input_hash;
+        c->pos = e.record.pos;
+      });
+      if (nchanges_ == static_cast<int>(kBatchChanges)) HandleBatch();
+    }
+    PgGuard([&] { MemoryContextReset(partition_context_); });
+  }
+
+  // Renders what the batch of changes needs, buffers its events and writes
+  // its state; empties the batch.
+  void HandleBatch() {
+    TimestampTz started = GetCurrentTimestamp();
+    Change* changes = changes_;
+    size_t n = static_cast<size_t>(nchanges_);
+    worked_ += static_cast<int64_t>(n);
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(batch_context_);
       ReadRows(file_, changes, n);
@@ -750,66 +1022,110 @@ class Run {
     });
     bool quiet = def_.first_run && !def_.send_initial;  // record the first result only
     std::vector<std::string> rows(n);
+    std::vector<int64> hashes(n);
     std::string payload;
     std::string error;
+    std::string canonical;
     JsonTokens tokens;
     {
       UserScope as_owner(def_.owner, SECURITY_RESTRICTED_OPERATION);
+      ContextScope in_batch(batch_context_);
       for (size_t i = 0; i < n; ++i) {
         Change& c = changes[i];
-        const char* op = c.kind == kAdded ? "insert" : c.kind == kUpdated ? "update" : "delete";
-        int trigger = c.kind == kAdded ? kOnInsert : c.kind == kUpdated ? kOnUpdate : kOnDelete;
-        if (c.kind == kAdded) ++counts_.added;
-        if (c.kind == kUpdated) ++counts_.updated;
-        if (c.kind == kRemoved) ++counts_.removed;
-        Value old_row;
-        if (c.old_row != nullptr) {
-          try {
-            old_row = DecodeValue(std::string_view(c.old_row, c.old_row_len));
-          } catch (const std::invalid_argument&) {
-            old_row = Value::Nil();  // unreadable: rendered as if unknown
-          }
+        if (c.kind == kRemoved) {
+          ++counts_.removed;
+          if ((def_.triggers & kOnDelete) == 0) continue;
+          Value old_row = Decoded(c);
+          tokens.Clear();
+          bool ok = RenderQueryEvent(*model_, row_desc_, nullptr, &old_row, nullptr, "delete",
+                                     payload, &tokens, error);
+          Enqueue(c.key, "delete", ok, tokens, payload, error, def_.delete_via_api);
+          continue;
         }
-        if (c.kind != kRemoved) {
-          EncodeValue(RowObject(*model_, row_desc_, &c.tuple), rows[i]);
-        }
-        if ((def_.triggers & trigger) == 0 || quiet) continue;
+        // The canonical rendering: its hash is what decides a change.
         tokens.Clear();
-        bool ok = c.kind == kRemoved
-                      ? RenderQueryEvent(*model_, row_desc_, nullptr, &old_row, nullptr, op,
-                                         payload, &tokens, error)
-                      : RenderQueryEvent(*model_, row_desc_, &c.tuple, nullptr,
-                                         c.kind == kUpdated ? &old_row : nullptr, op, payload,
-                                         &tokens, error);
-        Enqueue(c.key, op, ok, tokens, payload, error,
-                c.kind == kRemoved && def_.delete_via_api);
+        bool ok = RenderQueryEvent(*model_, row_desc_, &c.tuple, nullptr, nullptr, "insert",
+                                   payload, &tokens, error);
+        CanonicalBytes(ok, tokens, payload, error, canonical);
+        hashes[i] = static_cast<int64>(Hash64(canonical));
+        EncodeValue(RowObject(*model_, row_desc_, &c.tuple), rows[i]);
+        if (c.kind == kAdded) {
+          ++counts_.added;
+          if ((def_.triggers & kOnInsert) != 0 && !quiet) {
+            Enqueue(c.key, "insert", ok, tokens, payload, error, false);
+          }
+          continue;
+        }
+        // Changed input: an update only if what Hyperline receives changed.
+        if (hashes[i] == c.old_hash) {
+          ++counts_.unchanged;
+          continue;
+        }
+        ++counts_.updated;
+        if ((def_.triggers & kOnUpdate) == 0) continue;
+        Value old_row = Decoded(c);
+        tokens.Clear();
+        ok = RenderQueryEvent(*model_, row_desc_, &c.tuple, nullptr, &old_row, "update", payload,
+                              &tokens, error);
+        Enqueue(c.key, "update", ok, tokens, payload, error, false);
       }
     }
+    TimestampTz rendered = GetCurrentTimestamp();
+    render_us_ += rendered - started;
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(batch_context_);
-      Datum* up_keys = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
-      Datum* up_hashes = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
-      Datum* up_rows = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
-      Datum* del_keys = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
-      int nup = 0;
-      int ndel = 0;
+      StateWrites w;
+      memset(&w, 0, sizeof w);
+      auto array = [&]() { return static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1))); };
+      w.ins_key_hashes = array();
+      w.ins_keys = array();
+      w.ins_input_hashes = array();
+      w.ins_hashes = array();
+      w.ins_rows = array();
+      w.upd_key_hashes = array();
+      w.upd_keys = array();
+      w.upd_input_hashes = array();
+      w.upd_hashes = array();
+      w.upd_rows = array();
+      w.del_key_hashes = array();
+      w.del_keys = array();
       for (size_t i = 0; i < n; ++i) {
         const Change& c = changes[i];
         if (c.kind == kRemoved) {
-          del_keys[ndel++] = CStringGetTextDatum(c.key);
+          w.del_key_hashes[w.ndel] = Int64GetDatum(c.key_hash);
+          w.del_keys[w.ndel++] = CStringGetTextDatum(c.key);
+        } else if (c.kind == kAdded) {
+          w.ins_key_hashes[w.nins] = Int64GetDatum(c.key_hash);
+          w.ins_keys[w.nins] = CStringGetTextDatum(c.key);
+          w.ins_input_hashes[w.nins] = Int64GetDatum(c.input_hash);
+          w.ins_hashes[w.nins] = Int64GetDatum(hashes[i]);
+          w.ins_rows[w.nins++] = ByteaOf(rows[i]);
         } else {
-          up_keys[nup] = CStringGetTextDatum(c.key);
-          up_hashes[nup] = Int64GetDatum(c.hash);
-          up_rows[nup] = ByteaOf(rows[i]);
-          ++nup;
+          w.upd_key_hashes[w.nupd] = Int64GetDatum(c.key_hash);
+          w.upd_keys[w.nupd] = CStringGetTextDatum(c.key);
+          w.upd_input_hashes[w.nupd] = Int64GetDatum(c.input_hash);
+          w.upd_hashes[w.nupd] = Int64GetDatum(hashes[i]);
+          w.upd_rows[w.nupd++] = ByteaOf(rows[i]);
         }
       }
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
-      WriteState(def_.name.c_str(), run_id_, nup, up_keys, up_hashes, up_rows, ndel, del_keys);
+      WriteState(def_.name.c_str(), run_id_, w);
       SPI_finish();
       MemoryContextSwitchTo(old);
       MemoryContextReset(batch_context_);
     });
+    nchanges_ = 0;
+    write_us_ += GetCurrentTimestamp() - rendered;
+  }
+
+  // The recorded row values of a change (nil when unreadable).
+  static Value Decoded(const Change& c) {
+    if (c.old_row == nullptr) return Value::Nil();
+    try {
+      return DecodeValue(std::string_view(c.old_row, c.old_row_len));
+    } catch (const std::invalid_argument&) {
+      return Value::Nil();
+    }
   }
 
   // Buffers one event for the outbox, as the trigger does (a rendering error
@@ -839,15 +1155,25 @@ class Run {
   int64 run_id_;
   RunCounts counts_;
   int64_t events_ = 0;
+  int64_t worked_ = 0;    // keys that needed work (added, changed input, removed)
+  int64 render_us_ = 0;   // time reading back and rendering them
+  int64 write_us_ = 0;    // time writing their state
   std::shared_ptr<CompiledModel> model_;
+  PartitionTable table_;  // the partition being compared
+  bool need_old_for_change_ = false;  // updates are sent and the template reads `old`
+  bool need_old_for_remove_ = false;  // removals are sent
+  int bits_ = 0;
+  int nparts_ = 0;
+  int nchanges_ = 0;
   // Postgres objects, in context_ (freed with it, or with the transaction).
   MemoryContext context_ = nullptr;
-  MemoryContext batch_context_ = nullptr;
-  BufFile* file_ = nullptr;
-  Tuplesortstate* sort_ = nullptr;
-  TupleDesc sort_desc_ = nullptr;
+  MemoryContext batch_context_ = nullptr;      // reset after each batch of changes
+  MemoryContext partition_context_ = nullptr;  // the partition being compared
+  BufFile* file_ = nullptr;                    // the row file
+  Partition* parts_ = nullptr;                 // the first level of partitions
   TupleDesc row_desc_ = nullptr;
-  TupleTableSlot* put_slot_ = nullptr;
+  StateScan* state_ = nullptr;
+  Change* changes_ = nullptr;  // the batch: up to kBatchChanges
 };
 
 // ---------------------------------------------------------------------------

@@ -4,10 +4,11 @@
 //
 // Vocabulary: a *run* evaluates the model's query and compares each key of
 // the result with the model's *state* (hyperline._query_state: one row per key
-// sent, with the hash of its rendered payload and the row values the template
-// read). A key not in the state is *added*, a key whose payload hash differs is
-// *updated*, a key of the state missing from the result is *removed*, the rest
-// are *unchanged*. Added, updated and removed keys produce events when their
+// recorded, with the hash of its row as the query returned it, the hash of its
+// rendered payload and the row values the template read). A key not in the
+// state is *added*, a key whose payload hash differs is *updated* (only rows
+// whose own hash differs are rendered to know), a key of the state missing
+// from the result is *removed*, the rest are *unchanged*. Added, updated and removed keys produce events when their
 // trigger (insert, update, delete) is on; the state follows the result either
 // way. A run's events and its new state are written in its transaction: they
 // commit together or not at all.
