@@ -35,8 +35,6 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
-
-PGDLLEXPORT void hyperline_delivery_main(Datum arg);
 }
 
 namespace hyperline::pg {
@@ -46,9 +44,9 @@ using delivery::Engine;
 using std::chrono::milliseconds;
 using TimePoint = delivery::TimePoint;
 
-constexpr int kErrorPauseMs = 1000;     // after an error, before trying again
-constexpr int kMismatchPollMs = 1000;   // how often a version mismatch is checked again
-constexpr long kSendingSliceMs = 5;     // longest libcurl wait while requests are in flight
+constexpr int kErrorPauseMs = 1000;    // after an error, before trying again
+constexpr int kMismatchPollMs = 1000;  // how often a version mismatch is checked again
+constexpr long kSendingSliceMs = 5;    // longest libcurl wait while requests are in flight
 
 long MsUntil(TimePoint t, TimePoint now) {
   return static_cast<long>(std::chrono::duration_cast<milliseconds>(t - now).count());
@@ -78,12 +76,11 @@ class ExtensionWatch {
                   ", library " + store::LibraryVersion() + ")";
       const char* installed = said_version_.c_str();
       PgGuard([&] {
-        ereport(LOG,
-                (errmsg("pg_hyperline: extension pg_hyperline %s in database \"%s\" does not "
-                        "match the library (%s); nothing is delivered until you run ALTER "
-                        "EXTENSION pg_hyperline UPDATE in database \"%s\"",
-                        installed, MyBgworkerEntry->bgw_extra, store::LibraryVersion(),
-                        MyBgworkerEntry->bgw_extra)));
+        ereport(LOG, (errmsg("pg_hyperline: extension pg_hyperline %s in database \"%s\" does not "
+                             "match the library (%s); nothing is delivered until you run ALTER "
+                             "EXTENSION pg_hyperline UPDATE in database \"%s\"",
+                             installed, MyBgworkerEntry->bgw_extra, store::LibraryVersion(),
+                             MyBgworkerEntry->bgw_extra)));
       });
     } else if (!mismatch && mismatch_ && check.state == store::ExtensionState::kReady) {
       PgGuard([] {
@@ -201,8 +198,8 @@ void RunDelivery() {
       }
       engine.Pump(0);
       wake |= engine.TakeDue();
-      bool claim = guc_enabled && engine.HasRoom() &&
-                   (wake || clock.Now() >= next_poll || engine.MoreDue());
+      bool claim =
+          guc_enabled && engine.HasRoom() && (wake || clock.Now() >= next_poll || engine.MoreDue());
       if (engine.RecordDue(claim)) Record(engine, upkeep);
       if (claim) {
         wake = false;
@@ -253,7 +250,8 @@ using namespace hyperline::pg;
 // rename does not matter) and delivers. Why register before connecting: a DROP
 // DATABASE that started meanwhile either sees us in the registry and stops us,
 // or has blocked the database and we leave at once.
-void hyperline_delivery_main(Datum arg) {
+namespace hyperline::pg {
+void DeliveryMain(Datum arg) {
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
@@ -263,3 +261,6 @@ void hyperline_delivery_main(Datum arg) {
   CppGuard([] { RunDelivery(); });
   proc_exit(0);
 }
+}  // namespace hyperline::pg
+
+HYPERLINE_BGWORKER_MAIN(hyperline_delivery_main, hyperline::pg::DeliveryMain)
