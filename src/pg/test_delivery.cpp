@@ -90,8 +90,10 @@ Datum SendTest(FunctionCallInfo fcinfo) {
     payload = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(1)));
     operation = text_to_cstring(PG_GETARG_TEXT_PP(2));
   });
-  auto [status, text] = TestDelivery(model, payload, operation);
-  const std::string& body = text;
+  // (Not a structured binding: C++17 lambdas cannot capture one.)
+  std::pair<int, std::string> answer = TestDelivery(model, payload, operation);
+  int status = answer.first;
+  const std::string& body = answer.second;
   PgGuard([&] {
     InitMaterializedSRF(fcinfo, 0);
     auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
