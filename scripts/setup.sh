@@ -5,8 +5,9 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake g++ clang-14 llvm-14 pkg-config rsync
   postgresql-15 postgresql-server-dev-15 postgresql-common postgresql-contrib
-  libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
+  libcurl4-openssl-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libipc-run-perl
+  bzip2  # pg-core-regress.sh unpacks the server's source tarball
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -32,7 +32,7 @@ make install >/dev/null
 section "pg_regress"
 rm -rf results regression.diffs regression.out
 status=0
-pg_virtualenv -o shared_preload_libraries=pg_hyperline -o hyperline.database=postgres \
+pg_virtualenv -o shared_preload_libraries=pg_hyperline -o hyperline.enabled=off \
   bash -c 'make installcheck TAP_TESTS= ; rc=$?
            if [ $rc -ne 0 ]; then
              echo "--- regression.diffs ---"; cat regression.diffs 2>/dev/null
@@ -60,5 +60,7 @@ if ls test/t/*.pl >/dev/null 2>&1; then
   fi
   rm -rf "$TAPDIR"
 fi
+section "PostgreSQL core regression suite with pg_hyperline loaded"; bash "$ROOT/scripts/pg-core-regress.sh"
+section "Debian packages"; bash "$ROOT/scripts/package-test.sh"
 echo
 echo "all tests passed"

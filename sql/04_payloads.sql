@@ -152,3 +152,20 @@ SELECT r.id, r.r::text AS postgres, o.payload->'record'->'r' AS bare, o.payload-
   FROM reals r JOIN hyperline.outbox o ON o.model = 'reals' AND o.event_key = r.id::text ORDER BY r.id;
 SELECT hyperline.drop_model('reals');
 DROP TABLE reals;
+
+-- timestamps and dates over PostgreSQL's whole range render exactly (years past
+-- 9999 and BC years as ISO 8601 expanded years), infinity as a string
+CREATE TABLE far (id int PRIMARY KEY, ts timestamptz, d date, wall timestamp);
+SELECT hyperline.create_model('far', 'far', 'id', $$ {"customer_id": "c", "event_type": "e",
+  "timestamp": 0, "record": {"id": "{{ row.id }}", "ts": {{ row.ts }}, "d": {{ row.d }}, "wall": "{{ row.wall }}"}} $$);
+SET TIME ZONE 'America/New_York';
+INSERT INTO far VALUES
+  (1, '294247-06-01 00:00:00+00', '5874897-12-31', '294276-12-31 23:59:59.999999'),
+  (2, '4714-11-24 00:00:00+00 BC', '4714-11-24 BC', '0001-01-01 00:00:00 BC'),
+  (3, 'infinity', '-infinity', 'infinity'),
+  (4, '2024-12-20 11:04:11.5', '2024-12-20', '9999-12-31 23:59:59'),
+  (5, '10000-01-01 00:00:00+00', '10000-01-01', '1999-12-31 23:59:59.000001');
+RESET TIME ZONE;
+SELECT event_key, payload->'record' AS record FROM hyperline.outbox WHERE model = 'far' ORDER BY event_key;
+SELECT hyperline.drop_model('far');
+DROP TABLE far;

@@ -246,6 +246,10 @@ CREATE OR REPLACE FUNCTION hyperline._caller() RETURNS regrole
   LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_caller';
 COMMENT ON FUNCTION hyperline._caller() IS 'The role calling the public function being run (recorded by its gate).';
 
+CREATE OR REPLACE FUNCTION hyperline._database_served(warn boolean DEFAULT false) RETURNS boolean
+  LANGUAGE c STABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'hyperline_database_served';
+COMMENT ON FUNCTION hyperline._database_served(boolean) IS 'Whether a pg_hyperline delivery worker serves this database (hyperline.database, template, connections allowed); with warn, a WARNING says why not.';
+
 CREATE OR REPLACE FUNCTION hyperline._in_gate() RETURNS boolean
   LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_in_gate';
 COMMENT ON FUNCTION hyperline._in_gate() IS 'Whether a public function of the extension is running (its gate is active).';
@@ -278,6 +282,17 @@ COMMENT ON FUNCTION hyperline._filter_of_qual(regclass, text) IS 'The normalized
 CREATE OR REPLACE FUNCTION hyperline._model_problem(model text)
   RETURNS text LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_model_problem';
 COMMENT ON FUNCTION hyperline._model_problem(text) IS 'Why a model cannot render events any more (a column it uses is gone), or NULL.';
+
+-- An event inserted as 'sending' comes from a dump taken while it was being
+-- sent: no worker holds it, so it is pending again. (The trigger path and the
+-- worker never insert 'sending' rows; the trigger path does not fire triggers.)
+CREATE OR REPLACE FUNCTION hyperline._restored_event() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  NEW.status := 'pending';
+  RETURN NEW;
+END
+$fn$;
 
 CREATE OR REPLACE FUNCTION hyperline._models_changed() RETURNS void
   LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_models_changed';
@@ -973,6 +988,9 @@ BEGIN
     RAISE EXCEPTION 'table % has no rows to send', m.source USING ERRCODE = 'no_data_found',
       HINT = 'Insert a row first; test_delivery sends one real row.';
   END IF;
+  -- The test request goes out either way; say so when no worker would send the
+  -- model's events from this database.
+  PERFORM hyperline._database_served(warn => true);
   RETURN QUERY SELECT s.http_status, s.response FROM hyperline._send_test(m.name, p, 'insert') s;
 END
 $fn$;
@@ -1268,6 +1286,14 @@ CREATE OR REPLACE VIEW hyperline.model_status WITH (security_invoker = true) AS
   WITH names AS (
     SELECT name AS model FROM hyperline._models
     UNION SELECT DISTINCT o.model FROM hyperline.outbox o
+  ),
+  -- Whether a delivery worker serves this database (as the launcher decides:
+  -- hyperline.database empty or naming it, not a template, connections allowed).
+  served AS (
+    SELECT coalesce(current_setting('hyperline.database', true), '') IN ('', current_database())
+           AND NOT d.datistemplate AND d.datallowconn AS served,
+           current_setting('hyperline.database', true) AS setting
+      FROM pg_database d WHERE d.datname = current_database()
   )
   SELECT n.model,
          count(*) FILTER (WHERE o.status = 'pending') AS pending,
@@ -1276,9 +1302,12 @@ CREATE OR REPLACE VIEW hyperline.model_status WITH (security_invoker = true) AS
          count(*) FILTER (WHERE o.status = 'failed') AS failed,
          now() - min(o.created_at) FILTER (WHERE o.status = 'pending') AS oldest_pending,
          max(o.delivered_at) AS last_delivered_at,
-         (SELECT e.last_error FROM hyperline.outbox e
-           WHERE e.model = n.model AND e.last_error IS NOT NULL
-           ORDER BY e.id DESC LIMIT 1) AS last_error
+         CASE WHEN NOT (SELECT served FROM served) AND count(*) FILTER (WHERE o.status = 'pending') > 0
+              THEN format('no pg_hyperline worker delivers from database %s (hyperline.database = %L): its events wait',
+                          current_database(), (SELECT setting FROM served))
+              ELSE (SELECT e.last_error FROM hyperline.outbox e
+                     WHERE e.model = n.model AND e.last_error IS NOT NULL
+                     ORDER BY e.id DESC LIMIT 1) END COLLATE "default" AS last_error
   FROM names n LEFT JOIN hyperline.outbox o ON o.model = n.model
   GROUP BY n.model;
 COMMENT ON VIEW hyperline.model_status IS 'Per model: events by status, age of the oldest pending, last delivery and last error.';
@@ -1300,6 +1329,8 @@ GRANT EXECUTE ON FUNCTION
   TO PUBLIC;
 -- END REPLACEABLE
 
+CREATE TRIGGER outbox_restored_sending BEFORE INSERT ON hyperline.outbox FOR EACH ROW
+  WHEN (NEW.status = 'sending') EXECUTE FUNCTION hyperline._restored_event();
 CREATE EVENT TRIGGER hyperline_sql_drop ON sql_drop EXECUTE FUNCTION hyperline._on_sql_drop();
 CREATE EVENT TRIGGER hyperline_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
   EXECUTE FUNCTION hyperline._on_ddl_end();
@@ -1314,3 +1345,6 @@ GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
 GRANT SELECT ON hyperline.models, hyperline.destinations, hyperline._models, hyperline.outbox,
   hyperline.model_status, hyperline._destinations, hyperline._destination_grants TO PUBLIC;
 GRANT SELECT ON SEQUENCE hyperline.outbox_id_seq TO PUBLIC;
+
+-- Last: say so now if no worker delivers from this database.
+SELECT hyperline._database_served(warn => true);

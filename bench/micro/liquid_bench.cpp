@@ -83,6 +83,23 @@ void BM_LiquidRenderFilters(benchmark::State& state) {
 }
 BENCHMARK(BM_LiquidRenderFilters);
 
+// A long loop: the per-iteration cost of the engine (loop step, condition,
+// filter call, output site), where a per-step check would show.
+void BM_LiquidRenderLoop(benchmark::State& state) {
+  auto t = Template::Parse(
+      "{% for i in (1..1000) %}{% if i > 500 %}{{ i | plus: row.duration_ms }}{% endif %}"
+      "{% endfor %}");
+  Context ctx = RowContext();
+  StringSink sink;
+  for (auto _ : state) {
+    sink.out.clear();
+    t->Render(ctx, sink);
+    benchmark::DoNotOptimize(sink.out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * 1000);
+}
+BENCHMARK(BM_LiquidRenderLoop);
+
 }  // namespace
 
 // Why here: CMake links micro_bench against benchmark::benchmark (no

@@ -4,7 +4,6 @@
 #include "core/value.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <ctime>
@@ -40,7 +39,6 @@ int MonthIndex(const char* m) {
   return -1;
 }
 
-
 // Parses the three HTTP-date forms into seconds since the epoch.
 std::optional<int64_t> ParseHttpDate(const std::string& s) {
   char wday[16] = {0}, mon[4] = {0}, zone[8] = {0};
@@ -68,7 +66,7 @@ std::optional<int64_t> ParseHttpDate(const std::string& s) {
     return std::nullopt;
   }
   int64_t days = CivilToDays(year, static_cast<unsigned>(month + 1), static_cast<unsigned>(day));
-  return days * 86400 + hh * 3600 + mm * 60 + ss;
+  return days * 86400 + int64_t{hh} * 3600 + int64_t{mm} * 60 + ss;
 }
 
 }  // namespace
@@ -80,7 +78,7 @@ std::optional<int64_t> ParseRetryAfterMs(const std::string& raw,
   size_t e = raw.find_last_not_of(" \t\r\n");
   std::string value = raw.substr(b, e - b + 1);
   if (std::all_of(value.begin(), value.end(),
-                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+                  [](char c) { return c >= '0' && c <= '9'; })) {
     if (value.size() > 9) return int64_t{999999999} * 1000;  // absurdly long: clamp
     return static_cast<int64_t>(std::stoll(value)) * 1000;
   }

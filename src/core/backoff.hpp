@@ -28,7 +28,7 @@ int64_t BackoffMs(int attempt, int64_t base_ms, int64_t max_ms, double unit);
 // Parses a Retry-After value: delta seconds ("120") or an HTTP-date
 // ("Wed, 21 Oct 2015 07:28:00 GMT", also RFC 850 and asctime forms). Returns the
 // wait in ms from `now` (0 for a date in the past), or nullopt if malformed.
-std::optional<int64_t> ParseRetryAfterMs(const std::string& value,
+std::optional<int64_t> ParseRetryAfterMs(const std::string& raw,
                                          std::chrono::system_clock::time_point now);
 
 // Token bucket: `rate` tokens per second, holding at most `burst`. Time is
@@ -44,7 +44,6 @@ class TokenBucket {
   bool TryTake(Clock::time_point now);
   // Time until a token is available (zero if one is).
   std::chrono::microseconds WaitTime(Clock::time_point now);
-  double rate() const { return rate_; }
 
  private:
   void Refill(Clock::time_point now);

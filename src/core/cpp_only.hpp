@@ -6,5 +6,5 @@
 #pragma once
 
 #if defined(PG_VERSION_NUM) || defined(POSTGRES_H)
-#error "src/core and src/http must not include Postgres headers (see STYLE.md)"
+#error "src/core and src/http must not include Postgres headers (README.md, \"Layout\")"
 #endif

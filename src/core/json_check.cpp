@@ -1,6 +1,8 @@
 // json_check.cpp: see json_check.hpp.
 #include "core/json_check.hpp"
 
+#include "core/ascii.hpp"
+
 namespace hyperline {
 namespace {
 
@@ -40,42 +42,38 @@ class Checker {
     i_ += word.size();
     return true;
   }
-  static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-  static bool IsHex(char c) {
-    return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-  }
 
   // Reads 4 hex digits at `at` into cp.
   bool Hex4(size_t at, unsigned& cp) const {
     if (at + 4 > s_.size()) return false;
     cp = 0;
     for (size_t k = at; k < at + 4; ++k) {
-      if (!IsHex(s_[k])) return false;
-      char c = s_[k];
-      cp = cp * 16 + static_cast<unsigned>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+      int h = HexDigitValue(s_[k]);
+      if (h < 0) return false;
+      cp = cp * 16 + static_cast<unsigned>(h);
     }
     return true;
   }
 
   bool Number() {
     if (i_ < s_.size() && s_[i_] == '-') ++i_;
-    if (i_ >= s_.size() || !IsDigit(s_[i_])) return Error("invalid number");
+    if (i_ >= s_.size() || !AsciiDigit(s_[i_])) return Error("invalid number");
     if (s_[i_] == '0') {
       ++i_;
     } else {
-      while (i_ < s_.size() && IsDigit(s_[i_])) ++i_;
+      while (i_ < s_.size() && AsciiDigit(s_[i_])) ++i_;
     }
     if (i_ < s_.size() && s_[i_] == '.') {
       ++i_;
-      if (i_ >= s_.size() || !IsDigit(s_[i_]))
+      if (i_ >= s_.size() || !AsciiDigit(s_[i_]))
         return Error("invalid number: digit expected after '.'");
-      while (i_ < s_.size() && IsDigit(s_[i_])) ++i_;
+      while (i_ < s_.size() && AsciiDigit(s_[i_])) ++i_;
     }
     if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
       ++i_;
       if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
-      if (i_ >= s_.size() || !IsDigit(s_[i_])) return Error("invalid number: exponent expected");
-      while (i_ < s_.size() && IsDigit(s_[i_])) ++i_;
+      if (i_ >= s_.size() || !AsciiDigit(s_[i_])) return Error("invalid number: exponent expected");
+      while (i_ < s_.size() && AsciiDigit(s_[i_])) ++i_;
     }
     return true;
   }
@@ -158,7 +156,7 @@ class Checker {
         if (!Literal("false")) return false;
       } else if (c == 'n') {
         if (!Literal("null")) return false;
-      } else if (c == '-' || IsDigit(c)) {
+      } else if (c == '-' || AsciiDigit(c)) {
         if (!Number()) return false;
       } else {
         return Error("unexpected character");

@@ -6,6 +6,8 @@
 #include <new>
 #include <stdexcept>
 
+#include "core/ascii.hpp"
+
 namespace hyperline {
 namespace {
 
@@ -19,13 +21,6 @@ void PushText(JsonTokens& out, JsonTokenKind kind, std::string_view text) {
   out.arena.append(text);
   out.arena.push_back('\0');
   out.tokens.push_back({kind, false, offset, static_cast<uint32_t>(text.size())});
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Compiles the JSON structure; fails (returns false) on anything unexpected.
@@ -213,7 +208,7 @@ class ProgramCompiler {
     if (i_ + 4 > s_.size()) return false;
     cp = 0;
     for (int k = 0; k < 4; ++k) {
-      int h = HexValue(s_[i_ + k]);
+      int h = HexDigitValue(s_[i_ + k]);
       if (h < 0) return false;
       cp = cp * 16 + static_cast<uint32_t>(h);
     }
@@ -223,7 +218,7 @@ class ProgramCompiler {
 
   bool Literal() {
     size_t start = i_;
-    while (i_ < s_.size() && (isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '-' ||
+    while (i_ < s_.size() && (AsciiAlnum(s_[i_]) || s_[i_] == '-' ||
                               s_[i_] == '+' || s_[i_] == '.')) {
       ++i_;
     }
@@ -236,7 +231,7 @@ class ProgramCompiler {
       op.literal_kind = JsonTokenKind::False;
     } else if (word == "null") {
       op.literal_kind = JsonTokenKind::Null;
-    } else if (!word.empty() && (word[0] == '-' || isdigit(static_cast<unsigned char>(word[0])))) {
+    } else if (!word.empty() && (word[0] == '-' || AsciiDigit(word[0]))) {
       op.literal_kind = JsonTokenKind::Number;
       op.literal = std::string(word);
     } else {
@@ -349,7 +344,7 @@ void AppendValueTokens(const Value& v, JsonTokens& out) {
       return;
     case Value::Kind::Time: {
       std::string text;
-      AppendIsoTime(v.time_micros(), v.date_only(), text);
+      AppendIsoTime(v, text);
       PushText(out, JsonTokenKind::String, text);
       return;
     }

@@ -9,6 +9,7 @@
 #pragma once
 #include "core/cpp_only.hpp"
 
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,27 @@ class RenderError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Thrown out of a render when the Context's interrupt check asks it to stop
+// (Context::SetInterruptCheck). Not a RenderError: the template did not fail,
+// the render was stopped from outside (a query cancel, a statement timeout, a
+// backend termination), so callers let it propagate to where the interrupt is
+// served instead of recording a render error.
+class Interrupted : public std::exception {
+ public:
+  const char* what() const noexcept override { return "Liquid render interrupted"; }
+};
+
+// A cooperative interrupt check: returns true to stop the render (which then
+// throws Interrupted). It runs inside the render, so it must be cheap and must
+// neither throw (noexcept) nor longjmp; `arg` is passed through unchanged.
+using InterruptCheck = bool (*)(void* arg) noexcept;
+
+// A render step: one node rendered, one loop iteration, one filter call, one
+// comparison, one element compared by sort, or 1 KiB of a value built or
+// scanned. The interrupt check runs every kInterruptCheckSteps steps (tens of
+// microseconds of work), and Limits::max_steps bounds a render's total work.
+constexpr int64_t kInterruptCheckSteps = 1024;
 
 // Receives rendered output. Text() gets template text and tag output in order;
 // Output() gets the final (post-filter) value of an output site and its mode.
@@ -63,8 +85,20 @@ class Context {
   // Values in insertion order, for engines that resolve names at compile time.
   const std::vector<std::pair<std::string, Value>>& vars() const { return vars_; }
 
+  // Sets the check every render with this context polls (nullptr: none). A
+  // render shorter than kInterruptCheckSteps steps never calls it, so callers
+  // that render many events also check between events.
+  void SetInterruptCheck(InterruptCheck check, void* arg = nullptr) {
+    interrupt_check_ = check;
+    interrupt_arg_ = arg;
+  }
+  InterruptCheck interrupt_check() const { return interrupt_check_; }
+  void* interrupt_arg() const { return interrupt_arg_; }
+
  private:
   std::vector<std::pair<std::string, Value>> vars_;
+  InterruptCheck interrupt_check_ = nullptr;
+  void* interrupt_arg_ = nullptr;
 };
 
 struct OutputSite {
@@ -73,11 +107,13 @@ struct OutputSite {
   uint8_t mode = 0;   // set by the caller after Parse; passed to Sink::Output
 };
 
-// Resource limits so no template can hang or exhaust a backend.
+// Resource limits so no template can hang or exhaust a backend. Each one
+// exceeded is a RenderError naming it.
 struct Limits {
-  size_t max_output_bytes = 16 * 1024 * 1024;
-  size_t max_loop_iterations = 1000000;
-  int max_depth = 100;
+  size_t max_output_bytes = size_t{16} * 1024 * 1024;  // also bounds work: 8x this built/scanned
+  size_t max_loop_iterations = 1000000;                // all loops of one render together
+  int max_depth = 100;                                 // nested blocks
+  int64_t max_steps = 50000000;                        // see kInterruptCheckSteps
 };
 
 class Template {
@@ -86,7 +122,8 @@ class Template {
   static std::unique_ptr<Template> Parse(std::string_view source);
   virtual ~Template() = default;
 
-  // Renders with `ctx`; throws RenderError. Thread-compatible (const).
+  // Renders with `ctx`; throws RenderError, or Interrupted when the context's
+  // interrupt check says stop. Thread-compatible (const).
   virtual void Render(const Context& ctx, Sink& sink, const Limits& limits = Limits()) const = 0;
 
   // Output sites in source order; callers may set each site's mode after Parse.

@@ -2,19 +2,10 @@
 #include "core/names.hpp"
 
 #include <algorithm>
-#include <cctype>
+
+#include "core/ascii.hpp"
 
 namespace hyperline {
-namespace {
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-}  // namespace
-
 size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
   for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
@@ -32,11 +23,11 @@ size_t EditDistance(std::string_view a, std::string_view b) {
 std::string ClosestName(std::string_view name, const std::vector<std::string_view>& candidates,
                         bool ignore_case) {
   if (name.size() > 64) return std::string();  // quadratic: only short names
-  std::string wanted = ignore_case ? Lower(name) : std::string(name);
+  std::string wanted = ignore_case ? AsciiLowerString(name) : std::string(name);
   std::string best;
   size_t best_distance = 3;  // suggest only close matches
   for (std::string_view c : candidates) {
-    size_t d = ignore_case ? EditDistance(wanted, Lower(c)) : EditDistance(wanted, c);
+    size_t d = ignore_case ? EditDistance(wanted, AsciiLowerString(c)) : EditDistance(wanted, c);
     if (d < best_distance) {
       best_distance = d;
       best = std::string(c);

@@ -1,6 +1,7 @@
 // payload_template.cpp: JSON-with-Liquid payloads (see payload_template.hpp).
 #include "core/payload_template.hpp"
 
+#include "core/ascii.hpp"
 #include "core/json_check.hpp"
 
 #include <algorithm>
@@ -20,7 +21,7 @@ std::string_view TagName(std::string_view s, size_t pos) {
   if (i < s.size() && s[i] == '-') ++i;
   while (i < s.size() && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) ++i;
   size_t start = i;
-  while (i < s.size() && (isalnum(static_cast<unsigned char>(s[i])) || s[i] == '_')) ++i;
+  while (i < s.size() && (AsciiAlnum(s[i]) || s[i] == '_')) ++i;
   return s.substr(start, i - start);
 }
 
@@ -349,16 +350,16 @@ const char* KindName(const Value& v) {
   }
 }
 
-EventShapeReport CheckEventShape(std::string_view text) {
+EventShapeReport CheckEventShape(std::string_view json) {
   EventShapeReport report;
-  std::string syntax = JsonSyntaxError(text);
+  std::string syntax = JsonSyntaxError(json);
   if (!syntax.empty()) {
     report.errors.push_back(syntax);
     return report;
   }
   Value j;
   try {
-    j = ParseJsonValue(text);
+    j = ParseJsonValue(json);
   } catch (const std::invalid_argument& e) {
     report.errors.push_back(std::string("the rendered payload cannot be read: ") + e.what());
     return report;

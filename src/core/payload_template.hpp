@@ -44,7 +44,10 @@ class PayloadTemplate {
   static std::unique_ptr<PayloadTemplate> Compile(std::string_view source);
 
   // Renders one event as JSON text, appended to `out`. Throws
-  // liquid::RenderError (e.g. divided_by 0, or NaN as a JSON value).
+  // liquid::RenderError (e.g. divided_by 0, or NaN as a JSON value), or
+  // liquid::Interrupted when the context's interrupt check says stop
+  // (liquid::Context::SetInterruptCheck; the JSON passes after the Liquid
+  // render are linear in its output, which Limits bound, so they do not poll).
   void Render(const liquid::Context& ctx, std::string& out) const;
 
   // Whether RenderTokens can be used: the template has no Liquid tags, so its
@@ -52,7 +55,7 @@ class PayloadTemplate {
   bool HasTokenProgram() const { return program_ != nullptr; }
 
   // Renders one event as JSON tokens (only when HasTokenProgram()); the same
-  // event Render would print. Throws liquid::RenderError. `values` is scratch
+  // event Render would print. Throws liquid::RenderError or liquid::Interrupted. `values` is scratch
   // space for the sites' values, kept by callers that render row after row so
   // it is allocated once.
   void RenderTokens(const liquid::Context& ctx, JsonTokens& out, std::vector<Value>& values) const;

@@ -127,6 +127,8 @@ Answer Classify(int status, const std::string& body, const std::string& transpor
   a.message = StatusMessage(status, body);
   if (status == 401 || status == 403) {
     a.verdict = Verdict::kUnauthorized;
+  } else if (status == 413) {
+    a.verdict = Verdict::kTooLarge;
   } else if (status == 408 || status == 429 || status >= 500) {
     a.verdict = Verdict::kRetry;
     if (!retry_after.empty()) a.retry_after_ms = ParseRetryAfterMs(retry_after, now);

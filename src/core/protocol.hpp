@@ -39,6 +39,7 @@ enum class Verdict {
   kRetry,         // try again later (network error, timeout, 408, 429, 5xx)
   kFailNow,       // rejected: mark failed without retrying (other 4xx, bad answers)
   kUnauthorized,  // 401/403: keep the rows, mark the destination unauthorized
+  kTooLarge,      // 413: the body was too large; split the request (one event: failed)
 };
 
 // One entry of events_failed: which record, and why.

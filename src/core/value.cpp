@@ -114,7 +114,7 @@ void AppendInspect(const Value& v, std::string& out, int depth) {
       break;
     case Value::Kind::Time:
       out.push_back('"');
-      AppendIsoTime(v.time_micros(), v.date_only(), out);
+      AppendIsoTime(v, out);
       out.push_back('"');
       break;
     case Value::Kind::Array: {
@@ -146,7 +146,6 @@ void AppendInspect(const Value& v, std::string& out, int depth) {
   }
 }
 
-
 }  // namespace
 
 // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -173,24 +172,24 @@ int64_t CivilToDays(int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<int64_t>(doe) - 719468;
 }
 
-// Appends micros since the epoch as ISO 8601 UTC (see value.hpp).
-void AppendIsoTime(int64_t micros, bool date_only, std::string& out) {
-  constexpr int64_t kMicrosPerDay = 86400LL * 1000000LL;
-  int64_t days = micros / kMicrosPerDay;
-  int64_t rem = micros % kMicrosPerDay;
-  if (rem < 0) {
-    rem += kMicrosPerDay;
-    days -= 1;
-  }
+// Appends a Time value as ISO 8601 UTC (see value.hpp).
+void AppendIsoTime(const Value& time, std::string& out) {
   int64_t y;
   unsigned m, d;
-  CivilFromDays(days, y, m, d);
-  AppendPadded(y, 4, out);
+  CivilFromDays(time.time_days() + kUnixToPgEpochDays, y, m, d);
+  if (y >= 0 && y <= 9999) {
+    AppendPadded(y, 4, out);
+  } else {
+    // ISO 8601 expanded year: mandatory sign, at least six digits.
+    out.push_back(y < 0 ? '-' : '+');
+    AppendPadded(y < 0 ? -y : y, 6, out);
+  }
   out.push_back('-');
   AppendPadded(m, 2, out);
   out.push_back('-');
   AppendPadded(d, 2, out);
-  if (date_only) return;
+  if (time.date_only()) return;
+  int64_t rem = time.time_day_micros();
   int64_t secs = rem / 1000000;
   int64_t frac = rem % 1000000;
   out.push_back('T');
@@ -239,7 +238,7 @@ void AppendLiquidStringAt(const Value& v, std::string& out, int depth) {
       out += v.as_string();
       return;
     case Value::Kind::Time:
-      AppendIsoTime(v.time_micros(), v.date_only(), out);
+      AppendIsoTime(v, out);
       return;
     case Value::Kind::Array:
       // Ruby's Array#join flattens nested arrays.
@@ -425,7 +424,7 @@ void AppendJsonValueAt(const Value& v, std::string& out, int depth) {
       return;
     case Value::Kind::Time:
       out.push_back('"');
-      AppendIsoTime(v.time_micros(), v.date_only(), out);
+      AppendIsoTime(v, out);
       out.push_back('"');
       return;
     case Value::Kind::Array: {

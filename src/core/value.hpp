@@ -1,10 +1,10 @@
 // value.hpp: the dynamic value that templates render.
 //
 // Vocabulary: a Value is what a Liquid variable holds. Values come from two
-// places: tuple columns (converted in src/pg/tuple_value.cpp) and template
-// literals/filters (src/core/liquid). Kinds map to JSON when a placeholder is a
-// whole JSON value: Nil->null, Bool, Int/Float/Decimal->number, String->string,
-// Time->ISO 8601 UTC string, Array->array, Object->object.
+// places: a row's columns (converted by src/pg, the tuple -> Value step) and
+// template literals/filters (src/core/liquid). Kinds map to JSON when a
+// placeholder is a whole JSON value: Nil->null, Bool, Int/Float/Decimal->number,
+// String->string, Time->ISO 8601 UTC string, Array->array, Object->object.
 #pragma once
 #include "core/cpp_only.hpp"
 
@@ -16,6 +16,14 @@
 #include <vector>
 
 namespace hyperline {
+
+constexpr int64_t kMicrosPerDay = 86400LL * 1000000LL;
+// Days from 1970-01-01 (the Unix epoch) to 2000-01-01 (PostgreSQL's epoch).
+constexpr int64_t kUnixToPgEpochDays = 10957;
+
+// Floor division and its non-negative remainder (b > 0).
+constexpr int64_t FloorDiv(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
+constexpr int64_t FloorMod(int64_t a, int64_t b) { return a % b < 0 ? a % b + b : a % b; }
 
 class Value;
 using Array = std::vector<Value>;
@@ -31,7 +39,7 @@ class Value {
     Float,    // double
     Decimal,  // exact decimal number kept as its canonical text (Postgres numeric)
     String,
-    Time,  // microseconds since 1970-01-01T00:00:00Z; date_only for `date` columns
+    Time,  // an instant in UTC, or a calendar day (date_only); see TimeFromPgMicros
     Array,
     Object,
     Range,  // Liquid (a..b), inclusive int64 bounds
@@ -73,10 +81,40 @@ class Value {
   }
   static Value String(std::string_view s) { return String(std::string(s)); }
   static Value String(const char* s) { return String(std::string(s)); }
-  static Value Time(int64_t micros_since_epoch, bool date_only = false) {
+  // Times are kept as days since 2000-01-01 (PostgreSQL's epoch) and
+  // microseconds into that day (0 <= micros < kMicrosPerDay), so every value
+  // PostgreSQL's timestamp, timestamptz and date types hold (4713 BC to 294276
+  // AD, and to 5874897 AD for date) is exact, with room for the `date` filter's
+  // inputs (any int64 count of Unix seconds). No constructor can overflow.
+  //
+  // A timestamp or timestamptz Datum: microseconds since 2000-01-01T00:00:00
+  // (UTC for timestamptz; timestamp's wall-clock time is read as UTC).
+  static Value TimeFromPgMicros(int64_t micros_since_2000) {
+    return TimeFromDays(FloorDiv(micros_since_2000, kMicrosPerDay),
+                        FloorMod(micros_since_2000, kMicrosPerDay), false);
+  }
+  // A date Datum (DateADT): days since 2000-01-01; renders as YYYY-MM-DD.
+  static Value DateFromPgDays(int32_t days_since_2000) {
+    return TimeFromDays(days_since_2000, 0, true);
+  }
+  // Microseconds since 1970-01-01T00:00:00Z (a clock reading).
+  static Value TimeFromUnixMicros(int64_t micros_since_1970) {
+    return TimeFromDays(FloorDiv(micros_since_1970, kMicrosPerDay) - kUnixToPgEpochDays,
+                        FloorMod(micros_since_1970, kMicrosPerDay), false);
+  }
+  // The 0.1.0 constructor (microseconds since 1970; date_only for dates), kept
+  // so src/pg builds until it calls TimeFromPgMicros / DateFromPgDays.
+  static Value Time(int64_t micros_since_1970, bool date_only = false) {
+    Value v = TimeFromUnixMicros(micros_since_1970);
+    v.date_only_ = date_only;
+    return v;
+  }
+  // Days since 2000-01-01 and microseconds into that day (normalised by the caller).
+  static Value TimeFromDays(int64_t days_since_2000, int64_t day_micros, bool date_only) {
     Value v;
     v.kind_ = Kind::Time;
-    v.i_ = micros_since_epoch;
+    v.i_ = days_since_2000;
+    v.i2_ = day_micros;
     v.date_only_ = date_only;
     return v;
   }
@@ -120,7 +158,9 @@ class Value {
   double as_float() const { return d_; }
   // String and Decimal text.
   const std::string& as_string() const { return s_; }
-  int64_t time_micros() const { return i_; }
+  // Time: days since 2000-01-01, and microseconds into that day.
+  int64_t time_days() const { return i_; }
+  int64_t time_day_micros() const { return i2_; }
   bool date_only() const { return date_only_; }
   int64_t range_first() const { return i_; }
   int64_t range_last() const { return i2_; }
@@ -149,14 +189,18 @@ class Value {
 void AppendLiquidString(const Value& v, std::string& out);
 std::string ToLiquidString(const Value& v);
 
-// ISO 8601 UTC: 2024-12-20T16:04:11Z, fraction (trailing zeros trimmed) kept when
-// non-zero; date_only values as YYYY-MM-DD.
-void AppendIsoTime(int64_t micros, bool date_only, std::string& out);
+// ISO 8601 UTC of a Time value: 2024-12-20T16:04:11Z, the fraction (trailing
+// zeros trimmed) kept when non-zero; date_only values as YYYY-MM-DD. Years
+// 0000-9999 have four digits; other years use ISO 8601's expanded form with a
+// sign and at least six digits, as ECMAScript's Date does: +294276-12-31,
+// -004713-11-24. Years are astronomical: 0000 is 1 BC, -000001 is 2 BC.
+void AppendIsoTime(const Value& time, std::string& out);
 
 // Appends code point `cp` encoded as UTF-8.
 void AppendUtf8(uint32_t cp, std::string& out);
 
-// Civil (proleptic Gregorian) date <-> days since 1970-01-01.
+// Civil (proleptic Gregorian) date <-> days since 1970-01-01. Exact for any
+// |days| below 10^14 (years to about +-2.7 * 10^11).
 void CivilFromDays(int64_t z, int64_t& y, unsigned& m, unsigned& d);
 int64_t CivilToDays(int64_t y, unsigned m, unsigned d);
 

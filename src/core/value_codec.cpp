@@ -8,8 +8,6 @@ namespace {
 
 constexpr unsigned char kVersion = 1;
 constexpr int kMaxDepth = 512;
-constexpr int64_t kDayMicros = 86400LL * 1000000LL;
-constexpr int64_t kUnixToPgDays = 10957;  // 1970-01-01 to 2000-01-01
 
 enum Tag : unsigned char {
   kNil = 0,
@@ -45,8 +43,6 @@ void PutBytes(std::string_view s, std::string& out) {
   out.append(s);
 }
 
-int64_t FloorDivide(int64_t a, int64_t b) { return a / b - (a % b < 0 ? 1 : 0); }
-
 void Encode(const Value& v, std::string& out) {
   switch (v.kind()) {
     case Value::Kind::Nil:
@@ -75,14 +71,11 @@ void Encode(const Value& v, std::string& out) {
       out.push_back(static_cast<char>(kString));
       PutBytes(v.as_string(), out);
       break;
-    case Value::Kind::Time: {
+    case Value::Kind::Time:
       out.push_back(static_cast<char>(v.date_only() ? kDate : kTime));
-      int64_t micros = v.time_micros();
-      int64_t days = FloorDivide(micros, kDayMicros);
-      PutSigned(days - kUnixToPgDays, out);
-      PutVarint(static_cast<uint64_t>(micros - days * kDayMicros), out);
+      PutSigned(v.time_days(), out);
+      PutVarint(static_cast<uint64_t>(v.time_day_micros()), out);
       break;
-    }
     case Value::Kind::Array:
       out.push_back(static_cast<char>(kArray));
       PutVarint(v.as_array().size(), out);
@@ -182,11 +175,8 @@ class Reader {
       case kDate: {
         int64_t days = Signed();
         uint64_t day_micros = Varint();
-        if (day_micros >= static_cast<uint64_t>(kDayMicros)) Fail("time of day out of range");
-        // Times the encoder can write fit in int64 microseconds since 1970.
-        if (days < -106751991LL || days > 106751990LL - kUnixToPgDays) Fail("day out of range");
-        int64_t micros = (days + kUnixToPgDays) * kDayMicros + static_cast<int64_t>(day_micros);
-        return Value::Time(micros, tag == kDate);
+        if (day_micros >= static_cast<uint64_t>(kMicrosPerDay)) Fail("time of day out of range");
+        return Value::TimeFromDays(days, static_cast<int64_t>(day_micros), tag == kDate);
       }
       case kArray: {
         size_t n = Count();

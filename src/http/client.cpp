@@ -4,7 +4,6 @@
 #include <curl/curl.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <mutex>
 #include <stdexcept>
@@ -27,8 +26,11 @@ void GlobalInit() {
   });
 }
 
+// ASCII lower case (host names and schemes; no locale, unlike std::tolower).
 std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
   return s;
 }
 
@@ -92,7 +94,7 @@ bool IsLoopbackHost(const std::string& raw_host) {
     if (j == i || j - i > 3) return false;
     int value = 0;
     for (size_t k = i; k < j; ++k) {
-      if (!std::isdigit(static_cast<unsigned char>(host[k]))) return false;
+      if (host[k] < '0' || host[k] > '9') return false;
       value = value * 10 + (host[k] - '0');
     }
     if (value > 255 || (parts == 0 && value != 127)) return false;
@@ -144,9 +146,6 @@ struct Client::Impl {
       active.erase(it);
       curl_multi_remove_handle(multi, easy);
       Response& r = t->response;
-      double total = 0;
-      curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME, &total);
-      r.elapsed_ms = total * 1000.0;
       if (code == CURLE_OK) {
         long status = 0;
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
@@ -288,6 +287,20 @@ size_t Client::TakeCompleted(std::vector<Response>& out) {
   for (auto& r : impl_->completed) out.push_back(std::move(r));
   impl_->completed.clear();
   return n;
+}
+
+void Client::CancelAll() {
+  for (auto& [easy, t] : impl_->active) {
+    curl_multi_remove_handle(impl_->multi, easy);
+    curl_slist_free_all(t->headers);
+    t->headers = nullptr;
+    std::fill(t->request.bearer_token.begin(), t->request.bearer_token.end(), '\0');
+    // Why cleanup and not reuse: the handle's connection is in the middle of a
+    // transfer; a fresh handle starts clean.
+    curl_easy_cleanup(easy);
+  }
+  impl_->active.clear();
+  impl_->completed.clear();
 }
 
 size_t Client::InFlight() const { return impl_->active.size() + impl_->completed.size(); }

@@ -14,30 +14,14 @@
 
 #include "core/cpp_only.hpp"
 
+#include "core/delivery/transport.hpp"
+
 namespace hyperline::http {
 
-// One HTTP exchange to make.
-struct Request {
-  std::string method = "POST";  // POST, DELETE or GET
-  std::string url;
-  std::string body;
-  std::string bearer_token;  // secret: sent as Authorization, never logged or echoed
-  std::string user_agent;
-  long timeout_ms = 10000;
-  bool allow_http = false;  // allow plain http:// to non-loopback hosts
-  uint64_t tag = 0;         // caller's id, copied into the Response
-};
-
-// What came back for one Request.
-struct Response {
-  uint64_t tag = 0;
-  int status = 0;  // HTTP status; 0 when no answer arrived
-  std::string body;
-  std::string retry_after;  // value of the Retry-After header, if any
-  std::string error;        // transport error (empty when an answer arrived)
-  bool timed_out = false;
-  double elapsed_ms = 0;
-};
+// The request and response types are the delivery engine's (the Client is
+// its Transport).
+using Request = delivery::HttpRequest;
+using Response = delivery::HttpResponse;
 
 // Checks that a URL may be used: http or https, and plain http only to a
 // loopback host (127.0.0.0/8, ::1, localhost) unless allow_http. Returns an
@@ -48,24 +32,27 @@ std::string CheckUrl(const std::string& url, bool allow_http);
 bool IsLoopbackHost(const std::string& host);
 
 // Asynchronous client: Start() requests, Poll() to progress them, TakeCompleted().
-class Client {
+class Client final : public delivery::Transport {
  public:
   // max_connections bounds the kept-alive connections per host.
   explicit Client(int max_connections = 4);
-  ~Client();
+  ~Client() override;
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
 
   // Begins a request. A refused URL completes at once with an error.
-  void Start(Request request);
+  void Start(Request request) override;
   // Waits up to timeout_ms for network activity, then progresses transfers.
-  void Poll(int timeout_ms);
+  void Poll(int timeout_ms) override;
   // Moves finished responses into `out` (appending); returns how many.
-  size_t TakeCompleted(std::vector<Response>& out);
+  size_t TakeCompleted(std::vector<Response>& out) override;
+  // Abandons every transfer in progress and forgets unclaimed responses
+  // (connections in the middle of a transfer are closed).
+  void CancelAll() override;
   // Requests started and not yet taken back.
   size_t InFlight() const;
   // Changes the per-host connection bound.
-  void SetMaxConnections(int max_connections);
+  void SetMaxConnections(int max_connections) override;
 
  private:
   struct Impl;

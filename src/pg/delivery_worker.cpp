@@ -1,19 +1,27 @@
 // delivery_worker.cpp: the delivery worker, one per database it serves
-// (dynamic, entry hyperline_delivery_main, started by the launcher). It waits
-// quietly for CREATE EXTENSION, then runs the loop:
-//   record outcomes → claim due rows → start requests → wait for answers,
-// woken by the latch (a commit that wrote outbox rows) or every
-// hyperline.poll_interval_ms. It starts the upkeep worker (upkeep_worker.hpp)
-// from time to time. The engine itself is in delivery.hpp.
+// (dynamic, entry hyperline_delivery_main, started by the launcher).
+//
+// The recipe: leave when the extension is not installed (telling the launcher,
+// which starts the worker again after CREATE EXTENSION); wait quietly while it
+// is installed at another version than the library's; put rows left 'sending'
+// back to pending; then, each turn,
+//   record outcomes → claim due rows → start requests → upkeep → wait,
+// woken by the latch (a commit that wrote outbox rows), by an HTTP answer, or
+// when the engine, the poll interval or the upkeep next has something to do.
+// Every decision is the engine's (src/core/delivery); every SQL statement is
+// in outbox_store.cpp; purge and vacuum are in upkeep_worker.cpp.
 #include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <optional>
 #include <string>
 
-#include "pg/delivery.hpp"
+#include "core/delivery/engine.hpp"
+#include "http/client.hpp"
+#include "pg/delivery_settings.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
+#include "pg/outbox_store.hpp"
 #include "pg/shmem.hpp"
 #include "pg/sync_worker.hpp"
 #include "pg/upkeep_worker.hpp"
@@ -28,161 +36,185 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
-
-PGDLLEXPORT void hyperline_delivery_main(Datum arg);
 }
 
 namespace hyperline::pg {
 namespace {
 
+using delivery::Engine;
 using std::chrono::milliseconds;
+using TimePoint = delivery::TimePoint;
 
-constexpr int kRecordDelayMs = 20;     // outcomes wait at most this long
-constexpr size_t kRecordBatch = 2000;  // ... or until this many have come
 constexpr int kErrorPauseMs = 1000;    // after an error, before trying again
+constexpr int kMismatchPollMs = 1000;  // how often a version mismatch is checked again
+constexpr long kSendingSliceMs = 5;    // longest libcurl wait while requests are in flight
+
+long MsUntil(TimePoint t, TimePoint now) {
+  return static_cast<long>(std::chrono::duration_cast<milliseconds>(t - now).count());
+}
+
+// What the worker knows about the extension, and says about it once.
+class ExtensionWatch {
+ public:
+  // Checks the extension. kReady: go; kAbsent: the worker leaves; another
+  // version: it has waited a moment and said why (pg_stat_activity, and once
+  // in the log).
+  store::ExtensionState Check() {
+    store::ExtensionCheck check = store::TxnCheckExtension();
+    Note(check);
+    if (check.state == store::ExtensionState::kOtherVersion) {
+      WaitOnLatch(std::min(guc_poll_interval_ms, kMismatchPollMs));
+    }
+    return check.state;
+  }
+
+  // Logs a change of version state (a claim found it too).
+  void Note(const store::ExtensionCheck& check) {
+    bool mismatch = check.state == store::ExtensionState::kOtherVersion;
+    if (mismatch && (!mismatch_ || check.installed_version != said_version_)) {
+      said_version_ = check.installed_version;
+      activity_ = "waiting for ALTER EXTENSION pg_hyperline UPDATE (installed " + said_version_ +
+                  ", library " + store::LibraryVersion() + ")";
+      const char* installed = said_version_.c_str();
+      PgGuard([&] {
+        ereport(LOG, (errmsg("pg_hyperline: extension pg_hyperline %s in database \"%s\" does not "
+                             "match the library (%s); nothing is delivered until you run ALTER "
+                             "EXTENSION pg_hyperline UPDATE in database \"%s\"",
+                             installed, MyBgworkerEntry->bgw_extra, store::LibraryVersion(),
+                             MyBgworkerEntry->bgw_extra)));
+      });
+    } else if (!mismatch && mismatch_ && check.state == store::ExtensionState::kReady) {
+      PgGuard([] {
+        ereport(LOG, (errmsg("pg_hyperline: extension pg_hyperline in database \"%s\" is now "
+                             "version %s; delivery resumes",
+                             MyBgworkerEntry->bgw_extra, store::LibraryVersion())));
+      });
+    }
+    mismatch_ = mismatch;
+    if (mismatch) ReportActivity(activity_.c_str());
+  }
+
+ private:
+  bool mismatch_ = false;
+  std::string said_version_;
+  std::string activity_;
+};
+
+// One claim transaction: destinations → plan → claim → admit → commit.
+// False if the extension is gone or of another version (nothing claimed).
+bool Claim(Engine& engine, ExtensionWatch& watch) {
+  ReportActivity("claiming events");
+  store::ExtensionCheck check;
+  std::optional<std::vector<delivery::DestinationConfig>> destinations = store::BeginClaim(&check);
+  if (!destinations) {
+    watch.Note(check);
+    return false;
+  }
+  delivery::ClaimPlan plan = engine.PlanClaim(std::move(*destinations));
+  if (plan.groups.empty()) {
+    store::CommitClaim();
+    return true;
+  }
+  delivery::Claimed claimed = store::ClaimRows(plan);
+  store::FinishClaim(engine.Admit(std::move(claimed)));
+  return true;
+}
+
+// One record transaction: outcomes and destination changes.
+void Record(Engine& engine, Upkeep& upkeep) {
+  ReportActivity("recording results");
+  upkeep.NoteDeadVersions(static_cast<int64_t>(engine.OutcomeCount()));
+  store::TxnRecord(engine.TakeRecords());
+  engine.Recorded();
+}
+
+// Waits until the next thing to do: answers while requests are in flight
+// (short slices, because the latch cannot be polled together with libcurl's
+// sockets, so a commit's wake-up is noticed within a few ms), else the latch.
+void Wait(Engine& engine, Upkeep& upkeep, const delivery::Clock& clock, TimePoint next_poll) {
+  TimePoint now = clock.Now();
+  // The poll matters only while a claim could take rows.
+  long wait_ms = engine.HasRoom() ? MsUntil(next_poll, now) : guc_poll_interval_ms;
+  if (std::optional<TimePoint> wake = engine.NextWake()) {
+    wait_ms = std::min(wait_ms, MsUntil(*wake, now));
+  }
+  if (std::optional<SteadyClock::time_point> due = upkeep.NextDeadline()) {
+    wait_ms = std::min(wait_ms, MsUntil(*due, now));
+  }
+  if (!guc_enabled) wait_ms = std::max<long>(wait_ms, guc_poll_interval_ms);
+  wait_ms = std::max(0L, wait_ms);
+  wait_ms = std::min<long>(wait_ms, TickSyncScheduler().count());  // query models' schedule
+  if (engine.InFlight() > 0) {
+    ReportActivity("sending events");
+    engine.Pump(static_cast<int>(std::min(wait_ms, kSendingSliceMs)));
+  } else if (wait_ms > 0) {
+    if (!engine.HasOutcomes() && engine.Queued() == 0) {
+      ReportActivity(guc_enabled ? "idle" : "disabled (hyperline.enabled = off)");
+      // Going to sleep: flush statistics now rather than at the next commit.
+      PgGuard([] { (void)pgstat_report_stat(true); });
+    }
+    WaitOnLatch(wait_ms);
+  }
+}
 
 // The delivery loop; returns when SIGTERM asks to stop.
 void RunDelivery() {
-  Delivery d;
-  bool ready = false;  // extension present and 'sending' rows reset
-  bool wake_pending = true;
-  auto now = SteadyClock::now();
-  auto next_claim = now;
-  auto next_purge = now + milliseconds(kPurgeIntervalMs);
-  int64_t dead_since_vacuum = 0;  // events recorded or purged since the last vacuum
-  UpkeepRunner upkeep;
-  auto first_outcome = now;
-  bool had_outcomes = false;
+  delivery::SystemClock clock;
+  http::Client client(std::max(1, guc_max_concurrent_requests));
+  Engine engine(DeliverySettings(), clock, client,
+                static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch().count()) ^
+                    static_cast<uint64_t>(MyProcPid));
+  ExtensionWatch watch;
+  Upkeep upkeep;
+  bool ready = false;  // extension ready and 'sending' rows reset
+  bool wake = true;    // a commit, a due retry or a setting asks for a claim
+  TimePoint next_poll = clock.Now();
 
   while (!ShutdownRequestPending) {
+    // Housekeeping, once per turn.
     if (!PostmasterIsAlive()) proc_exit(1);
     if (ReloadIfRequested()) {
-      d.OnSettingsChanged();
-      wake_pending = true;
-      // The retention may have changed: purge soon rather than after a backoff.
-      next_purge = std::min(next_purge, SteadyClock::now() + milliseconds(1000));
+      engine.SetSettings(DeliverySettings());
+      upkeep.SettingsChanged();
+      wake = true;
     }
     if (MyLatch->is_set) {
       ResetLatch(MyLatch);
-      wake_pending = true;
+      wake = true;
     }
+
     std::string error;
     try {
+      PgGuard([] { WorkerHousekeeping(); });  // interrupts, barriers, heartbeat
       if (!ready) {
-        if (!TxnExtensionExists()) {
-          ReportActivity("waiting for CREATE EXTENSION pg_hyperline");
-          WaitOnLatch(guc_poll_interval_ms);
-          continue;
+        store::ExtensionState state = watch.Check();
+        if (state == store::ExtensionState::kAbsent) {
+          NoteExtensionAbsent();  // the launcher starts us again at CREATE EXTENSION
+          break;
         }
-        d.TxnResetSending();
+        if (state != store::ExtensionState::kReady) continue;
+        engine.NoteWaiting(store::TxnResetSending());
+        SetServing(true);
         ready = true;
-        wake_pending = true;
+        wake = true;
       }
-      d.Pump(0);
-      now = SteadyClock::now();
-      if (d.HasOutcomes() && !had_outcomes) {
-        had_outcomes = true;
-        first_outcome = now;
-      }
-      std::optional<SteadyClock::time_point> due = d.NextDue();
-      if (due && *due <= now) {
-        wake_pending = true;  // a retry (or a paused destination) is due
-        d.ClearDue();
-      }
-      bool want_claim = guc_enabled && (wake_pending || now >= next_claim || d.MoreDue()) &&
-                        d.HeldRows() < static_cast<size_t>(guc_claim_batch);
-      bool record_now =
-          d.HasOutcomes() && (want_claim || d.OutcomeCount() >= kRecordBatch || d.InFlight() == 0 ||
-                              now - first_outcome >= milliseconds(kRecordDelayMs));
-      if (record_now) {
-        ReportActivity("recording results");
-        dead_since_vacuum += static_cast<int64_t>(d.OutcomeCount());
-        d.TxnRecord();
-        had_outcomes = false;
-      }
-      if (want_claim) {
-        ReportActivity("claiming events");
-        wake_pending = false;
-        if (d.TxnClaim() < 0) {  // the extension was dropped
-          d.Reset();
-          ready = false;
+      engine.Pump(0);
+      wake |= engine.TakeDue();
+      bool claim =
+          guc_enabled && engine.HasRoom() && (wake || clock.Now() >= next_poll || engine.MoreDue());
+      if (engine.RecordDue(claim)) Record(engine, upkeep);
+      if (claim) {
+        wake = false;
+        if (!Claim(engine, watch)) {  // the extension was dropped, or updated
+          engine.Reset();
+          ready = false;  // the next turn's check leaves, or waits for the update
           continue;
         }
-        next_claim = now + milliseconds(guc_poll_interval_ms);
+        next_poll = clock.Now() + milliseconds(guc_poll_interval_ms);
       }
-      milliseconds rate_wait = d.StartJobs();
-      // Upkeep: purge delivered rows past the retention and vacuum the outbox,
-      // in the upkeep worker beside the delivery (inline only when no worker
-      // slot is free, and then only between sends).
-      if (std::optional<int64_t> purged = upkeep.Finished()) {
-        dead_since_vacuum += *purged;
-        next_purge = SteadyClock::now() + milliseconds(PurgeInterval(*purged));
-      }
-      // Enough dead versions since the last vacuum to vacuum again.
-      auto vacuum_wanted = [&] {
-        return guc_vacuum_threshold > 0 && dead_since_vacuum >= guc_vacuum_threshold;
-      };
-      bool purge_due = now >= next_purge && guc_delivered_retention_s >= 0;
-      bool vacuum_due = vacuum_wanted() && now >= upkeep.NextVacuum();
-      if ((purge_due || vacuum_due) && !upkeep.Running()) {
-        uint32 what = (purge_due ? kUpkeepPurge : 0) | (vacuum_due ? kUpkeepVacuum : 0);
-        if (upkeep.Start(what)) {
-          if (vacuum_due) dead_since_vacuum = 0;
-          if (purge_due) next_purge = SteadyClock::time_point::max();  // until it reports
-        } else if (d.InFlight() == 0) {
-          if (purge_due) {
-            ReportActivity("purging delivered events");
-            int64_t purged = TxnPurgeDelivered();
-            dead_since_vacuum += purged;
-            next_purge = SteadyClock::now() + milliseconds(PurgeInterval(purged));
-          }
-          if (vacuum_wanted()) {
-            ReportActivity("vacuuming hyperline.outbox");
-            dead_since_vacuum = 0;
-            VacuumOutbox();
-          }
-        }
-      }
-
-      // Wait for the next thing to do.
-      now = SteadyClock::now();
-      long wait_ms = std::chrono::duration_cast<milliseconds>(next_claim - now).count();
-      if (std::optional<SteadyClock::time_point> next_due = d.NextDue()) {
-        wait_ms = std::min<long>(
-            wait_ms, std::chrono::duration_cast<milliseconds>(*next_due - now).count() + 1);
-      }
-      if (d.MoreDue() && d.HeldRows() < static_cast<size_t>(guc_claim_batch)) wait_ms = 0;
-      if (rate_wait != milliseconds::max()) wait_ms = std::min<long>(wait_ms, rate_wait.count());
-      if (guc_delivered_retention_s >= 0 && next_purge != SteadyClock::time_point::max()) {
-        wait_ms = std::min<long>(
-            wait_ms, std::chrono::duration_cast<milliseconds>(next_purge - now).count());
-      }
-      // (A running upkeep worker wakes us when it stops: bgw_notify_pid.)
-      if (vacuum_wanted() && !upkeep.Running()) {
-        wait_ms = std::min<long>(
-            wait_ms, std::chrono::duration_cast<milliseconds>(upkeep.NextVacuum() - now).count());
-      }
-      if (d.HasOutcomes()) {
-        long left =
-            kRecordDelayMs - std::chrono::duration_cast<milliseconds>(now - first_outcome).count();
-        wait_ms = std::min(wait_ms, left);
-      }
-      if (!guc_enabled) wait_ms = std::max<long>(wait_ms, guc_poll_interval_ms);
-      wait_ms = std::max(0L, wait_ms);
-      wait_ms = std::min<long>(wait_ms, TickSyncScheduler().count());  // query models' schedule
-      if (d.InFlight() > 0) {
-        ReportActivity("sending events");
-        // Why short slices: the latch cannot be polled together with libcurl's
-        // sockets, so a commit's wake-up is noticed within a few ms.
-        d.Pump(static_cast<int>(std::min(wait_ms, 5L)));
-      } else if (wait_ms > 0) {
-        if (!d.HasOutcomes() && d.Queued() == 0) {
-          ReportActivity(guc_enabled ? "idle" : "disabled (hyperline.enabled = off)");
-          // Going to sleep: flush statistics now rather than at the next commit.
-          PgGuard([] { (void)pgstat_report_stat(true); });
-        }
-        WaitOnLatch(wait_ms);
-      }
+      engine.StartRequests();
+      upkeep.Tick(engine.InFlight() == 0);
+      Wait(engine, upkeep, clock, next_poll);
     } catch (const PgException& e) {
       error = e.what();
     } catch (const std::bad_alloc&) {
@@ -194,40 +226,43 @@ void RunDelivery() {
       // Start over from the database: rows left 'sending' are reset and resent
       // (at-least-once; Hyperline is idempotent on record.id).
       AbortAfterError();
-      d.Reset();
+      engine.Reset();
       ready = false;
-      had_outcomes = false;
       WarnThrottled(error);
       WaitOnLatch(kErrorPauseMs);
     }
   }
   // Stopping: keep what is already known, if the database lets us.
   try {
-    if (ready && d.HasOutcomes()) d.TxnRecord();
+    if (ready && engine.HasOutcomes()) {
+      store::TxnRecord(engine.TakeRecords());
+      engine.Recorded();
+    }
   } catch (...) {
     AbortAfterError();
   }
 }
-
-// Withdraws the latch when the delivery worker exits.
-void OnDeliveryExit(int, Datum) { WithdrawWorkerLatch(); }
 
 }  // namespace
 }  // namespace hyperline::pg
 
 using namespace hyperline::pg;
 
-// Delivery worker: connects to the database the launcher found and delivers.
-void hyperline_delivery_main(Datum) {
+// Delivery worker: connects to the database the launcher found (by oid: a
+// rename does not matter) and delivers. Why register before connecting: a DROP
+// DATABASE that started meanwhile either sees us in the registry and stops us,
+// or has blocked the database and we leave at once.
+namespace hyperline::pg {
+void DeliveryMain(Datum arg) {
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
-  char dbname[NAMEDATALEN];
-  strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof dbname);
-  BackgroundWorkerInitializeConnection(dbname, nullptr, 0);
+  if (!RegisterWorker(WorkerKind::kDelivery, DatumGetObjectId(arg))) proc_exit(0);
+  BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
   ApplyWorkerSettings();
-  PublishWorkerLatch();
-  before_shmem_exit(OnDeliveryExit, 0);
   CppGuard([] { RunDelivery(); });
   proc_exit(0);
 }
+}  // namespace hyperline::pg
+
+HYPERLINE_BGWORKER_MAIN(hyperline_delivery_main, hyperline::pg::DeliveryMain)

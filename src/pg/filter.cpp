@@ -36,9 +36,6 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/ruleutils.h"
-
-PG_FUNCTION_INFO_V1(hyperline_filter_condition);
-PG_FUNCTION_INFO_V1(hyperline_filter_of_qual);
 }
 
 namespace hyperline::pg {
@@ -123,37 +120,39 @@ bool FindBooleanTest(Node* node, void* found) {
       node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(FindBooleanTest)), found);
 }
 
-}  // namespace
-}  // namespace hyperline::pg
-
 // SQL hyperline._filter_of_qual(source regclass, qual text): the normalized
 // filter inside a model trigger's WHEN clause (pg_trigger.tgqual), printed with
 // the table's current column names. Why: a renamed column is renamed inside the
 // WHEN clause (stored parsed) but not in the text of hyperline._models.filter,
 // which the DDL event trigger refreshes with this. _install_triggers puts the
 // filter as the operand of the first IS [NOT] TRUE test of every condition.
-extern "C" Datum hyperline_filter_of_qual(PG_FUNCTION_ARGS) {
+Datum FilterOfQual(FunctionCallInfo fcinfo) {
   Oid relid = PG_GETARG_OID(0);
   Node* qual = static_cast<Node*>(stringToNode(text_to_cstring(PG_GETARG_TEXT_PP(1))));
   BooleanTest* test = nullptr;
-  (void)hyperline::pg::FindBooleanTest(qual, &test);
+  (void)FindBooleanTest(qual, &test);
   if (test == nullptr) PG_RETURN_NULL();
   Node* filter = reinterpret_cast<Node*>(test->arg);
   ChangeVarNodes(filter, PRS2_NEW_VARNO, 1, 0);
-  PG_RETURN_TEXT_P(
-      cstring_to_text(hyperline::pg::Deparse(filter, relid, get_rel_name(relid), false)));
+  PG_RETURN_TEXT_P(cstring_to_text(Deparse(filter, relid, get_rel_name(relid), false)));
 }
 
 // SQL hyperline._filter_condition(source regclass, filter text, alias text):
 // the normalized filter over `alias.` columns (alias new or old), for a WHEN
 // clause. C style: Postgres errors pass through.
-extern "C" Datum hyperline_filter_condition(PG_FUNCTION_ARGS) {
+Datum FilterCondition(FunctionCallInfo fcinfo) {
   Oid relid = PG_GETARG_OID(0);
   char* filter = text_to_cstring(PG_GETARG_TEXT_PP(1));
   char* alias = text_to_cstring(PG_GETARG_TEXT_PP(2));
   if (strcmp(alias, "new") != 0 && strcmp(alias, "old") != 0) {
     ereport(ERROR, (errmsg("pg_hyperline: alias must be new or old")));
   }
-  Node* expr = hyperline::pg::ParseFilter(relid, filter);
-  PG_RETURN_TEXT_P(cstring_to_text(hyperline::pg::Deparse(expr, relid, alias, true)));
+  Node* expr = ParseFilter(relid, filter);
+  PG_RETURN_TEXT_P(cstring_to_text(Deparse(expr, relid, alias, true)));
 }
+
+}  // namespace
+}  // namespace hyperline::pg
+
+HYPERLINE_SQL_FUNCTION_PG(hyperline_filter_condition, hyperline::pg::FilterCondition)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_filter_of_qual, hyperline::pg::FilterOfQual)

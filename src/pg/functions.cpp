@@ -450,56 +450,9 @@ Datum RenderTemplate(FunctionCallInfo fcinfo) {
   PG_RETURN_TEXT_P(result);
 }
 
-}  // namespace
-}  // namespace hyperline::pg
-
-using hyperline::pg::CppGuard;
-
-extern "C" {
-PG_FUNCTION_INFO_V1(hyperline_validate_model);
-PG_FUNCTION_INFO_V1(hyperline_render_rows);
-PG_FUNCTION_INFO_V1(hyperline_key_columns);
-PG_FUNCTION_INFO_V1(hyperline_model_problem);
-PG_FUNCTION_INFO_V1(hyperline_backfill_rows);
-PG_FUNCTION_INFO_V1(hyperline_render_template);
-PG_FUNCTION_INFO_V1(hyperline_models_changed);
-PG_FUNCTION_INFO_V1(hyperline_render_event);
-PG_FUNCTION_INFO_V1(hyperline_caller_owns);
-PG_FUNCTION_INFO_V1(hyperline_caller_can_select);
-
-// SQL hyperline._validate_model(source, primary_key, payload, model, filter).
-Datum hyperline_validate_model(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::ValidateModel(fcinfo); });
-}
-
-// SQL hyperline._key_columns(source, primary_key).
-Datum hyperline_key_columns(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::KeyColumns(fcinfo); });
-}
-
-// SQL hyperline._model_problem(model).
-Datum hyperline_model_problem(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::ModelProblem(fcinfo); });
-}
-
-// SQL hyperline._render_rows(model, sample).
-Datum hyperline_render_rows(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::RenderRows(fcinfo); });
-}
-
-// SQL hyperline._backfill_rows(model).
-Datum hyperline_backfill_rows(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::BackfillRows(fcinfo); });
-}
-
-// SQL hyperline.render_template(template, context).
-Datum hyperline_render_template(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::RenderTemplate(fcinfo); });
-}
-
 // SQL hyperline._models_changed(): every backend recompiles at our commit.
-Datum hyperline_models_changed(PG_FUNCTION_ARGS) {
-  Oid relid = hyperline::pg::ModelsRelid();
+Datum ModelsChanged(FunctionCallInfo) {
+  Oid relid = ModelsRelid();
   if (OidIsValid(relid)) CacheInvalidateRelcacheByRelid(relid);
   PG_RETURN_VOID();
 }
@@ -510,7 +463,7 @@ Datum hyperline_models_changed(PG_FUNCTION_ARGS) {
 // SQL hyperline._render_event(model, row, operation) (0.1.0 preview/backfill):
 // refused. Why: 0.1.0's preview and backfill build SQL casts as a superuser;
 // 0.2.0 reads source rows with the caller's rights instead.
-Datum hyperline_render_event(PG_FUNCTION_ARGS) {
+Datum RenderEventRefused(FunctionCallInfo fcinfo) {
   ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
                   errmsg("pg_hyperline: preview and backfill need the 0.2.0 schema"),
                   errhint("Run ALTER EXTENSION pg_hyperline UPDATE.")));
@@ -521,14 +474,45 @@ Datum hyperline_render_event(PG_FUNCTION_ARGS) {
 // are SECURITY DEFINER, so the caller is taken to be the outer user — except
 // within a security-restricted operation (an index expression run by ANALYZE,
 // say), where the outer user is not the role the code runs for: refused there.
-Datum hyperline_caller_owns(PG_FUNCTION_ARGS) {
+Datum CallerOwns(FunctionCallInfo fcinfo) {
   PG_RETURN_BOOL(!InSecurityRestrictedOperation() &&
                  pg_class_ownercheck(PG_GETARG_OID(0), GetOuterUserId()));
 }
 
-// SQL hyperline._caller_can_select(regclass) (0.1.0); see _caller_owns.
-Datum hyperline_caller_can_select(PG_FUNCTION_ARGS) {
+// SQL hyperline._caller_can_select(regclass) (0.1.0); see CallerOwns.
+Datum CallerCanSelect(FunctionCallInfo fcinfo) {
   PG_RETURN_BOOL(!InSecurityRestrictedOperation() &&
                  pg_class_aclcheck(PG_GETARG_OID(0), GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK);
 }
+
+// hyperline_debug_guard_check() (not in the extension's scripts; the
+// regression tests create it): a C++ exception thrown inside PgGuard, caught in
+// C++, must leave Postgres's error state as it was, so that the next ereport
+// (raised here, through PgGuard again) is reported, not a jump into a frame
+// that is gone.
+Datum DebugGuardCheck(FunctionCallInfo) {
+  try {
+    PgGuard([] { throw std::runtime_error("thrown inside PgGuard"); });
+  } catch (const std::runtime_error&) {
+  }
+  PgGuard([] {
+    ereport(ERROR, (errcode(ERRCODE_DATA_EXCEPTION), errmsg("the next error, reported intact")));
+  });
+  PG_RETURN_VOID();
 }
+
+}  // namespace
+}  // namespace hyperline::pg
+
+// SQL-callable entry points (guard.hpp): see the functions above.
+HYPERLINE_SQL_FUNCTION(hyperline_validate_model, hyperline::pg::ValidateModel)
+HYPERLINE_SQL_FUNCTION(hyperline_render_rows, hyperline::pg::RenderRows)
+HYPERLINE_SQL_FUNCTION(hyperline_backfill_rows, hyperline::pg::BackfillRows)
+HYPERLINE_SQL_FUNCTION(hyperline_key_columns, hyperline::pg::KeyColumns)
+HYPERLINE_SQL_FUNCTION(hyperline_model_problem, hyperline::pg::ModelProblem)
+HYPERLINE_SQL_FUNCTION(hyperline_render_template, hyperline::pg::RenderTemplate)
+HYPERLINE_SQL_FUNCTION(hyperline_debug_guard_check, hyperline::pg::DebugGuardCheck)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_models_changed, hyperline::pg::ModelsChanged)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_render_event, hyperline::pg::RenderEventRefused)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_caller_owns, hyperline::pg::CallerOwns)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_caller_can_select, hyperline::pg::CallerCanSelect)

@@ -21,6 +21,8 @@
 // with the caller's rights, never the owner's.
 #include "pg/gate.hpp"
 
+#include "pg/guard.hpp"
+
 extern "C" {
 #include "access/htup_details.h"
 #include "catalog/dependency.h"
@@ -34,10 +36,6 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
-
-PG_FUNCTION_INFO_V1(hyperline_gate);
-PG_FUNCTION_INFO_V1(hyperline_caller);
-PG_FUNCTION_INFO_V1(hyperline_in_gate);
 }
 
 namespace hyperline::pg {
@@ -118,18 +116,16 @@ void PinSearchPath() {
 
 }  // namespace hyperline::pg
 
-using hyperline::pg::caller_paths;
-using hyperline::pg::callers;
-using hyperline::pg::depth;
+namespace hyperline::pg {
+namespace {
 
 // SQL hyperline.<f>(...) for every public function that acts for its caller:
-// see the file comment. Written in C style (no C++ objects, nothing that
-// throws): Postgres errors raised by the twin pass through untouched, with
-// their context, and the finally block restores the caller record.
-extern "C" Datum hyperline_gate(PG_FUNCTION_ARGS) {
-  if (fcinfo->flinfo->fn_extra == nullptr)
-    fcinfo->flinfo->fn_extra = hyperline::pg::LoadGate(fcinfo);
-  auto* const cache = static_cast<hyperline::pg::GateCache*>(fcinfo->flinfo->fn_extra);
+// see the file comment. Postgres code only (no C++ objects, nothing that
+// throws): errors raised by the twin pass through untouched, with their
+// context, and the finally block restores the caller record.
+Datum Gate(FunctionCallInfo fcinfo) {
+  if (fcinfo->flinfo->fn_extra == nullptr) fcinfo->flinfo->fn_extra = LoadGate(fcinfo);
+  auto* const cache = static_cast<GateCache*>(fcinfo->flinfo->fn_extra);
   if (InSecurityRestrictedOperation()) {
     ereport(ERROR,
             (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -138,7 +134,7 @@ extern "C" Datum hyperline_gate(PG_FUNCTION_ARGS) {
              errdetail("Index expressions, ANALYZE, VACUUM and materialized view refreshes run "
                        "their functions with another role's identity.")));
   }
-  if (depth >= hyperline::pg::kMaxDepth) {
+  if (depth >= kMaxDepth) {
     ereport(ERROR, (errcode(ERRCODE_STATEMENT_TOO_COMPLEX),
                     errmsg("hyperline.%s(): calls nested too deeply", cache->name)));
   }
@@ -153,7 +149,7 @@ extern "C" Datum hyperline_gate(PG_FUNCTION_ARGS) {
   {
     SetUserIdAndSecContext(cache->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
     int nestlevel = NewGUCNestLevel();
-    hyperline::pg::PinSearchPath();
+    PinSearchPath();
     LOCAL_FCINFO(twin, FUNC_MAX_ARGS);
     InitFunctionCallInfoData(*twin, &cache->twin, fcinfo->nargs, fcinfo->fncollation,
                              fcinfo->context, fcinfo->resultinfo);
@@ -173,11 +169,14 @@ extern "C" Datum hyperline_gate(PG_FUNCTION_ARGS) {
 }
 
 // SQL hyperline._caller(): the role calling the public function being run.
-extern "C" Datum hyperline_caller(PG_FUNCTION_ARGS) {
-  PG_RETURN_OID(hyperline::pg::CurrentCaller());
-}
+Datum Caller(FunctionCallInfo) { PG_RETURN_OID(CurrentCaller()); }
 
 // SQL hyperline._in_gate(): whether a public function's gate is active.
-extern "C" Datum hyperline_in_gate(PG_FUNCTION_ARGS) {
-  PG_RETURN_BOOL(hyperline::pg::HaveCaller());
-}
+Datum InGate(FunctionCallInfo) { PG_RETURN_BOOL(HaveCaller()); }
+
+}  // namespace
+}  // namespace hyperline::pg
+
+HYPERLINE_SQL_FUNCTION_PG(hyperline_gate, hyperline::pg::Gate)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_caller, hyperline::pg::Caller)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_in_gate, hyperline::pg::InGate)

@@ -74,7 +74,8 @@ inline void CopyInto(char* dst, size_t size, const char* src) {
 }  // namespace detail
 
 // Runs `body` (a C++ callable) and turns any exception into ereport(ERROR).
-// Use in every extern "C" function that Postgres calls.
+// Every extern "C" function that Postgres calls runs its C++ body through it
+// (HYPERLINE_SQL_FUNCTION below for SQL-callable functions).
 template <typename Body>
 auto CppGuard(Body&& body) -> decltype(body()) {
   bool failed = false;
@@ -112,14 +113,27 @@ auto CppGuard(Body&& body) -> decltype(body()) {
 
 // Runs `fn` (Postgres calls that may ereport) and rethrows any Postgres error as
 // a PgException. `fn` must not create C++ objects with destructors that would be
-// skipped by the longjmp.
+// skipped by the longjmp. Should a C++ exception still leave `fn`, the
+// Postgres error state this frame changed (the innermost PG_TRY's jump buffer,
+// the error context stack) is put back before it goes on: otherwise the next
+// ereport would jump into a frame that no longer exists.
 template <typename Fn>
 void PgGuard(Fn&& fn) {
-  // volatile: both are read after a longjmp back into this frame.
+  // volatile: read after a longjmp back into this frame.
   MemoryContext volatile oldcontext = CurrentMemoryContext;
   ErrorData* volatile edata = nullptr;
+  sigjmp_buf* volatile saved_stack = PG_exception_stack;
+  ErrorContextCallback* volatile saved_context = error_context_stack;
   PG_TRY();
-  { fn(); }
+  {
+    try {
+      fn();
+    } catch (...) {
+      PG_exception_stack = saved_stack;
+      error_context_stack = saved_context;
+      throw;
+    }
+  }
   PG_CATCH();
   {
     MemoryContextSwitchTo(oldcontext);
@@ -137,3 +151,32 @@ void PgGuard(Fn&& fn) {
 }
 
 }  // namespace hyperline::pg
+
+// Defines the SQL-callable C function `name` (PG_FUNCTION_INFO_V1 and the
+// extern "C" shell), whose body is the C++ function `body(FunctionCallInfo)`
+// run through CppGuard: no entry point is written by hand.
+#define HYPERLINE_SQL_FUNCTION(name, body)                                     \
+  extern "C" {                                                                 \
+  PG_FUNCTION_INFO_V1(name);                                                   \
+  Datum name(PG_FUNCTION_ARGS) {                                               \
+    return ::hyperline::pg::CppGuard([&]() -> Datum { return body(fcinfo); }); \
+  }                                                                            \
+  }
+
+// Defines the SQL-callable C function `name` whose body `body(FunctionCallInfo)`
+// is Postgres code only (no C++ object, nothing that throws): it is called
+// directly, so that Postgres errors keep their context and cursor position.
+#define HYPERLINE_SQL_FUNCTION_PG(name, body)           \
+  extern "C" {                                          \
+  PG_FUNCTION_INFO_V1(name);                            \
+  Datum name(PG_FUNCTION_ARGS) { return body(fcinfo); } \
+  }
+
+// Defines the background worker entry `name` (its bgw_function_name) whose
+// body `body(Datum)` sets the process up (Postgres code) and runs its C++ work
+// through CppGuard.
+#define HYPERLINE_BGWORKER_MAIN(name, body) \
+  extern "C" {                              \
+  PGDLLEXPORT void name(Datum arg);         \
+  void name(Datum arg) { body(arg); }       \
+  }

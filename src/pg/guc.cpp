@@ -23,12 +23,15 @@ bool guc_allow_http = false;
 int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
 char* guc_admin_role = nullptr;
+int guc_max_request_bytes = 5 * 1024 * 1024;
 int guc_max_sync_workers = 2;
 
 void DefineSettings() {
-  DefineCustomStringVariable("hyperline.database", "Database in which the delivery worker runs.",
-                             "The extension must be created in this database.", &guc_database,
-                             "postgres", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+  DefineCustomStringVariable(
+      "hyperline.database", "The only database served by a delivery worker; empty: every database.",
+      "A delivery worker runs in each served database where the extension "
+      "exists.",
+      &guc_database, "", PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
   DefineCustomBoolVariable("hyperline.enabled", "Whether the delivery worker sends events.",
                            "When off, events stay pending in hyperline.outbox.", &guc_enabled, true,
                            PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
@@ -71,6 +74,12 @@ void DefineSettings() {
       "Role whose members see every model, event and run, as superusers do.",
       "Empty: only superusers. Members may not change others' models.", &guc_admin_role, "",
       PGC_SUSET, 0, nullptr, nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.max_request_bytes", "Largest body of one HTTP request the worker sends.",
+      "Batches are cut to fit; an event larger than this fails without being sent. The "
+      "worker also reads at most twice this many bytes of events per claim.",
+      &guc_max_request_bytes, 5 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
+      nullptr, nullptr);
   DefineCustomIntVariable(
       "hyperline.max_sync_workers",
       "Background workers per database that run query models on their schedule.",

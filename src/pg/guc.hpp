@@ -3,7 +3,7 @@
 
 namespace hyperline::pg {
 
-extern char* guc_database;             // hyperline.database: where the worker runs
+extern char* guc_database;             // hyperline.database: the only database served ("" = all)
 extern bool guc_enabled;               // hyperline.enabled: worker delivers at all
 extern int guc_max_attempts;           // hyperline.max_attempts
 extern int guc_retry_base_ms;          // hyperline.retry_base_ms
@@ -15,6 +15,7 @@ extern bool guc_allow_http;              // hyperline.allow_http (superuser only
 extern int guc_claim_batch;              // hyperline.claim_batch: rows claimed per transaction
 extern char* guc_admin_role;       // hyperline.admin_role: sees every model (superuser-set)
 extern int guc_vacuum_threshold;  // hyperline.vacuum_threshold: purged rows per worker VACUUM
+extern int guc_max_request_bytes;  // hyperline.max_request_bytes: largest request body
 extern int guc_max_sync_workers;  // hyperline.max_sync_workers: per database, for query models
 
 // Defines the settings; called once from _PG_init.

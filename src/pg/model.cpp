@@ -1,6 +1,7 @@
 // model.cpp: loading, compiling and caching models; rendering one event from a
 // heap tuple without SPI (columns are read straight from the tuple).
 // C++ core headers first (core/cpp_only.hpp refuses them after postgres.h).
+#include "core/ascii.hpp"
 #include "core/names.hpp"
 #include "pg/model.hpp"
 #include "pg/model_catalog.hpp"
@@ -30,7 +31,6 @@ extern "C" {
 
 #include <algorithm>
 #include <charconv>
-#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <unordered_map>
@@ -167,15 +167,10 @@ void ResolveBinding(ColumnBinding* b) {
   b->out = OutputFunction(out);
 }
 
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // "Did you mean ...?" for a name among the table's columns, or "".
 std::string DidYouMean(const std::string& wanted, const std::vector<std::string>& columns) {
   for (const std::string& c : columns) {
-    if (Lower(c) == Lower(wanted)) {
+    if (AsciiLowerString(c) == AsciiLowerString(wanted)) {
       return "Did you mean \"" + c +
              "\"? Column names are matched exactly, as Postgres stores them.";
     }
@@ -244,9 +239,6 @@ void AddBinding(std::vector<ColumnBinding>& list, const TableColumn& column) {
 // ---------------------------------------------------------------------------
 // Tuple -> Value, in two phases (Postgres extraction, then C++ conversion)
 // ---------------------------------------------------------------------------
-constexpr int64_t kUnixToPgEpochMicros =
-    int64_t(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
-
 // A column value copied out of the tuple (palloc'd, plain data).
 struct RawDatum {
   ColumnKind kind;
@@ -334,7 +326,7 @@ void ExtractValue(Oid typid, ColumnKind kind, FmgrInfo* out, Datum value, RawDat
         return;
       }
       // timestamp without time zone: the wall-clock time, read as UTC.
-      r->i = ts + kUnixToPgEpochMicros;
+      r->i = ts;  // microseconds since 2000-01-01, PostgreSQL's epoch
       r->date_only = false;
       return;
     }
@@ -347,7 +339,7 @@ void ExtractValue(Oid typid, ColumnKind kind, FmgrInfo* out, Datum value, RawDat
         return;
       }
       r->kind = ColumnKind::Time;
-      r->i = int64_t(date) * USECS_PER_DAY + kUnixToPgEpochMicros;
+      r->i = date;  // days since 2000-01-01
       r->date_only = true;
       return;
     }
@@ -402,7 +394,8 @@ Value ScalarToValue(const RawDatum& r) {
     case ColumnKind::Bool:
       return Value::Bool(r.i != 0);
     case ColumnKind::Time:
-      return Value::Time(r.i, r.date_only);
+      return r.date_only ? Value::DateFromPgDays(static_cast<int32_t>(r.i))
+                         : Value::TimeFromPgMicros(r.i);
     case ColumnKind::Json:
     case ColumnKind::Jsonb:
       return ParseJsonValue(std::string_view(r.text, r.len));
@@ -447,9 +440,9 @@ Value SyntheticValue(const ColumnBinding& b, int64_t now_micros) {
     case ColumnKind::Bool:
       return Value::Bool(true);
     case ColumnKind::Time:
-      return Value::Time(now_micros);
+      return Value::TimeFromPgMicros(now_micros);
     case ColumnKind::Date:
-      return Value::Time(now_micros - now_micros % (int64_t(86400) * 1000000), true);
+      return Value::DateFromPgDays(static_cast<int32_t>(FloorDiv(now_micros, kMicrosPerDay)));
     case ColumnKind::Json:
     case ColumnKind::Jsonb:
       return Value::MakeObject({});
@@ -458,6 +451,13 @@ Value SyntheticValue(const ColumnBinding& b, int64_t now_micros) {
     default:
       return Value::String("sample");
   }
+}
+
+// The render's interrupt check (liquid::InterruptCheck): whether a cancel or a
+// terminate waits and may be processed. Only those stop a render; a barrier or
+// catch-up interrupt is processed by the next CHECK_FOR_INTERRUPTS as usual.
+bool CancelOrDiePending(void*) noexcept {
+  return (QueryCancelPending || ProcDiePending) && INTERRUPTS_CAN_BE_PROCESSED();
 }
 
 // Sets `v` to the object of the columns' values, reusing its members (names
@@ -797,6 +797,7 @@ namespace {
 liquid::Context& PrepareContext(CompiledModel& m, const char* operation) {
   liquid::Context& ctx = m.context;
   if (ctx.Find("operation") == nullptr) {
+    ctx.SetInterruptCheck(CancelOrDiePending);
     ctx.Set("row", Value::Nil());
     ctx.Set("old", Value::Nil());
     ctx.Set("model", Value::String(m.name));
@@ -874,6 +875,11 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
       old = Value::Nil();
     }
     return RenderFilled(m, payload, tokens, error);
+  } catch (const liquid::Interrupted&) {
+    // A cancel, statement_timeout or terminate arrived during the render: let
+    // Postgres raise it (as the error it is), outside the render's frames.
+    PgGuard([] { CHECK_FOR_INTERRUPTS(); });
+    Throw(ERRCODE_QUERY_CANCELED, "rendering was interrupted");
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const std::exception& e) {
@@ -926,6 +932,9 @@ bool RenderQueryEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tupl
     }
     row_value = Value::Nil();
     return ok;
+  } catch (const liquid::Interrupted&) {
+    PgGuard([] { CHECK_FOR_INTERRUPTS(); });
+    Throw(ERRCODE_QUERY_CANCELED, "rendering was interrupted");
   } catch (const std::bad_alloc&) {
     throw;
   } catch (const std::exception& e) {
@@ -956,7 +965,7 @@ const ColumnBinding* NullKeyColumn(const CompiledModel& model, TupleDesc desc, H
 
 std::string RenderSynthetic(const CompiledModel& model) {
   int64_t now = 0;
-  PgGuard([&] { now = GetCurrentTimestamp() + kUnixToPgEpochMicros; });
+  PgGuard([&] { now = GetCurrentTimestamp(); });
   liquid::Context ctx;
   Object row;
   for (const ColumnBinding& b : model.row_columns) row.emplace_back(b.name, SyntheticValue(b, now));

@@ -1363,32 +1363,19 @@ RunCounts RunQueryModel(const std::string& name, int64_t run_id) {
 
 }  // namespace hyperline::pg
 
-using hyperline::pg::CppGuard;
-
-extern "C" {
-PG_FUNCTION_INFO_V1(hyperline_validate_query_model);
-PG_FUNCTION_INFO_V1(hyperline_run_query_model);
-PG_FUNCTION_INFO_V1(hyperline_caller_search_path);
-PG_FUNCTION_INFO_V1(hyperline_render_query_rows);
-
-// SQL hyperline._render_query_rows(model, sample).
-Datum hyperline_render_query_rows(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::RenderQueryRows(fcinfo); });
-}
-
-// SQL hyperline._validate_query_model(name, query, primary_key, payload, owner, search_path).
-Datum hyperline_validate_query_model(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::ValidateQueryModel(fcinfo); });
-}
-
-// SQL hyperline._run_query_model(model, run_id).
-Datum hyperline_run_query_model(PG_FUNCTION_ARGS) {
-  return CppGuard([&] { return hyperline::pg::RunQueryModelSql(fcinfo); });
-}
+namespace hyperline::pg {
+namespace {
 
 // SQL hyperline._caller_search_path(): the search_path of the caller of the
-// public function being run (see gate.hpp).
-Datum hyperline_caller_search_path(PG_FUNCTION_ARGS) {
-  PG_RETURN_TEXT_P(cstring_to_text(hyperline::pg::CallerSearchPath()));
+// public function being run (see gate.hpp). Postgres code.
+Datum CallerSearchPathSql(FunctionCallInfo) {
+  PG_RETURN_TEXT_P(cstring_to_text(CallerSearchPath()));
 }
-}
+
+}  // namespace
+}  // namespace hyperline::pg
+
+HYPERLINE_SQL_FUNCTION(hyperline_validate_query_model, hyperline::pg::ValidateQueryModel)
+HYPERLINE_SQL_FUNCTION(hyperline_run_query_model, hyperline::pg::RunQueryModelSql)
+HYPERLINE_SQL_FUNCTION(hyperline_render_query_rows, hyperline::pg::RenderQueryRows)
+HYPERLINE_SQL_FUNCTION_PG(hyperline_caller_search_path, hyperline::pg::CallerSearchPathSql)

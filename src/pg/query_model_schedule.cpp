@@ -73,15 +73,5 @@ std::optional<TimestampTz> NextDue(const std::string& schedule_text, TimestampTz
 
 }  // namespace hyperline::pg
 
-extern "C" {
-PG_FUNCTION_INFO_V1(hyperline_next_run_at);
-PG_FUNCTION_INFO_V1(hyperline_next_due);
-// SQL hyperline._next_due(schedule, last_due, now).
-Datum hyperline_next_due(PG_FUNCTION_ARGS) {
-  return hyperline::pg::CppGuard([&] { return hyperline::pg::NextDueSql(fcinfo); });
-}
-// SQL hyperline._next_run_at(schedule, after).
-Datum hyperline_next_run_at(PG_FUNCTION_ARGS) {
-  return hyperline::pg::CppGuard([&] { return hyperline::pg::NextRunAt(fcinfo); });
-}
-}
+HYPERLINE_SQL_FUNCTION(hyperline_next_run_at, hyperline::pg::NextRunAt)
+HYPERLINE_SQL_FUNCTION(hyperline_next_due, hyperline::pg::NextDueSql)

@@ -44,13 +44,12 @@ extern "C" {
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
-
-PGDLLEXPORT void hyperline_sync_main(Datum arg);
 }
 
 #include "pg/gate.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
+#include "pg/shmem.hpp"
 #include "pg/worker_common.hpp"
 
 namespace hyperline::pg {
@@ -331,17 +330,21 @@ void RunDueModels() {
 }  // namespace
 }  // namespace hyperline::pg
 
-using namespace hyperline::pg;
-
 // Sync worker: started by the scheduler for database `arg`; runs the query
 // models that are due, then exits. Why SIGTERM = die: a run stops at once on
-// shutdown (its transaction rolls back; the next run redoes the whole diff).
-void hyperline_sync_main(Datum arg) {
+// shutdown or DROP DATABASE (its transaction rolls back; the next run redoes
+// the whole diff). Why register before connecting: see DeliveryMain.
+namespace hyperline::pg {
+void SyncMain(Datum arg) {
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
+  if (!RegisterWorker(WorkerKind::kSync, DatumGetObjectId(arg))) proc_exit(0);
   BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
   SetConfigOption("application_name", "pg_hyperline sync", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("pg_hyperline sync");
   CppGuard([] { RunDueModels(); });
   proc_exit(0);
 }
+}  // namespace hyperline::pg
+
+HYPERLINE_BGWORKER_MAIN(hyperline_sync_main, hyperline::pg::SyncMain)

@@ -180,10 +180,5 @@ Datum TriggerBody(FunctionCallInfo fcinfo) {
 }  // namespace
 }  // namespace hyperline::pg
 
-extern "C" {
-PG_FUNCTION_INFO_V1(hyperline_trigger);
 // SQL hyperline._trigger(): see the file comment.
-Datum hyperline_trigger(PG_FUNCTION_ARGS) {
-  return hyperline::pg::CppGuard([&] { return hyperline::pg::TriggerBody(fcinfo); });
-}
-}
+HYPERLINE_SQL_FUNCTION(hyperline_trigger, hyperline::pg::TriggerBody)

@@ -1,4 +1,7 @@
 // upkeep_worker.cpp: the upkeep worker (see upkeep_worker.hpp).
+// (Headers that include src/core come before the Postgres ones.)
+#include "pg/catalog.hpp"
+#include "pg/outbox_store.hpp"
 #include "pg/upkeep_worker.hpp"
 
 #include <algorithm>
@@ -22,8 +25,6 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/backend_status.h"
 #include "utils/memutils.h"
-
-PGDLLEXPORT void hyperline_upkeep_main(Datum arg);
 }
 
 namespace hyperline::pg {
@@ -50,7 +51,7 @@ void VacuumOutbox() {
       stmt->options = NIL;
       stmt->is_vacuumcmd = true;
       stmt->rels = list_make1(makeVacuumRelation(
-          makeRangeVar(pstrdup("hyperline"), pstrdup("outbox"), -1), InvalidOid, NIL));
+          makeRangeVar(pstrdup(catalog::kSchema), pstrdup(catalog::kOutbox), -1), InvalidOid, NIL));
       ExecVacuum(make_parsestate(nullptr), stmt, true);
       CommitTransactionCommand();
     }
@@ -70,12 +71,61 @@ long PurgeInterval(int64_t purged) {
                           kIdlePurgeIntervalMs);
 }
 
-// One upkeep run: purge, then vacuum, as asked.
+void Upkeep::SettingsChanged() {
+  next_purge_ = std::min(next_purge_, SteadyClock::now() + std::chrono::milliseconds(1000));
+}
+
+bool Upkeep::VacuumWanted() const {
+  return guc_vacuum_threshold > 0 && dead_since_vacuum_ >= guc_vacuum_threshold;
+}
+
+void Upkeep::Tick(bool idle) {
+  if (std::optional<int64_t> purged = runner_.Finished()) {
+    if (*purged > 0) dead_since_vacuum_ += *purged;
+    next_purge_ = SteadyClock::now() + std::chrono::milliseconds(PurgeInterval(*purged));
+  }
+  auto now = SteadyClock::now();
+  bool purge_due = now >= next_purge_ && guc_delivered_retention_s >= 0;
+  bool vacuum_due = VacuumWanted() && now >= runner_.NextVacuum();
+  if (!(purge_due || vacuum_due) || runner_.Running()) return;
+  uint32 what = (purge_due ? kUpkeepPurge : 0) | (vacuum_due ? kUpkeepVacuum : 0);
+  if (runner_.Start(what)) {
+    if (vacuum_due) dead_since_vacuum_ = 0;
+    if (purge_due) next_purge_ = SteadyClock::time_point::max();  // until it reports
+    return;
+  }
+  if (!idle) return;
+  if (purge_due) {
+    ReportActivity("purging delivered events");
+    int64_t purged = store::TxnPurgeDelivered(guc_delivered_retention_s);
+    dead_since_vacuum_ += purged;
+    next_purge_ = SteadyClock::now() + std::chrono::milliseconds(PurgeInterval(purged));
+  }
+  if (VacuumWanted()) {
+    ReportActivity("vacuuming hyperline.outbox");
+    dead_since_vacuum_ = 0;
+    VacuumOutbox();
+  }
+}
+
+std::optional<SteadyClock::time_point> Upkeep::NextDeadline() {
+  std::optional<SteadyClock::time_point> deadline;
+  if (guc_delivered_retention_s >= 0 && next_purge_ != SteadyClock::time_point::max()) {
+    deadline = next_purge_;
+  }
+  if (VacuumWanted() && !runner_.Running()) {
+    if (!deadline || runner_.NextVacuum() < *deadline) deadline = runner_.NextVacuum();
+  }
+  return deadline;
+}
+
+// One upkeep run: purge, then vacuum, as asked. Nothing unless the extension
+// is installed at the library's version (a mismatch leaves the schema alone).
 void RunUpkeep(uint32 what) {
-  if (!TxnExtensionExists()) return;
+  if (store::TxnCheckExtension().state != store::ExtensionState::kReady) return;
   if ((what & kUpkeepPurge) != 0) {
     PgGuard([] { pgstat_report_activity(STATE_RUNNING, "purging delivered events"); });
-    int64_t purged = TxnPurgeDelivered();
+    int64_t purged = store::TxnPurgeDelivered(guc_delivered_retention_s);
     ReportUpkeepPurged(purged);
   }
   if ((what & kUpkeepVacuum) != 0) {
@@ -90,14 +140,21 @@ using namespace hyperline::pg;
 
 // Upkeep worker: started by the delivery worker, purges and/or vacuums once,
 // then exits. Why SIGTERM = die: a VACUUM must stop at once on shutdown.
-void hyperline_upkeep_main(Datum arg) {
+namespace hyperline::pg {
+void UpkeepMain(Datum arg) {
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
   uint32 what = DatumGetUInt32(arg);
-  char dbname[NAMEDATALEN];
-  strlcpy(dbname, MyBgworkerEntry->bgw_extra, sizeof dbname);
-  BackgroundWorkerInitializeConnection(dbname, nullptr, 0);
+  Oid database;
+  memcpy(&database, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+  // In the registry before connecting: DROP DATABASE stops us (see
+  // hyperline_delivery_main).
+  if (!RegisterWorker(WorkerKind::kUpkeep, database)) proc_exit(0);
+  BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
   ApplyWorkerSettings();
   CppGuard([&] { RunUpkeep(what); });
   proc_exit(0);
 }
+}  // namespace hyperline::pg
+
+HYPERLINE_BGWORKER_MAIN(hyperline_upkeep_main, hyperline::pg::UpkeepMain)

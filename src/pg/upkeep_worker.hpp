@@ -8,7 +8,6 @@
 #include <cstdint>
 #include <optional>
 
-#include "pg/delivery.hpp"
 #include "pg/guard.hpp"
 #include "pg/shmem.hpp"
 
@@ -20,6 +19,8 @@ extern "C" {
 }
 
 namespace hyperline::pg {
+
+using SteadyClock = std::chrono::steady_clock;
 
 // What an upkeep run is asked to do (its bgw_main_arg).
 constexpr uint32 kUpkeepPurge = 1;   // purge delivered rows past the retention
@@ -78,10 +79,12 @@ class UpkeepRunner {
       w.bgw_restart_time = BGW_NEVER_RESTART;
       snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_hyperline");
       snprintf(w.bgw_function_name, BGW_MAXLEN, "hyperline_upkeep_main");
-      snprintf(w.bgw_name, BGW_MAXLEN, "pg_hyperline upkeep for database %s",
-               MyBgworkerEntry->bgw_extra);
+      // (The database name is cut to fit bgw_name.)
+      constexpr char kPrefix[] = "pg_hyperline upkeep for database ";
+      snprintf(w.bgw_name, BGW_MAXLEN, "%s%.*s", kPrefix,
+               static_cast<int>(BGW_MAXLEN - sizeof kPrefix), MyBgworkerEntry->bgw_extra);
       snprintf(w.bgw_type, BGW_MAXLEN, "pg_hyperline upkeep");
-      strlcpy(w.bgw_extra, MyBgworkerEntry->bgw_extra, BGW_EXTRALEN);
+      memcpy(w.bgw_extra, &MyDatabaseId, sizeof(Oid));  // it connects by oid
       w.bgw_main_arg = UInt32GetDatum(what);
       w.bgw_notify_pid = MyProcPid;  // our latch is set when it stops
       MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
@@ -121,6 +124,32 @@ class UpkeepRunner {
   uint32 what_ = 0;
   bool finished_ = false;
   bool said_no_slot_ = false;
+};
+
+// The delivery worker's upkeep schedule: when to purge delivered rows past the
+// retention and when to vacuum the outbox (after hyperline.vacuum_threshold
+// dead row versions), in the upkeep worker beside the delivery, or inline
+// when no worker slot is free (and then only between sends).
+class Upkeep {
+ public:
+  // Row versions left dead by recorded outcomes (each status change is one).
+  void NoteDeadVersions(int64_t n) { dead_since_vacuum_ += n; }
+  // The settings changed: the retention may have, so purge soon.
+  void SettingsChanged();
+  // Starts what is due; `idle`: no request in flight, so the delivery worker
+  // may do it itself if no upkeep worker can be started.
+  void Tick(bool idle);
+  // When Tick next has something to do (a running upkeep worker wakes the
+  // delivery worker when it stops: bgw_notify_pid).
+  std::optional<SteadyClock::time_point> NextDeadline();
+
+ private:
+  bool VacuumWanted() const;
+
+  UpkeepRunner runner_;
+  SteadyClock::time_point next_purge_ =
+      SteadyClock::now() + std::chrono::milliseconds(kPurgeIntervalMs);
+  int64_t dead_since_vacuum_ = 0;  // events recorded or purged since the last vacuum
 };
 
 }  // namespace hyperline::pg

@@ -1,10 +1,16 @@
 // worker_common.cpp: helpers shared by the background processes (see
 // worker_common.hpp).
+// (Headers that include src/core come before the Postgres ones.)
+#include "pg/delivery_settings.hpp"
+#include "pg/outbox_store.hpp"
 #include "pg/worker_common.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 
 #include "pg/guard.hpp"
+#include "pg/guc.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -25,9 +31,9 @@ constexpr int kSameErrorQuietMs = 60000;  // the same warning at most once a min
 
 // Reports what the worker does in pg_stat_activity (only when it changes).
 void ReportActivity(const char* what) {
-  static const char* last = nullptr;
-  if (last == what) return;
-  last = what;
+  static char last[256];
+  if (strncmp(last, what, sizeof last - 1) == 0) return;
+  strlcpy(last, what, sizeof last);
   pgstat_report_activity(STATE_RUNNING, what);
 }
 
@@ -71,21 +77,40 @@ void WarnThrottled(const std::string& message) {
 
 // Settings both database workers run with.
 void ApplyWorkerSettings() {
+  // Why: the workers run as the bootstrap superuser, and the database's or
+  // role's settings (ALTER DATABASE/ROLE ... SET search_path, which a database
+  // owner may change) were applied at connection. With pg_catalog first and
+  // nothing writable by others in the path, no function or operator of
+  // another role can ever be resolved, on top of the statements' own
+  // qualified names (outbox_store.cpp). PGC_S_OVERRIDE: nothing later in this
+  // process (a function's SET clause included) can change it.
+  SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
   // Why asynchronous commit: losing the last few ms of status updates in a
   // crash only means those events are sent again, which is idempotent.
   SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
   SetConfigOption("application_name", "pg_hyperline", PGC_SUSET, PGC_S_OVERRIDE);
-  // Why: right after a bulk insert the outbox's statistics are stale and the
-  // planner may sort every pending row to claim a few thousand. The workers'
-  // statements are all index lookups by design.
-  SetConfigOption("enable_bitmapscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
-  SetConfigOption("enable_seqscan", "off", PGC_SUSET, PGC_S_OVERRIDE);
-  SetConfigOption("enable_sort", "off", PGC_SUSET, PGC_S_OVERRIDE);
+  // (Planner settings for the claim and record statements are set per
+  // transaction where they are needed: outbox_store.cpp, IndexLookupsOnly.)
   // Why no JIT: the workers' statements are small index-driven updates that JIT
   // cannot speed up, yet over a large outbox their estimated cost passes
-  // jit_above_cost, and loading LLVM alone added 55 MB to the worker.
+  // jit_above_cost, and loading LLVM makes the worker much larger
+  // (docs/benchmarks.md, "Memory").
   SetConfigOption("jit", "off", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("pg_hyperline");
+}
+
+// The delivery settings from the hyperline.* GUCs.
+delivery::Settings DeliverySettings() {
+  delivery::Settings s;
+  s.max_attempts = guc_max_attempts;
+  s.retry_base_ms = guc_retry_base_ms;
+  s.retry_max_ms = guc_retry_max_ms;
+  s.max_concurrent_requests = std::max(1, guc_max_concurrent_requests);
+  s.claim_batch = std::max(1, guc_claim_batch);
+  s.max_request_bytes = guc_max_request_bytes;
+  s.allow_http = guc_allow_http;
+  s.user_agent = std::string("pg_hyperline/") + store::LibraryVersion();
+  return s;
 }
 
 }  // namespace hyperline::pg

@@ -25,7 +25,8 @@ void AbortAfterError();
 // Logs a warning, but the same one at most once a minute.
 void WarnThrottled(const std::string& message);
 
-// Settings both database workers (delivery, upkeep) run with.
+// Settings both database workers (delivery, upkeep) run with: among them a
+// search_path pinned to pg_catalog, pg_temp.
 void ApplyWorkerSettings();
 
 }  // namespace hyperline::pg

@@ -1,10 +1,11 @@
 // liquid_fuzz.cpp: libFuzzer target for the Liquid engine. Parses arbitrary
 // bytes as a template and renders it against a fixed context, through both a
-// plain-text sink and a JSON-typed sink, with tight limits. Any crash, sanitizer
+// plain-text sink and a JSON-typed sink, with tight limits, then once more with
+// an interrupt check that stops the render at its second poll. Any crash, sanitizer
 // report, hang or uncaught exception type is a bug.
 //
 // Build and run (ASan + UBSan, one core):
-//   cmake -S /work/main -B /tmp/build-liquid-fuzz -DHYPERLINE_FUZZ=ON \
+//   cmake -S . -B /tmp/build-liquid-fuzz -DHYPERLINE_FUZZ=ON \
 //         -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo
 //   cmake --build /tmp/build-liquid-fuzz --target liquid_fuzz -j2
 //   mkdir -p /tmp/liquid-corpus && /tmp/build-liquid-fuzz/liquid_fuzz \
@@ -53,12 +54,21 @@ const Context& FixedContext() {
     c->Set("old", Value::Nil());
     c->Set("t", Value::Time(1734710651LL * 1000000 + 500000));
     c->Set("d", Value::Time(1734652800LL * 1000000, true));
+    // PostgreSQL's last timestamp and first date.
+    c->Set("far", Value::TimeFromPgMicros(9223371331200000000LL - 1));
+    c->Set("bc", Value::DateFromPgDays(-2451545));
     c->Set("r", Value::Range(1, 5));
     c->Set("nan", Value::Float(0.0 / 0.0));
     return c;
   }();
   return *ctx;
 }
+
+// Polls so far in the current input's interrupted render.
+thread_local int polls = 0;
+
+// Stops a render at its second poll (an interrupt arriving mid-render).
+bool StopAtSecondPoll(void*) noexcept { return ++polls >= 2; }
 
 }  // namespace
 
@@ -81,6 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   limits.max_output_bytes = 1 << 20;
   limits.max_loop_iterations = 20000;
   limits.max_depth = 50;
+  limits.max_steps = 2000000;
   try {
     StringSink sink;
     t->Render(FixedContext(), sink, limits);
@@ -90,6 +101,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     JsonSink sink;
     t->Render(FixedContext(), sink, limits);
   } catch (const RenderError&) {
+  }
+  static Context interrupting = [] {
+    Context c = FixedContext();
+    c.SetInterruptCheck(StopAtSecondPoll);
+    return c;
+  }();
+  polls = 0;
+  try {
+    StringSink sink;
+    t->Render(interrupting, sink, limits);
+  } catch (const RenderError&) {
+  } catch (const Interrupted&) {
   }
   return 0;
 }

@@ -36,6 +36,8 @@ hyperline::liquid::Context MakeContext() {
       {"nothing", Value::Nil()},
       {"at", Value::Time(1734710651123000)},
       {"day", Value::Time(1734652800000000, true)},
+      {"far", Value::TimeFromPgMicros(9223371331200000000LL - 1)},
+      {"bc", Value::DateFromPgDays(-2451545)},
       {"tags", Value::MakeArray({Value::String("a"), Value::Nil(), Value::Int(3)})},
       {"props", Value::MakeObject({{"plan", Value::String("pro")}, {"seats", Value::Int(3)}})},
   };

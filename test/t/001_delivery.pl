@@ -13,19 +13,19 @@ my $mock = start_mock();
 # A long poll interval: only the wake-up at commit can make delivery fast.
 my $node = new_node('delivery', 'hyperline.poll_interval_ms' => 60000);
 
-like(
-	$node->safe_psql('postgres',
-		"SELECT query FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'"),
-	qr/waiting for CREATE EXTENSION/,
-	'worker waits quietly for the extension');
+# Without the extension no delivery worker stays in the database (the one the
+# launcher starts to look exits at once).
+ok( $node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker'"),
+	'no delivery worker without the extension');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION pg_hyperline');
 $node->safe_psql('postgres',
 	"SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 100)");
 $node->poll_query_until('postgres',
-	"SELECT query <> 'waiting for CREATE EXTENSION pg_hyperline' FROM pg_stat_activity"
+	"SELECT count(*) = 1 FROM pg_stat_activity"
 	  . " WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'")
-  or die 'worker did not notice the extension';
+  or die 'no delivery worker after CREATE EXTENSION';
 
 # Batches: 1000 events in requests of at most 100.
 insert_events($node, 1000);
@@ -99,7 +99,8 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE usage (id int PRIMARY KEY, customer text, units int);
 	SELECT hyperline.create_model('usage', 'usage', 'id',
 	  '{"customer_id": "{{ row.customer }}", "event_type": "units", "timestamp": "2024-12-20T16:04:11Z",
-	    "record": {"id": "u{{ row.id }}", "units": {{ row.units }}}}',
+	    "record": {"id": "u{{ row.id }}", "units": {{ row.units }},
+	               "deleted_at": "{% if operation == ''delete'' %}2024-12-21T00:00:00Z{% endif %}"}}',
 	  '{insert,update,delete}');
 	INSERT INTO usage VALUES (1, 'cus_a', 5), (2, 'cus_b', 7);});
 wait_drained($node);
@@ -111,11 +112,25 @@ is_deeply(\%units, { u1 => 5, u2 => 7 }, 'payloads rendered from the rows');
 my $td = $node->safe_psql('postgres', "SELECT http_status, response FROM hyperline.test_delivery('usage')");
 like($td, qr/^201\|.*"customer_id":"cus_a"/, 'test_delivery returns the status and the answer');
 
+# delete_mode 'event' (the default): a removal is posted as the removed row's
+# event, which replaces the earlier one at Hyperline; no DELETE request.
 $node->safe_psql('postgres', 'DELETE FROM usage WHERE id = 2');
 wait_drained($node);
 my $log = mock_get($mock, '/_mock/log?record_id=u2');
-ok($log->[-1]{deleted}, 'delete sent as DELETE /v1/events');
+ok(!$log->[-1]{deleted}, "delete_mode 'event': no DELETE /v1/events");
+is($log->[-1]{event}{record}{deleted_at}, '2024-12-21T00:00:00Z', "delete_mode 'event': the event carries the rendered removal");
+is(mock_get($mock, '/_mock/events?record_id__in=u2')->[0]{record}{deleted_at}, '2024-12-21T00:00:00Z',
+	'... and replaces the stored event');
+is(mock_get($mock, '/_mock/stats')->{events_deleted}, 0, 'nothing deleted at the mock');
+# delete_mode 'api': DELETE /v1/events with the rendered record.id.
+$node->safe_psql('postgres', "SELECT hyperline.alter_model('usage', delete_mode => 'api')");
+$node->safe_psql('postgres', 'DELETE FROM usage WHERE id = 1');
+wait_drained($node);
+$log = mock_get($mock, '/_mock/log?record_id=u1');
+ok($log->[-1]{deleted}, "delete_mode 'api': sent as DELETE /v1/events");
 is(mock_get($mock, '/_mock/stats')->{events_deleted}, 1, 'one event deleted at the mock');
+$node->safe_psql('postgres', "INSERT INTO usage VALUES (3, 'cus_c', 1)");
+wait_drained($node);
 
 # test_delivery against an unreachable destination: a clear error without the key.
 $node->safe_psql('postgres', q{

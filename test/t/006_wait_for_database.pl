@@ -1,5 +1,7 @@
-# The worker waits quietly while hyperline.database does not exist, and starts
-# delivering once the database and the extension are created; no crash loop.
+# hyperline.database set: the launcher waits quietly while that database does
+# not exist, and a worker delivers there once the database and the extension
+# are created; no crash loop. CREATE EXTENSION in another database warns that
+# nothing is delivered from there.
 use strict;
 use warnings;
 use FindBin;
@@ -12,18 +14,40 @@ my $mock = start_mock();
 my $node = new_node('waitdb', 'hyperline.database' => "'billing'");
 sleep 2;
 is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname IS NULL"),
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'pg_hyperline launcher' AND datname IS NULL"),
 	'1',
 	'launcher runs while the database is missing');
+like($node->safe_psql('postgres', "SELECT query FROM pg_stat_activity WHERE backend_type = 'pg_hyperline launcher'"),
+	qr/waiting for database "billing" \(hyperline.database\) to be created/,
+	'pg_stat_activity says what the launcher waits for');
 my $log = slurp_file($node->logfile);
 unlike($log, qr/(FATAL|ERROR)/, 'no errors while waiting');
 is(scalar(() = $log =~ /waiting for database "billing"/g), 1, 'says once that it waits');
 
+# The wrong database trap: with hyperline.database = 'billing', a database
+# elsewhere is not served, and the function the install script ends with says
+# so. (The function is declared here: the SQL scripts declare it as
+# hyperline._database_served.)
+$node->safe_psql('postgres',
+	"CREATE FUNCTION served(boolean) RETURNS boolean LANGUAGE c AS 'pg_hyperline', 'hyperline_database_served'");
+my ($rc, $out, $err) = $node->psql('postgres', 'SELECT served(true)');
+is($out, 'f', 'postgres is not served');
+like($err, qr/WARNING:  no pg_hyperline worker delivers events from database "postgres"/, 'a WARNING says so');
+like($err, qr/DETAIL:  hyperline.database is set to "billing": only that database is served./,
+	'and why');
+like($err, qr/HINT:  Create the extension in database "billing", or set hyperline.database = ''/,
+	'and what to do');
+($rc, $out, $err) = $node->psql('postgres', 'SELECT served(false)');
+is($err, '', 'no WARNING when not asked');
+($rc, $out, $err) = $node->psql('template1',
+	"BEGIN; CREATE FUNCTION served(boolean) RETURNS boolean LANGUAGE c AS 'pg_hyperline', 'hyperline_database_served'; SELECT served(true); ROLLBACK");
+like($err, qr/DETAIL:  hyperline.database is set to "billing"/, 'template1 is not served either');
+
 $node->safe_psql('postgres', 'CREATE DATABASE billing');
-$node->poll_query_until('postgres',
-	"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'billing'")
-  or die 'no worker in billing';
-pass('delivery worker started in the new database');
+$node->safe_psql('billing',
+	"CREATE FUNCTION served(boolean) RETURNS boolean LANGUAGE c AS 'pg_hyperline', 'hyperline_database_served'");
+($rc, $out, $err) = $node->psql('billing', 'SELECT served(true)');
+is($out . $err, 't', 'billing is served, without a WARNING');
 $node->safe_psql('billing', qq{
 	CREATE EXTENSION pg_hyperline;
 	SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}');
@@ -63,11 +87,11 @@ $node->reload;
 ok( $node->poll_query_until('billing', "SELECT status = 'delivered' FROM hyperline.outbox WHERE event_key = 'off'"),
 	'delivered once enabled again');
 
-# DROP EXTENSION: the worker goes back to waiting; CREATE EXTENSION again works.
+# DROP EXTENSION: the worker exits; CREATE EXTENSION again starts a new one.
 $node->safe_psql('billing', 'DROP EXTENSION pg_hyperline CASCADE');
 ok( $node->poll_query_until('billing',
-		"SELECT query LIKE 'waiting for CREATE EXTENSION%' FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'billing'"),
-	'worker waits again after DROP EXTENSION');
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker'"),
+	'worker gone after DROP EXTENSION');
 $node->safe_psql('billing', qq{
 	CREATE EXTENSION pg_hyperline;
 	SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}');

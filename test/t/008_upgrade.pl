@@ -12,6 +12,7 @@ use FindBin;
 use lib $FindBin::RealBin;
 use File::Temp qw(tempdir);
 use HyperlineTest;
+use PostgreSQL::Test::Utils;
 use Test::More;
 
 my @released = ('0.1.0');
@@ -24,7 +25,7 @@ my $node = new_node('upgrade', 'hyperline.enabled' => 'off');
 # on tables with data, events pending and failed. Written with the API every
 # release has had.
 sub populate {
-	my ($db) = @_;
+	my ($db, $fresh) = @_;
 	$node->safe_psql($db, qq{
 		SELECT hyperline.create_destination('hyperline', 'test_key', '$mock->{url}', batch_size => 50);
 		SELECT hyperline.create_destination('single', 'test_key', '$mock->{url}', batch_size => 1);
@@ -46,6 +47,17 @@ sub populate {
 		  "customer_id": "{{ row.customer }}", "event_type": "seat_long", "timestamp": 0,
 		  "record": {"id": "long-{{ row.id }}"}} \$\$, triggers => '{update}', destination => 'single');
 	});
+	# A model of a role that is not a superuser (0.2.0 wants it granted the
+	# destination first; the upgrade grants it).
+	$node->safe_psql($db, "SELECT hyperline.grant_destination('hyperline', 'tenant')") if $fresh;
+	$node->safe_psql($db, q{
+		CREATE TABLE tenant_calls (id int PRIMARY KEY, customer text);
+		ALTER TABLE tenant_calls OWNER TO tenant;
+		SET ROLE tenant;
+		SELECT hyperline.create_model('tenant_calls', 'tenant_calls', 'id', $$ {
+		  "customer_id": "{{ row.customer }}", "event_type": "tenant", "timestamp": 0,
+		  "record": {"id": "t{{ row.id }}"}} $$);
+		RESET ROLE;});
 }
 
 sub describe_to_file {
@@ -58,9 +70,9 @@ sub describe_to_file {
 }
 
 my $dir = tempdir(CLEANUP => 1);
-$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('postgres', 'CREATE ROLE tenant; CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION pg_hyperline');
-populate('fresh');
+populate('fresh', 1);
 is($node->safe_psql('fresh', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
 	$current, "a fresh install is version $current");
 my $fresh = describe_to_file('fresh', $dir, 'fresh');
@@ -68,7 +80,7 @@ my $fresh = describe_to_file('fresh', $dir, 'fresh');
 for my $from (@released) {
 	# The delivery worker serves database postgres: each release is tried there.
 	$node->safe_psql('postgres', 'DROP EXTENSION IF EXISTS pg_hyperline CASCADE');
-	$node->safe_psql('postgres', 'DROP TABLE IF EXISTS api_calls, seats');
+	$node->safe_psql('postgres', 'DROP TABLE IF EXISTS api_calls, seats, tenant_calls');
 	$node->safe_psql('postgres', "CREATE EXTENSION pg_hyperline VERSION '$from'");
 	populate('postgres');
 	$node->safe_psql('postgres', qq{
@@ -83,9 +95,29 @@ for my $from (@released) {
 	});
 	is_deeply(outbox_counts($node), { pending => 14, failed => 2 }, "$from: events pending and failed before the update");
 
+	# The library is newer than the schema: even with hyperline.enabled on, the
+	# worker leaves the schema alone, says once in the log what to run, and
+	# shows it in pg_stat_activity.
+	mock_post($mock, '/_mock/reset');
+	$node->append_conf('postgresql.conf', "hyperline.enabled = on\n");
+	$node->reload;
+	wake($node);
+	ok( $node->poll_query_until('postgres',
+			"SELECT query LIKE 'waiting for ALTER EXTENSION pg_hyperline UPDATE (installed $from, library $current)' FROM pg_stat_activity"
+			  . " WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'"),
+		"$from: pg_stat_activity shows that the worker waits for ALTER EXTENSION UPDATE");
+	sleep 2;    # many polls of the worker
+	my $says = qr/extension pg_hyperline \Q$from\E in database "postgres" does not match the library \(\Q$current\E\); nothing is delivered until you run ALTER EXTENSION pg_hyperline UPDATE in database "postgres"/;
+	is(scalar(() = slurp_file($node->logfile) =~ /$says/g), 1, "$from: the log says once what to run");
+	is_deeply(outbox_counts($node), { pending => 14, failed => 2 }, "$from: nothing claimed before the update");
+	is(mock_get($mock, '/_mock/stats')->{requests}, 0, "$from: nothing sent before the update");
+
 	$node->safe_psql('postgres', 'ALTER EXTENSION pg_hyperline UPDATE');
 	is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'pg_hyperline'"),
 		$current, "$from: updated to $current");
+
+	is($node->safe_psql('postgres', "SELECT grantees::text FROM hyperline.destinations WHERE name = 'hyperline'"),
+		'{tenant}', "$from: the owner of a model keeps the destination it uses");
 
 	# (a) the same objects as a fresh install
 	my $upgraded = describe_to_file('postgres', $dir, "from-$from");
@@ -93,12 +125,11 @@ for my $from (@released) {
 	is($diff, '', "$from: every object is described as in a fresh install of $current");
 	diag("fresh (-) vs upgraded from $from (+):\n$diff") if $diff ne '';
 
-	# (b) every pending event is delivered, failed ones stay failed
-	mock_post($mock, '/_mock/reset');
-	$node->append_conf('postgresql.conf', "hyperline.enabled = on\n");
-	$node->reload;
-	wake($node);
+	# (b) every pending event is delivered (the worker resumes by itself),
+	# failed ones stay failed
 	wait_drained($node, "$from: the events pending before the update are delivered");
+	like(slurp_file($node->logfile), qr/extension pg_hyperline in database "postgres" is now version \Q$current\E; delivery resumes/,
+		"$from: the log says that delivery resumes");
 	# a1's insert is superseded by its update, a2's insert by its delete
 	is_deeply(outbox_counts($node), { delivered => 12, superseded => 2, failed => 2 },
 		"$from: nothing lost, nothing resent");

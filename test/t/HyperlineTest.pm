@@ -18,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(new_node start_mock mock_get mock_post insert_events wake
-  wait_drained check_log worker_pid outbox_counts outbox_vacuums wait_outbox_vacuumed
+  wait_drained check_log worker_pid launcher_pid outbox_counts outbox_vacuums wait_outbox_vacuumed
   describe_extension);
 
 my $json = JSON::PP->new->canonical;
@@ -101,14 +101,15 @@ sub mock_post {
 }
 
 # Inserts $n events straight into the outbox (ids "${prefix}1".."${prefix}$n")
-# and wakes the worker at commit.
+# of database $opt{db} (default postgres) and wakes the worker at commit.
 sub insert_events {
 	my ($node, $n, %opt) = @_;
+	my $db = $opt{db} // 'postgres';
 	my $prefix = $opt{prefix} // 'r';
 	my $dest = $opt{destination} // 'hyperline';
 	my $model = $opt{model} // 'm';
 	my $op = $opt{operation} // 'insert';
-	$node->safe_psql('postgres', qq{
+	$node->safe_psql($db, qq{
 		BEGIN;
 		INSERT INTO hyperline.outbox (model, event_key, operation, payload, destination)
 		SELECT '$model', '$prefix' || i, '$op',
@@ -127,10 +128,10 @@ sub wake {
 	$node->safe_psql('postgres', 'SELECT hyperline._wake()');
 }
 
-# Waits until no row is pending or sending.
+# Waits until no row is pending or sending (in database $db, default postgres).
 sub wait_drained {
-	my ($node, $what) = @_;
-	ok( $node->poll_query_until('postgres',
+	my ($node, $what, $db) = @_;
+	ok( $node->poll_query_until($db // 'postgres',
 			"SELECT count(*) = 0 FROM hyperline.outbox WHERE status IN ('pending', 'sending')"),
 		$what // 'outbox drained');
 }
@@ -159,12 +160,20 @@ sub wait_outbox_vacuumed {
 		  . " WHERE relid = 'hyperline.outbox'::regclass");
 }
 
-# The delivery worker's pid (the process connected to the database).
+# The pid of the delivery worker of database $db (default postgres).
 sub worker_pid {
+	my ($node, $db) = @_;
+	$db //= 'postgres';
+	return $node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = '$db'"
+	);
+}
+
+# The launcher's pid (connected to no database).
+sub launcher_pid {
 	my ($node) = @_;
 	return $node->safe_psql('postgres',
-		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND datname = 'postgres'"
-	);
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'pg_hyperline launcher'");
 }
 
 # Fails if the server log shows a crash (other than of the pids in @killed)

@@ -561,6 +561,29 @@ TEST(MockTest, Force429ThenRecovers) {
   EXPECT_EQ(mock.Stats()["requests_by_status"]["429"], 3);
 }
 
+TEST(MockTest, BodiesOverTheLimitGet413) {
+  Mock mock({"--max-body-bytes", "300"});
+  json big = Event("big");
+  big["record"]["pad"] = std::string(300, 'x');
+  Reply r = mock.Post("/v1/events", big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.Json()["message"].get<std::string>().find("the limit is 300 bytes"),
+            std::string::npos);
+  EXPECT_EQ(mock.Post("/v1/events/batch", json::array({Event("a"), Event("b"), Event("c")})).status,
+            413);
+  EXPECT_EQ(mock.Post("/v1/events", Event("small")).status, 201);
+  json stats = mock.Stats();
+  EXPECT_EQ(stats["requests_by_status"]["413"], 2);
+  EXPECT_EQ(stats["events_unique"], 1);  // nothing of a refused body is stored
+  // Live: raised, then off.
+  EXPECT_EQ(mock.Post("/_mock/config", json{{"max_body_bytes", 100000}}).status, 200);
+  EXPECT_EQ(mock.Post("/v1/events", big).status, 201);
+  EXPECT_EQ(mock.Get("/_mock/config").Json()["max_body_bytes"], 100000);
+  EXPECT_EQ(mock.Post("/_mock/config", json{{"max_body_bytes", nullptr}}).status, 200);
+  EXPECT_EQ(mock.Get("/_mock/config").Json()["max_body_bytes"], 0);
+  EXPECT_EQ(mock.Post("/_mock/config", json{{"max_body_bytes", -1}}).status, 400);
+}
+
 TEST(MockTest, DropClosesTheConnectionWithoutAnswer) {
   Mock mock({"--drop-rate", "1"});
   Reply r = mock.Post("/v1/events", Event("r"));

@@ -102,6 +102,12 @@ TEST(Protocol, ClientErrorsFailAtOnceWithBody) {
   EXPECT_EQ(Classify(302, "", "", "", false, kNow).verdict, Verdict::kFailNow);
 }
 
+TEST(Protocol, TooLargeIsItsOwnVerdict) {
+  Answer a = Classify(413, R"({"message":"Request body too large"})", "", "", true, kNow);
+  EXPECT_EQ(a.verdict, Verdict::kTooLarge);
+  EXPECT_EQ(a.message, R"(HTTP 413: {"message":"Request body too large"})");
+}
+
 TEST(Protocol, AuthErrorsAreUnauthorized) {
   EXPECT_EQ(Classify(401, R"({"message":"bad token"})", "", "", true, kNow).verdict,
             Verdict::kUnauthorized);

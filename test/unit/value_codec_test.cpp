@@ -28,7 +28,8 @@ bool Same(const Value& a, const Value& b) {
     case Value::Kind::String:
       return a.as_string() == b.as_string();
     case Value::Kind::Time:
-      return a.time_micros() == b.time_micros() && a.date_only() == b.date_only();
+      return a.time_days() == b.time_days() && a.time_day_micros() == b.time_day_micros() &&
+             a.date_only() == b.date_only();
     case Value::Kind::Range:
       return a.range_first() == b.range_first() && a.range_last() == b.range_last();
     case Value::Kind::Array: {
@@ -76,6 +77,8 @@ TEST(ValueCodec, EveryKindComesBackTheSame) {
       Value::Time(1734710651123456),       // with a fraction
       Value::Time(-1),                     // 1969-12-31T23:59:59.999999Z
       Value::Time(-62135596800000000),     // 0001-01-01
+      Value::TimeFromPgMicros(9223371331199999999LL),  // 294276-12-31T23:59:59.999999Z
+      Value::DateFromPgDays(-2451545),               // 4713 BC
       Value::Time(1734652800000000, true), // a date
       Value::Range(-3, 7),
       Value::Empty(),

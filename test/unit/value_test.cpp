@@ -22,9 +22,10 @@ std::string Escaped(std::string_view s) {
   return out;
 }
 
+// ISO text of Unix microseconds (a date's midnight with date_only).
 std::string Iso(int64_t micros, bool date_only = false) {
   std::string out;
-  AppendIsoTime(micros, date_only, out);
+  AppendIsoTime(Value::Time(micros, date_only), out);
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,6 +35,7 @@ const char kUsage[] =
     "  --rate-limit N      max requests per sliding second; excess gets 429\n"
     "  --force-429 N       answer the next N requests with 429\n"
     "  --retry-after S     seconds in Retry-After of every 429 (default 1)\n"
+    "  --max-body-bytes N  answer 413 to request bodies larger than N bytes (default 0: off)\n"
     "  --reject-ids a,b,c  record ids to reject (400 single, events_failed in batch)\n"
     "  --seed N            seed of the fault dice (default: random)\n"
     "  --threads N         worker threads (default 16)\n"
@@ -63,7 +65,7 @@ struct Options {
 double Number(const std::string& flag, const std::string& v, double lo, double hi, bool integer) {
   char* end = nullptr;
   double d = strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || d < lo || d > hi || (integer && d != static_cast<int64_t>(d))) {
+  if (v.empty() || *end != '\0' || d < lo || d > hi || (integer && d != std::trunc(d))) {
     Usage(flag + " expects " + (integer ? "an integer" : "a number") + " between " +
           std::to_string(static_cast<int64_t>(lo)) + " and " +
           std::to_string(static_cast<int64_t>(hi)) + ", got '" + v + "'");
@@ -118,7 +120,8 @@ int Main(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       fputs(kUsage, stdout);
       return 0;
-    } else if (arg == "--host") {
+    }
+    if (arg == "--host") {
       opt.host = need();
     } else if (arg == "--port") {
       opt.port = static_cast<int>(Number(arg, need(), 0, 65535, true));
@@ -149,6 +152,8 @@ int Main(int argc, char** argv) {
       opt.force_429 = static_cast<int64_t>(Number(arg, need(), 0, 1e12, true));
     } else if (arg == "--retry-after") {
       config.retry_after = static_cast<int64_t>(Number(arg, need(), 0, 86400, true));
+    } else if (arg == "--max-body-bytes") {
+      config.max_body_bytes = static_cast<int64_t>(Number(arg, need(), 0, 1e12, true));
     } else if (arg == "--reject-ids") {
       SplitInto(need(), &config.reject_ids);
     } else if (arg == "--seed") {

@@ -196,6 +196,15 @@ void MockService::HandleApi(const HttpRequest& req, HttpResponse& res, bool* dro
     return;
   }
 
+  // Why before everything else: a real server (or its proxy) refuses a body
+  // over its limit before it looks at the request.
+  if (cfg.max_body_bytes > 0 && static_cast<int64_t>(req.body.size()) > cfg.max_body_bytes) {
+    Error(res, 413,
+          "Request body too large: " + std::to_string(req.body.size()) + " bytes, the limit is " +
+              std::to_string(cfg.max_body_bytes) + " bytes");
+    return;
+  }
+
   int64_t pending = force_429_.load();
   while (pending > 0 && !force_429_.compare_exchange_weak(pending, pending - 1)) {
   }
@@ -323,7 +332,7 @@ void MockService::PostBatch(const Snapshot& s, const HttpRequest& req, HttpRespo
       failed += WithError(text, err);
       continue;
     }
-    if (incoming.size()) created += ',';
+    if (!incoming.empty()) created += ',';
     created += text;
     IncomingEvent in;
     in.key = std::move(key);
@@ -432,6 +441,7 @@ std::string MockService::ConfigJson() const {
   out += ",\"rate_limit\":" + std::to_string(c.rate_limit);
   out += ",\"force_429\":" + std::to_string(force_429_.load());
   out += ",\"retry_after\":" + std::to_string(c.retry_after);
+  out += ",\"max_body_bytes\":" + std::to_string(c.max_body_bytes);
   out += ",\"reject_ids\":" + JsonStringArray(c.reject_ids);
   out += ",\"api_keys\":" + JsonStringArray(c.api_keys) + "}";
   return out;
@@ -498,6 +508,13 @@ std::string MockService::PatchConfig(const std::string& patch_json) {
     } else if (key == "retry_after") {
       err = number(v, key, 0, 86400, true, &d);
       c.retry_after = static_cast<int64_t>(d);
+    } else if (key == "max_body_bytes") {
+      if (v.is_null()) {
+        c.max_body_bytes = 0;
+      } else {
+        err = number(v, key, 0, 1e12, true, &d);
+        c.max_body_bytes = static_cast<int64_t>(d);
+      }
     } else if (key == "reject_ids") {
       err = IdList(v, "reject_ids", &c.reject_ids);
     } else if (key == "api_keys") {
@@ -510,7 +527,7 @@ std::string MockService::PatchConfig(const std::string& patch_json) {
     } else {
       err = "unknown config key " + JsonString(key) +
             " (known: fail_rate, fail_status, delay_ms, drop_rate, drop_mode, rate_limit, "
-            "force_429, retry_after, reject_ids, api_keys)";
+            "force_429, retry_after, max_body_bytes, reject_ids, api_keys)";
     }
     if (!err.empty()) return err;
   }

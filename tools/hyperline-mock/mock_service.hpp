@@ -33,6 +33,7 @@ struct MockConfig {
   std::string drop_mode = "before";  // "before": not processed; "after": stored, then dropped
   int64_t rate_limit = 0;            // requests per sliding second; 0 = unlimited
   int64_t retry_after = 1;           // seconds, in Retry-After of every 429
+  int64_t max_body_bytes = 0;        // larger request bodies get 413; 0 = no limit of ours
   std::vector<std::string> reject_ids;
   std::vector<std::string> api_keys{"test_key"};
 };

@@ -2,7 +2,6 @@
 //
 // Why UTC: payloads must not depend on the session's TimeZone (SPEC: timestamps
 // render as ISO 8601 UTC whatever the session settings).
-#include <cctype>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -23,17 +22,13 @@ const char* kDays[] = {"Sunday",   "Monday", "Tuesday", "Wednesday",
 struct Tm {
   int64_t year;
   int mon, mday, hour, min, sec, usec, wday, yday;
-  int64_t epoch_secs;
+  __int128 epoch_secs;  // why 128 bits: days * 86400 may pass int64 for far dates
 };
 
-// Splits micros since the epoch into UTC calendar fields.
-Tm Breakdown(int64_t micros) {
-  constexpr int64_t kDay = 86400LL * 1000000LL;
-  int64_t days = micros / kDay, rem = micros % kDay;
-  if (rem < 0) {
-    rem += kDay;
-    days -= 1;
-  }
+// Splits a time into UTC calendar fields.
+Tm Breakdown(TimePoint tp) {
+  int64_t days = tp.days + kUnixToPgEpochDays;  // since 1970-01-01
+  int64_t rem = tp.micros;
   Tm t;
   unsigned m, d;
   CivilFromDays(days, t.year, m, d);
@@ -46,7 +41,7 @@ Tm Breakdown(int64_t micros) {
   t.sec = static_cast<int>(secs % 60);
   t.wday = static_cast<int>(((days % 7) + 11) % 7);  // 1970-01-01 was a Thursday
   t.yday = static_cast<int>(days - CivilToDays(t.year, 1, 1)) + 1;
-  t.epoch_secs = micros / 1000000 - (micros % 1000000 < 0 ? 1 : 0);  // floor, no negation
+  t.epoch_secs = static_cast<__int128>(days) * 86400 + secs;
   return t;
 }
 
@@ -60,6 +55,21 @@ void IsoWeek(const Tm& t, int64_t& iso_year, int& week) {
   CivilFromDays(thursday, y, m, d);
   iso_year = y;
   week = static_cast<int>((thursday - CivilToDays(y, 1, 1)) / 7 + 1);
+}
+
+// Decimal text of a 128-bit integer.
+std::string Int128ToString(__int128 v) {
+  if (v >= INT64_MIN && v <= INT64_MAX) return std::to_string(static_cast<int64_t>(v));
+  bool neg = v < 0;
+  unsigned __int128 u =
+      neg ? -static_cast<unsigned __int128>(v) : static_cast<unsigned __int128>(v);
+  std::string digits;
+  while (u > 0) {
+    digits.push_back(static_cast<char>('0' + static_cast<int>(u % 10)));
+    u /= 10;
+  }
+  if (neg) digits.push_back('-');
+  return std::string(digits.rbegin(), digits.rend());
 }
 
 // Appends `body` left-padded to `width` with `pad` (zero padding keeps the sign first).
@@ -86,8 +96,8 @@ int64_t NowMicros() {
 }
 
 // Formats a UTC time with Ruby's strftime directives and flags.
-std::string Strftime(int64_t micros, std::string_view format) {
-  Tm t = Breakdown(micros);
+std::string Strftime(TimePoint tp, std::string_view format) {
+  Tm t = Breakdown(tp);
   std::string out;
   for (size_t i = 0; i < format.size(); ++i) {
     char c = format[i];
@@ -227,7 +237,8 @@ std::string Strftime(int64_t micros, std::string_view format) {
         num(t.wday, 1);
         break;
       case 's':
-        num(t.epoch_secs, 1);
+        body = Int128ToString(t.epoch_secs);
+        def_width = 1;
         break;
       case 'U':
         num((t.yday - 1 + 7 - t.wday) / 7, 2);
@@ -269,37 +280,37 @@ std::string Strftime(int64_t micros, std::string_view format) {
         text = true;
         break;
       case 'c':
-        body = Strftime(micros, "%a %b %e %H:%M:%S %Y");
+        body = Strftime(tp, "%a %b %e %H:%M:%S %Y");
         text = true;
         break;
       case 'D':
       case 'x':
-        body = Strftime(micros, "%m/%d/%y");
+        body = Strftime(tp, "%m/%d/%y");
         text = true;
         break;
       case 'F':
-        body = Strftime(micros, "%Y-%m-%d");
+        body = Strftime(tp, "%Y-%m-%d");
         text = true;
         break;
       case 'X':
       case 'T':
-        body = Strftime(micros, "%H:%M:%S");
+        body = Strftime(tp, "%H:%M:%S");
         text = true;
         break;
       case 'r':
-        body = Strftime(micros, "%I:%M:%S %p");
+        body = Strftime(tp, "%I:%M:%S %p");
         text = true;
         break;
       case 'R':
-        body = Strftime(micros, "%H:%M");
+        body = Strftime(tp, "%H:%M");
         text = true;
         break;
       case 'v':
-        body = Strftime(micros, "%e-%^b-%Y");
+        body = Strftime(tp, "%e-%^b-%Y");
         text = true;
         break;
       case '+':
-        body = Strftime(micros, "%a %b %e %H:%M:%S %Z %Y");
+        body = Strftime(tp, "%a %b %e %H:%M:%S %Z %Y");
         text = true;
         break;
       default:
@@ -338,7 +349,7 @@ int MonthFromWord(const std::string& w) {
 }  // namespace
 
 // Parses the date/time formats Ruby's Time.parse commonly sees, as UTC.
-bool ParseDateTime(std::string_view input, int64_t& micros) {
+bool ParseDateTime(std::string_view input, TimePoint& out) {
   std::string s(input);
   for (char& c : s) c = static_cast<char>(AsciiLower(c));
   if (s.size() > 200) return false;
@@ -496,7 +507,7 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
       year = 1970;
       int64_t y;
       unsigned mm, dd;
-      CivilFromDays(NowMicros() / 86400000000LL, y, mm, dd);
+      CivilFromDays(FloorDiv(NowMicros(), kMicrosPerDay), y, mm, dd);
       year = y;
     }
     if (!day) day = 1;
@@ -504,10 +515,13 @@ bool ParseDateTime(std::string_view input, int64_t& micros) {
     return false;
   }
   if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 24 || min > 59 || sec > 60) return false;
-  // Why: keep micros since the epoch inside int64 (about +-292,000 years).
-  if (year > 200000 || year < -200000) return false;
+  // Why a bound: CivilToDays is exact far beyond PostgreSQL's years (5874897
+  // AD for dates); past this a "year" is more likely a stray number.
+  if (year > 100000000 || year < -100000000) return false;
   int64_t days = CivilToDays(year, static_cast<unsigned>(mon), static_cast<unsigned>(day));
-  micros = ((days * 86400 + hour * 3600 + min * 60 + sec) - offset_secs) * 1000000 + usec;
+  int64_t secs = int64_t{hour} * 3600 + int64_t{min} * 60 + sec - offset_secs;  // may leave the day
+  out.days = days - kUnixToPgEpochDays + FloorDiv(secs, 86400);
+  out.micros = FloorMod(secs, 86400) * 1000000 + usec;
   return true;
 }
 

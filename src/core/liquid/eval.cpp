@@ -1,6 +1,5 @@
 // eval.cpp: expression evaluation, comparisons and render-state bookkeeping.
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -56,17 +55,38 @@ void RenderState::Output(const Value& v, size_t site) {
     throw RenderError("Liquid error: output limit exceeded");
 }
 
-// Counts one loop iteration; throws past the limit.
-void RenderState::CountIteration() {
-  if (++iterations > static_cast<int64_t>(limits.max_loop_iterations)) {
-    throw RenderError("Liquid error: loop iteration limit exceeded");
+// Throws past the step limit, or Interrupted when the interrupt check says stop.
+void RenderState::Poll() {
+  int64_t done = steps();
+  if (done > limits.max_steps) {
+    throw RenderError(
+        "Liquid error: step limit exceeded (the template does too much work for one event)");
   }
+  SchedulePoll(done);
+  InterruptCheck check = ctx.interrupt_check();
+  if (check != nullptr && check(ctx.interrupt_arg())) throw Interrupted();
 }
+
+// Throws the loop iteration limit's error (CountIteration's slow path).
+void RenderState::IterationLimitExceeded() {
+  throw RenderError("Liquid error: loop iteration limit exceeded");
+}
+
+namespace {
+
+// Render steps for charging `bytes` more work on top of `before`: one per KiB
+// boundary crossed, so many small charges add up like one big one.
+int64_t KibSteps(size_t before, size_t bytes) {
+  return static_cast<int64_t>(((before + bytes) >> 10) - (before >> 10));
+}
+
+}  // namespace
 
 // Charges bytes built by a filter; throws past the per-value or total budget.
 void RenderState::ChargeWork(size_t bytes) {
   // Why: filters can double a string per loop iteration; bound the total work of
   // one render, not only the final output.
+  Step(KibSteps(work_bytes, bytes));
   work_bytes += bytes;
   if (bytes > limits.max_output_bytes || work_bytes / 8 > limits.max_output_bytes) {
     throw RenderError("Liquid error: memory limit exceeded");
@@ -113,7 +133,7 @@ size_t SafeRFind(std::string_view hay, std::string_view needle) {
 }
 
 // Charges the size of a value read by a filter or comparison to the total budget.
-void RenderState::ChargeScan(const Value& v) {
+void RenderState::ChargeScanSized(const Value& v) {
   size_t cost;
   switch (v.kind()) {
     case Value::Kind::String:
@@ -129,6 +149,7 @@ void RenderState::ChargeScan(const Value& v) {
     default:
       return;
   }
+  Step(KibSteps(work_bytes, cost));
   work_bytes += cost;
   if (work_bytes / 8 > limits.max_output_bytes) {
     throw RenderError("Liquid error: work limit exceeded");
@@ -528,6 +549,7 @@ Value EvalPipeline(const Pipeline& p, RenderState& st) {
   FilterArgs fa;
   fa.state = &st;
   fa.input = EvalCopy(p.expr, st);
+  st.Step(static_cast<int64_t>(p.filters.size()));
   for (const FilterCall& f : p.filters) {
     fa.args.clear();
     fa.kwargs.clear();
@@ -676,7 +698,7 @@ bool EqualsAt(const Value& a, const Value& b, int depth) {
     case K::String:
       return a.as_string() == b.as_string();
     case K::Time:
-      return a.time_micros() == b.time_micros();
+      return a.time_days() == b.time_days() && a.time_day_micros() == b.time_day_micros();
     case K::Range:
       return a.range_first() == b.range_first() && a.range_last() == b.range_last();
     case K::Array: {
@@ -715,7 +737,11 @@ int LiquidCompare(const Value& a, const Value& b) {
     int c = a.as_string().compare(b.as_string());
     return c < 0 ? -1 : c > 0 ? 1 : 0;
   } else if (a.kind() == K::Time && b.kind() == K::Time) {
-    return a.time_micros() < b.time_micros() ? -1 : a.time_micros() > b.time_micros() ? 1 : 0;
+    if (a.time_days() != b.time_days()) return a.time_days() < b.time_days() ? -1 : 1;
+    if (a.time_day_micros() != b.time_day_micros()) {
+      return a.time_day_micros() < b.time_day_micros() ? -1 : 1;
+    }
+    return 0;
   }
   throw RenderError(std::string("Liquid error: comparison of ") + RubyClass(a) + " with " +
                     RubyClass(b) + " failed");
@@ -795,6 +821,7 @@ bool EvalComparison(const Comparison& c, RenderState& st) {
 // Evaluates and/or chains right to left, short-circuiting.
 bool EvalCondition(const Condition& c, RenderState& st) {
   // Ruby Liquid nests to the right: a and b or c == a and (b or c).
+  st.Step(static_cast<int64_t>(c.items.size()));
   for (size_t i = 0; i < c.items.size(); ++i) {
     bool r = EvalComparison(c.items[i], st);
     if (i + 1 == c.items.size()) return r;

@@ -3,7 +3,6 @@
 // Numbers follow Ruby Liquid: integers stay integers, anything with a fraction is
 // computed exactly in decimal (Ruby uses BigDecimal) and returned as a float.
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
@@ -112,7 +111,7 @@ Num ToNumber(const Value& v) {
       while (e > b && IsRubySpace(s[e - 1])) --e;
       std::string t = s.substr(b, e - b);
       // /\A-?\d+\.\d+\z/ -> decimal
-      size_t i = t.size() && t[0] == '-' ? 1 : 0;
+      size_t i = !t.empty() && t[0] == '-' ? 1 : 0;
       size_t d1 = i;
       while (i < t.size() && AsciiDigit(t[i])) ++i;
       if (i > d1 && i < t.size() && t[i] == '.') {
@@ -125,7 +124,7 @@ Num ToNumber(const Value& v) {
       while (p < s.size() && IsRubySpace(s[p])) ++p;
       std::string digits;
       if (p < s.size() && (s[p] == '-' || s[p] == '+')) digits.push_back(s[p++]);
-      while (p < s.size() && (AsciiDigit(s[p]) || (s[p] == '_' && digits.size() > 0))) {
+      while (p < s.size() && (AsciiDigit(s[p]) || (s[p] == '_' && !digits.empty()))) {
         if (s[p] != '_') digits.push_back(s[p]);
         ++p;
       }
@@ -703,7 +702,7 @@ Value FUrlEncode(FilterArgs& fa) {
   static const char kHex[] = "0123456789ABCDEF";
   std::string s = S(fa.input), out;
   for (unsigned char c : s) {
-    if (AsciiAlnum(c) || c == '_' || c == '.' || c == '-' || c == '~') {
+    if (AsciiAlnum(static_cast<char>(c)) || c == '_' || c == '.' || c == '-' || c == '~') {
       out.push_back(static_cast<char>(c));
     } else if (c == ' ') {
       out.push_back('+');
@@ -716,14 +715,6 @@ Value FUrlEncode(FilterArgs& fa) {
   return Str(fa, std::move(out));
 }
 
-// Value of a hex digit, or -1.
-int HexVal(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 // url_decode (Ruby's CGI.unescape).
 Value FUrlDecode(FilterArgs& fa) {
   if (fa.input.is_nil()) return Value();
@@ -731,9 +722,9 @@ Value FUrlDecode(FilterArgs& fa) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out.push_back(' ');
-    } else if (s[i] == '%' && i + 2 < s.size() + 0 && HexVal(s[i + 1]) >= 0 &&
-               HexVal(s[i + 2]) >= 0) {
-      out.push_back(static_cast<char>(HexVal(s[i + 1]) * 16 + HexVal(s[i + 2])));
+    } else if (s[i] == '%' && i + 2 < s.size() && HexDigitValue(s[i + 1]) >= 0 &&
+               HexDigitValue(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2])));
       i += 2;
     } else {
       out.push_back(s[i]);
@@ -952,6 +943,12 @@ void FlattenInto(const Value& v, Array& out, int depth) {
   }
 }
 
+// One render step per element a filter visits, so a filter over a huge array
+// still polls the interrupt check (see kInterruptCheckSteps).
+inline void Tick(FilterArgs& fa) {
+  if (fa.state) fa.state->Step();
+}
+
 // Ruby Liquid's InputIterator: arrays flattened, hashes wrapped, nil empty.
 Array Iterate(FilterArgs& fa, const Value& v) {
   Array out;
@@ -1017,6 +1014,7 @@ Value FJoin(FilterArgs& fa) {
   std::string out;
   bool first = true;
   for (const Value& e : Iterate(fa, fa.input)) {
+    Tick(fa);
     if (!first) out += glue;
     first = false;
     AppendLiquidString(e, out);
@@ -1063,6 +1061,7 @@ Value FCompact(FilterArgs& fa) {
   Array a = Iterate(fa, fa.input), out;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
   for (Value& e : a) {
+    Tick(fa);
     bool keep = by_prop ? !Property(fa, e, Arg(fa, 0)).is_nil() : !e.is_nil();
     if (keep) out.push_back(std::move(e));
   }
@@ -1105,6 +1104,7 @@ Value FUniq(FilterArgs& fa) {
   std::unordered_set<std::string> seen;
   std::string key;
   for (Value& e : a) {
+    Tick(fa);
     key.clear();
     UniqKey(by_prop ? Property(fa, e, Arg(fa, 0)) : e, key, 0);
     if (fa.state) fa.state->ChargeWork(key.size());
@@ -1126,7 +1126,10 @@ Value FConcat(FilterArgs& fa) {
 // map filter.
 Value FMap(FilterArgs& fa) {
   Array out;
-  for (const Value& e : Iterate(fa, fa.input)) out.push_back(Property(fa, e, Arg(fa, 0)));
+  for (const Value& e : Iterate(fa, fa.input)) {
+    Tick(fa);
+    out.push_back(Property(fa, e, Arg(fa, 0)));
+  }
   return Value::MakeArray(std::move(out));
 }
 
@@ -1134,6 +1137,7 @@ Value FMap(FilterArgs& fa) {
 // when Ruby would raise NoMethodError (a nil item, or a nil property), which
 // Ruby Liquid turns into the filter's default result.
 bool Matches(FilterArgs& fa, const Value& item, bool& stop) {
+  Tick(fa);
   if (item.is_nil() || Arg(fa, 0).is_nil()) {
     stop = true;
     return false;
@@ -1200,6 +1204,7 @@ Value FSum(FilterArgs& fa) {
   Num total;
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
   for (const Value& e : Iterate(fa, fa.input)) {
+    Tick(fa);
     Value v = by_prop ? Property(fa, e, Arg(fa, 0)) : e;
     Num n = ToNumber(v);
     if (total.t == Num::T::Int && n.t == Num::T::Int) {
@@ -1253,25 +1258,32 @@ Value SortImpl(FilterArgs& fa, bool natural) {
   bool by_prop = !fa.args.empty() && !Arg(fa, 0).is_nil();
   std::vector<Value> keys;
   keys.reserve(a.size());
-  for (const Value& e : a) keys.push_back(by_prop ? Property(fa, e, Arg(fa, 0)) : e);
+  for (const Value& e : a) {
+    Tick(fa);
+    keys.push_back(by_prop ? Property(fa, e, Arg(fa, 0)) : e);
+  }
   std::vector<size_t> idx(a.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
   if (natural) {
     std::vector<std::string> lower(keys.size());
     for (size_t i = 0; i < keys.size(); ++i) {
+      Tick(fa);
       lower[i] = S(keys[i]);
       for (char& c : lower[i]) c = static_cast<char>(AsciiLower(c));
     }
     std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {
+      Tick(fa);
       bool nx = keys[x].is_nil(), ny = keys[y].is_nil();
       if (nx || ny) return !nx && ny;
       return lower[x] < lower[y];
     });
   } else {
     std::vector<const Value*> ptrs;
+    ptrs.reserve(keys.size());
     for (const Value& k : keys) ptrs.push_back(&k);
     CheckSortable(fa, ptrs);
     std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {
+      Tick(fa);
       bool nx = keys[x].is_nil(), ny = keys[y].is_nil();
       if (nx || ny) return !nx && ny;
       return LiquidCompare(keys[x], keys[y]) < 0;
@@ -1288,45 +1300,59 @@ Value FSortNatural(FilterArgs& fa) { return SortImpl(fa, true); }
 // ---------------------------------------------------------------------------
 // Dates.
 
+// date: formats a time, Unix seconds (an integer or a string of digits), or a
+// date string with a strftime format; other input is returned unchanged, as
+// Ruby Liquid returns it when Utils.to_date gives nil.
 Value FDate(FilterArgs& fa) {
   const Value& fmt = Arg(fa, 0);
   std::string format = S(fmt);
   if (format.empty()) return fa.input;
-  int64_t micros;
+  TimePoint tp;
   const Value& in = fa.input;
   switch (in.kind()) {
     case K::Time:
-      micros = in.time_micros();
+      tp = {in.time_days(), in.time_day_micros()};
       break;
     case K::Int:
-      if (in.as_int() > INT64_MAX / 1000000 || in.as_int() < INT64_MIN / 1000000) return in;
-      micros = in.as_int() * 1000000;
+      tp = TimePointFromUnixSeconds(in.as_int());  // every int64 fits
       break;
-    case K::Float:
-      if (!std::isfinite(in.as_float()) || std::fabs(in.as_float()) > 9e12) return in;
-      micros = static_cast<int64_t>(std::floor(in.as_float() * 1e6));
+    case K::Float: {
+      double f = in.as_float();
+      if (!std::isfinite(f) || std::fabs(f) >= 9.2e18) return in;
+      if (std::fabs(f) <= 9e12) {
+        tp = TimePointFromUnixMicros(static_cast<int64_t>(std::floor(f * 1e6)));
+      } else {
+        // Beyond microsecond precision anyway: whole seconds.
+        tp = TimePointFromUnixSeconds(static_cast<int64_t>(std::floor(f)));
+      }
       break;
+    }
     case K::String: {
       std::string s = in.as_string();
       if (s.empty()) return in;
-      std::string lower = s;
-      for (char& c : lower) c = static_cast<char>(AsciiLower(c));
+      std::string lower = AsciiLowerString(s);
       if (lower == "now" || lower == "today") {
-        micros = NowMicros();
+        tp = TimePointFromUnixMicros(NowMicros());
         break;
       }
-      bool digits = std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
-      if (digits && s.size() <= 12) {
-        micros = std::strtoll(s.c_str(), nullptr, 10) * 1000000;
+      bool digits = std::all_of(s.begin(), s.end(), [](char c) { return AsciiDigit(c); });
+      if (digits) {
+        // Ruby reads any string of digits as Unix seconds (Time.at).
+        errno = 0;
+        long long secs = std::strtoll(s.c_str(), nullptr, 10);
+        if (errno == ERANGE) {
+          Fail(fa, "'" + s + "' seconds is outside the supported range of times");
+        }
+        tp = TimePointFromUnixSeconds(secs);
         break;
       }
-      if (!ParseDateTime(s, micros)) return in;
+      if (!ParseDateTime(s, tp)) return in;
       break;
     }
     default:
       return in;
   }
-  return Str(fa, Strftime(micros, format));
+  return Str(fa, Strftime(tp, format));
 }
 
 struct FilterDef {

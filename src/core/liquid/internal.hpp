@@ -7,6 +7,7 @@
 // output, or tag). Names are resolved once at parse time: filters to function
 // pointers, `size`/`first`/`last` to commands, literal indexes to integers.
 #pragma once
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/ascii.hpp"
 #include "core/cpp_only.hpp"
 #include "core/liquid.hpp"
 #include "core/value.hpp"
@@ -40,20 +42,6 @@ struct LookupHint {
   void set(size_t i) const { v.store(static_cast<uint32_t>(i), std::memory_order_relaxed); }
   mutable std::atomic<uint32_t> v{0};
 };
-
-// ASCII character classes. Why not <cctype>: its results depend on the process
-// locale, which inside a Postgres backend is the database's LC_CTYPE; Liquid's
-// syntax and Ruby's string methods are defined on ASCII.
-inline bool AsciiDigit(char c) { return c >= '0' && c <= '9'; }
-inline bool AsciiIsLower(char c) { return c >= 'a' && c <= 'z'; }
-inline bool AsciiIsUpper(char c) { return c >= 'A' && c <= 'Z'; }
-inline bool AsciiAlpha(char c) { return AsciiIsLower(c) || AsciiIsUpper(c); }
-inline bool AsciiAlnum(char c) { return AsciiAlpha(c) || AsciiDigit(c); }
-inline bool AsciiSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-inline char AsciiLower(char c) { return AsciiIsUpper(c) ? static_cast<char>(c - 'A' + 'a') : c; }
-inline char AsciiUpper(char c) { return AsciiIsLower(c) ? static_cast<char>(c - 'a' + 'A') : c; }
 
 // One step of a variable path.
 struct PathSeg {
@@ -136,7 +124,9 @@ class RenderState {
  public:
   RenderState(const Context& ctx, Sink& sink, const Limits& limits,
               const std::vector<OutputSite>& sites)
-      : ctx(ctx), sink(sink), limits(limits), sites(sites) {}
+      : ctx(ctx), sink(sink), limits(limits), sites(sites) {
+    SchedulePoll(0);
+  }
 
   const Context& ctx;
   Sink& sink;
@@ -184,6 +174,10 @@ class RenderState {
   int64_t iterations = 0;
   size_t output_bytes = 0;
   size_t work_bytes = 0;
+  // Render steps (see kInterruptCheckSteps) are counted down: the steps done so
+  // far are poll_at - countdown, and Poll runs when countdown goes below zero.
+  int64_t countdown = 0;
+  int64_t poll_at = 0;
 
   // Capture buffers (capture/ifchanged); when non-empty, output goes to back().
   std::vector<std::string> captures;
@@ -192,14 +186,41 @@ class RenderState {
   void Text(std::string_view text);
   // Sends an output site's final value to the current destination.
   void Output(const Value& v, size_t site);
-  // Counts one loop iteration against the limit.
-  void CountIteration();
+  // Counts `n` render steps. Why inline and a bare countdown: it runs for every
+  // body, loop iteration, pipeline and condition; the interrupt check and the
+  // step limit are tested only every kInterruptCheckSteps steps (in Poll).
+  void Step(int64_t n = 1) {
+    if ((countdown -= n) < 0) Poll();
+  }
+  // Tests the step limit and calls the context's interrupt check (Step's slow path).
+  void Poll();
+  // Render steps counted so far.
+  int64_t steps() const { return poll_at - countdown; }
+  // Sets the countdown to the next interrupt check, or to the step limit.
+  void SchedulePoll(int64_t done) {
+    countdown = std::min(kInterruptCheckSteps, std::max<int64_t>(limits.max_steps - done, 0));
+    poll_at = done + countdown;
+  }
+  // Counts one loop iteration against the limit (and as a step).
+  void CountIteration() {
+    Step();
+    if (++iterations > static_cast<int64_t>(limits.max_loop_iterations)) IterationLimitExceeded();
+  }
+  [[noreturn]] static void IterationLimitExceeded();
   // Charges bytes of values built by filters against the work budget.
   void ChargeWork(size_t bytes);
   // Charges the size of a value a filter or comparison reads (scans). Why: a
   // cheap-looking step over a big value inside a long loop is still unbounded
   // work; only the render's total is limited, not any single value.
-  void ChargeScan(const Value& v);
+  void ChargeScan(const Value& v) {
+    Value::Kind k = v.kind();
+    if (k == Value::Kind::String || k == Value::Kind::Decimal || k == Value::Kind::Array ||
+        k == Value::Kind::Object) {
+      ChargeScanSized(v);
+    }
+  }
+  // ChargeScan's path for values with a size (strings, numerics' text, arrays, objects).
+  void ChargeScanSized(const Value& v);
   // Looks up a root variable (locals, assigns, counters, context), or nullptr.
   const Value* FindRoot(int id, std::string_view name, int& loop_drop,
                         const LookupHint* hint = nullptr) const;
@@ -248,12 +269,26 @@ size_t SafeFind(std::string_view hay, std::string_view needle, size_t from = 0);
 // Last occurrence of `needle` in `hay`, in linear time.
 size_t SafeRFind(std::string_view hay, std::string_view needle);
 
-// Formats a time (micros since epoch, UTC) with a strftime format.
-std::string Strftime(int64_t micros, std::string_view format);
-// Parses a date/time string as Ruby's Time.parse would (UTC); false if not a date.
-bool ParseDateTime(std::string_view s, int64_t& micros);
-// Current time in microseconds since the epoch.
+// An instant for the `date` filter, as Value keeps times: days since 2000-01-01
+// and microseconds into that day (0 <= micros < kMicrosPerDay).
+struct TimePoint {
+  int64_t days = 0;
+  int64_t micros = 0;
+};
+// The instant `secs` seconds (any int64) after 1970-01-01T00:00:00Z.
+inline TimePoint TimePointFromUnixSeconds(int64_t secs) {
+  return {FloorDiv(secs, 86400) - kUnixToPgEpochDays, FloorMod(secs, 86400) * 1000000};
+}
+// The instant `micros` microseconds after 1970-01-01T00:00:00Z.
+inline TimePoint TimePointFromUnixMicros(int64_t micros) {
+  return {FloorDiv(micros, kMicrosPerDay) - kUnixToPgEpochDays, FloorMod(micros, kMicrosPerDay)};
+}
+// Formats a time (UTC) with a strftime format (Ruby's directives and flags).
+std::string Strftime(TimePoint t, std::string_view format);
+// Parses a date/time string as Ruby's Time.parse would (UTC); false if not a
+// date (or a year beyond +-100,000,000).
+bool ParseDateTime(std::string_view input, TimePoint& out);
+// Current time in microseconds since 1970-01-01.
 int64_t NowMicros();
 
 }  // namespace hyperline::liquid
-
