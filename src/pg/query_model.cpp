@@ -747,13 +747,11 @@ class Run {
     char* statement = nullptr;
     Portal portal = nullptr;
     int nest = 0;
-    // The first level of partitions, sized from the previous run's rows
-    // (larger partitions split while compared).
-    bits_ = 4;
-    if (def_.previous_rows >= 0) {
-      bits_ = 0;
-      while (bits_ < kMaxBits && (def_.previous_rows >> bits_) > kRecordsPerPartition) ++bits_;
-    }
+    // The first level of partitions, sized from the previous run's rows (a
+    // first run starts with one: a partition too large for memory splits
+    // while compared, and a small result keeps to one temporary file).
+    bits_ = 0;
+    while (bits_ < kMaxBits && (def_.previous_rows >> bits_) > kRecordsPerPartition) ++bits_;
     nparts_ = 1 << bits_;
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(context_);
