@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench.py: the six pg_hyperline measurements, against the cluster and the mock
+"""bench.py: the seven pg_hyperline measurements, against the cluster and the mock
 that bench/run.sh started (it passes them in BENCH_* variables).
 
 1. bulk    write path, INSERT ... SELECT of 200,000 rows: no model / model /

@@ -121,9 +121,9 @@ bool FindWrite(Node* node, void* what) {
 char* CheckQueryText(const char* query) {
   List* stmts = raw_parser(query, RAW_PARSE_DEFAULT);
   if (list_length(stmts) != 1) {
-    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-                    errmsg("query must be one SELECT statement (got %d statements)",
-                           list_length(stmts))));
+    ereport(ERROR,
+            (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+             errmsg("query must be one SELECT statement (got %d statements)", list_length(stmts))));
   }
   RawStmt* raw = linitial_node(RawStmt, stmts);
   if (!IsA(raw->stmt, SelectStmt)) {
@@ -138,7 +138,8 @@ char* CheckQueryText(const char* query) {
                     errmsg("query must be read-only: it contains %s", found),
                     errhint("A query model reads; its runs write only their events.")));
   }
-  int len = raw->stmt_len > 0 ? raw->stmt_len : static_cast<int>(strlen(query + raw->stmt_location));
+  int len =
+      raw->stmt_len > 0 ? raw->stmt_len : static_cast<int>(strlen(query + raw->stmt_location));
   return pnstrdup(query + raw->stmt_location, len);
 }
 
@@ -146,8 +147,8 @@ char* CheckQueryText(const char* query) {
 // the level, for AtEOXact_GUC(true, level).
 int UseSearchPath(const char* path) {
   int level = NewGUCNestLevel();
-  (void)set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-                          0, false);
+  (void)set_config_option("search_path", path, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+                          false);
   return level;
 }
 
@@ -165,7 +166,7 @@ struct QueryModelDef {
   int triggers = 0;  // TriggerMask
   bool delete_via_api = false;
   bool send_initial = true;
-  bool first_run = false;  // no state and no successful run yet
+  bool first_run = false;      // no state and no successful run yet
   int64_t previous_rows = -1;  // rows of the last successful run, -1 if unknown
 };
 
@@ -242,8 +243,7 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
     Throw(ERRCODE_UNDEFINED_OBJECT, "query model \"" + name + "\" does not exist");
   }
   if (owner_gone) {
-    Throw(ERRCODE_UNDEFINED_OBJECT,
-          "the owner of query model \"" + name + "\" no longer exists",
+    Throw(ERRCODE_UNDEFINED_OBJECT, "the owner of query model \"" + name + "\" no longer exists",
           "The query runs with its owner's rights.", "Drop the model and create it again.");
   }
   def.query = fields[0] != nullptr ? fields[0] : "";
@@ -251,7 +251,8 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
   def.payload = fields[2] != nullptr ? fields[2] : "";
   def.destination = fields[3] != nullptr ? fields[3] : "";
   def.search_path = fields[4] != nullptr ? fields[4] : "";
-  def.triggers = (flags[0] ? kOnInsert : 0) | (flags[1] ? kOnUpdate : 0) | (flags[2] ? kOnDelete : 0);
+  def.triggers =
+      (flags[0] ? kOnInsert : 0) | (flags[1] ? kOnUpdate : 0) | (flags[2] ? kOnDelete : 0);
   def.delete_via_api = flags[3];
   def.send_initial = flags[4];
   def.first_run = flags[5];
@@ -364,8 +365,8 @@ struct Record {
   uint32 key_len;
 };
 
-constexpr int kSplitBits = 4;   // a partition too large for memory splits into 16
-constexpr int kMaxBits = 8;     // partitions of the first level at most 256
+constexpr int kSplitBits = 4;                  // a partition too large for memory splits into 16
+constexpr int kMaxBits = 8;                    // partitions of the first level at most 256
 constexpr int64 kRecordsPerPartition = 16384;  // the aim, sizing the first level
 
 // A partition: its file (created at its first record, in `context`) and
@@ -442,9 +443,9 @@ struct Change {
   char* key;  // NUL-terminated
   int64 key_hash;
   int64 input_hash;
-  int64 pos;            // added/changed: the row in the file
-  int64 old_hash;       // changed: the recorded payload hash
-  char* old_row;        // changed/removed: the recorded row values (encoded), or null
+  int64 pos;       // added/changed: the row in the file
+  int64 old_hash;  // changed: the recorded payload hash
+  char* old_row;   // changed/removed: the recorded row values (encoded), or null
   int old_row_len;
   HeapTupleData tuple;  // added/changed: read back from the file
 };
@@ -730,9 +731,8 @@ class Run {
            "(%d partitions), compared with the state in %.3f s, of which %.3f s for the %lld "
            "keys that needed work (%.3f s reading and rendering them, %.3f s writing the state)",
            static_cast<long long>(run_id_), def_.name.c_str(), static_cast<long long>(counts_.rows),
-           (read - started) / 1e6, nparts_, (compared - read) / 1e6,
-           (render_us_ + write_us_) / 1e6, static_cast<long long>(worked_), render_us_ / 1e6,
-           write_us_ / 1e6);
+           (read - started) / 1e6, nparts_, (compared - read) / 1e6, (render_us_ + write_us_) / 1e6,
+           static_cast<long long>(worked_), render_us_ / 1e6, write_us_ / 1e6);
     });
     if (events_ > 0) WakeWorkerAtCommit();
     return counts_;
@@ -778,8 +778,8 @@ class Run {
         row_desc_ = CreateTupleDescCopy(portal->tupDesc);
         MemoryContextSwitchTo(old);
       });
-      model_ = CompileQueryModel(def_.name, row_desc_, def_.primary_key, def_.payload,
-                                 def_.destination);
+      model_ =
+          CompileQueryModel(def_.name, row_desc_, def_.primary_key, def_.payload, def_.destination);
       model_->triggers = def_.triggers;
       model_->delete_via_api = def_.delete_via_api;
       uint64_t seed = InputSeed(def_.payload, row_desc_);
@@ -865,13 +865,15 @@ class Run {
       s->a_hash = get_attnum(relid, "hash");
       s->a_row = get_attnum(relid, "row_values");
       Oid index = RelationGetPrimaryKeyIndex(s->state_rel);
-      if (!OidIsValid(index)) elog(ERROR, "pg_hyperline: hyperline._query_state has no primary key");
+      if (!OidIsValid(index))
+        elog(ERROR, "pg_hyperline: hyperline._query_state has no primary key");
       s->index_rel = index_open(index, AccessShareLock);
       TupleDesc idesc = RelationGetDescr(s->index_rel);
       if (idesc->natts != 3 || strcmp(NameStr(TupleDescAttr(idesc, 1)->attname), "key_hash") != 0 ||
           strcmp(NameStr(TupleDescAttr(idesc, 2)->attname), "key") != 0) {
         elog(ERROR,
-             "pg_hyperline: the primary key of hyperline._query_state is not (model, key_hash, key)");
+             "pg_hyperline: the primary key of hyperline._query_state is not (model, key_hash, "
+             "key)");
       }
       // Why a snapshot of our own: the batches below write the state while
       // this scan reads it; a registered copy keeps the scan on the state as
@@ -879,8 +881,7 @@ class Run {
       s->snapshot = RegisterSnapshot(GetLatestSnapshot());
       ScanKeyData key;
       ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-                             s->index_rel->rd_indcollation[0], F_TEXTEQ,
-                             CStringGetTextDatum(name));
+                             s->index_rel->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(name));
       s->scan = index_beginscan(s->state_rel, s->index_rel, s->snapshot, 1, 0);
       index_rescan(s->scan, &key, 1, nullptr, 0);
       s->heap_slot = table_slot_create(s->state_rel, nullptr);
@@ -996,8 +997,7 @@ class Run {
       PartitionTable::Entry& e = table_.at(static_cast<int64>(i));
       if (e.seen) continue;
       PgGuard([&] {
-        Change* c = NewChange(kAdded, e.key, static_cast<int>(e.record.key_len),
-                              e.record.key_hash);
+        Change* c = NewChange(kAdded, e.key, static_cast<int>(e.record.key_len), e.record.key_hash);
         c->input_hash = e.record.input_hash;
         c->pos = e.record.pos;
       });
@@ -1153,11 +1153,11 @@ class Run {
   int64 run_id_;
   RunCounts counts_;
   int64_t events_ = 0;
-  int64_t worked_ = 0;    // keys that needed work (added, changed input, removed)
-  int64 render_us_ = 0;   // time reading back and rendering them
-  int64 write_us_ = 0;    // time writing their state
+  int64_t worked_ = 0;   // keys that needed work (added, changed input, removed)
+  int64 render_us_ = 0;  // time reading back and rendering them
+  int64 write_us_ = 0;   // time writing their state
   std::shared_ptr<CompiledModel> model_;
-  PartitionTable table_;  // the partition being compared
+  PartitionTable table_;              // the partition being compared
   bool need_old_for_change_ = false;  // updates are sent and the template reads `old`
   bool need_old_for_remove_ = false;  // removals are sent
   int bits_ = 0;
@@ -1235,7 +1235,8 @@ Datum ValidateQueryModel(FunctionCallInfo fcinfo) {
               "Each row of the result is one record: its key must not be NULL.",
               "Filter such rows out in the query (WHERE ... IS NOT NULL).");
       }
-      rendered_ok = RenderEvent(*model, desc, row, nullptr, "insert", key, rendered, nullptr, error);
+      rendered_ok =
+          RenderEvent(*model, desc, row, nullptr, "insert", key, rendered, nullptr, error);
     }
     PgGuard([&] { SPI_finish(); });
   }

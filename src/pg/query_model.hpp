@@ -8,10 +8,10 @@
 // rendered payload and the row values the template read). A key not in the
 // state is *added*, a key whose payload hash differs is *updated* (only rows
 // whose own hash differs are rendered to know), a key of the state missing
-// from the result is *removed*, the rest are *unchanged*. Added, updated and removed keys produce events when their
-// trigger (insert, update, delete) is on; the state follows the result either
-// way. A run's events and its new state are written in its transaction: they
-// commit together or not at all.
+// from the result is *removed*, the rest are *unchanged*. Added, updated and
+// removed keys produce events when their trigger (insert, update, delete) is
+// on; the state follows the result either way. A run's events and its new
+// state are written in its transaction: they commit together or not at all.
 //
 // The *canonical rendering* of a row, whose hash is compared, is the template
 // rendered as for an insert (operation 'insert', `old` nil): what Hyperline

@@ -58,9 +58,9 @@ namespace {
 using std::chrono::milliseconds;
 using SyncClock = std::chrono::steady_clock;
 
-constexpr int kLookIntervalMs = 1000;   // the scheduler looks at least this often
-constexpr int kErrorPauseMs = 10000;    // after a failed look
-constexpr int kMaxWorkers = 64;         // hyperline.max_sync_workers' upper bound
+constexpr int kLookIntervalMs = 1000;  // the scheduler looks at least this often
+constexpr int kErrorPauseMs = 10000;   // after a failed look
+constexpr int kMaxWorkers = 64;        // hyperline.max_sync_workers' upper bound
 
 // ---------------------------------------------------------------------------
 // Transactions of the scheduler and the sync workers
@@ -202,7 +202,8 @@ milliseconds TickSyncScheduler() {
     return UntilNextLook();
   }
   if (next_in_ms >= 0 && next_in_ms < kLookIntervalMs) {
-    scheduler.next_look = std::min(scheduler.next_look, SyncClock::now() + milliseconds(next_in_ms));
+    scheduler.next_look =
+        std::min(scheduler.next_look, SyncClock::now() + milliseconds(next_in_ms));
   }
   return UntilNextLook();
 }

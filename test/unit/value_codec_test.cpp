@@ -73,13 +73,13 @@ TEST(ValueCodec, EveryKindComesBackTheSame) {
       Value::Decimal("123456789012345678901234567890.000000000000000001"),
       Value::String(""),
       Value::String(std::string("nul\0inside and \xff bytes", 23)),
-      Value::Time(1734710651000000),       // 2024-12-20T16:04:11Z
-      Value::Time(1734710651123456),       // with a fraction
-      Value::Time(-1),                     // 1969-12-31T23:59:59.999999Z
-      Value::Time(-62135596800000000),     // 0001-01-01
+      Value::Time(1734710651000000),                   // 2024-12-20T16:04:11Z
+      Value::Time(1734710651123456),                   // with a fraction
+      Value::Time(-1),                                 // 1969-12-31T23:59:59.999999Z
+      Value::Time(-62135596800000000),                 // 0001-01-01
       Value::TimeFromPgMicros(9223371331199999999LL),  // 294276-12-31T23:59:59.999999Z
-      Value::DateFromPgDays(-2451545),               // 4713 BC
-      Value::Time(1734652800000000, true), // a date
+      Value::DateFromPgDays(-2451545),                 // 4713 BC
+      Value::Time(1734652800000000, true),             // a date
       Value::Range(-3, 7),
       Value::Empty(),
       Value::Blank(),
@@ -122,8 +122,7 @@ TEST(ValueCodec, RefusesWhatItDidNotWrite) {
   EXPECT_THROW(DecodeValue(good + "x"), std::invalid_argument);
   EXPECT_THROW(DecodeValue(std::string("\x01\x63", 2)), std::invalid_argument);  // unknown tag
   // An array claiming more elements than bytes left.
-  EXPECT_THROW(DecodeValue(std::string("\x01\x09\xff\xff\xff\xff\x0f", 7)),
-               std::invalid_argument);
+  EXPECT_THROW(DecodeValue(std::string("\x01\x09\xff\xff\xff\xff\x0f", 7)), std::invalid_argument);
   // Deep nesting is refused, not a stack overflow.
   std::string deep(1, '\x01');
   for (int i = 0; i < 100000; ++i) deep += std::string("\x09\x01", 2);
