@@ -353,6 +353,8 @@ SELECT name FROM hyperline.models ORDER BY name;
 SELECT count(*) > 0 AS sees_runs FROM hyperline.sync_runs WHERE model = 'accounts';
 SELECT key FROM hyperline._query_state WHERE model = 'accounts';
 SELECT * FROM hyperline.run_model('accounts');
+-- (preview runs the owner's query with the owner's rights: managers only)
+SELECT * FROM hyperline.preview('accounts');
 RESET ROLE;
 RESET hyperline.admin_role;
 -- a superuser's run_model runs the query as its owner, in a restricted

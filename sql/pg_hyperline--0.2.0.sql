@@ -951,6 +951,12 @@ BEGIN
     RAISE EXCEPTION 'sample must be zero or more (got %)', sample USING ERRCODE = 'invalid_parameter_value';
   END IF;
   IF m.kind = 'query' THEN
+    -- Why managers only: the query runs with its owner's rights.
+    IF NOT hyperline._caller_manages(m) THEN
+      RAISE EXCEPTION 'only the owner of query model "%" may preview it', m.name
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Its query runs with its owner''s rights: its owner (or a member of that role) may preview it.';
+    END IF;
     RETURN QUERY SELECT r.key, r.payload FROM hyperline._render_query_rows(m.name, sample) r;
     RETURN;
   END IF;
