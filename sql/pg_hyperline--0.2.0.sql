@@ -204,8 +204,8 @@ CREATE INDEX sync_runs_running_idx ON hyperline._sync_runs (run_id) WHERE status
 -- its template read (a removal, or an update's `old`, is rendered from them),
 -- and the run that recorded them. Dumped: a restored database goes on diffing
 -- from where it was instead of sending every row again. A run reads the
--- state in its primary key's order; its rows are updated in place (HOT: no
--- indexed column changes, room left on each page) and vacuumed early.
+-- model's keys with one scan, and updates changed keys in place (HOT: no
+-- indexed column changes, room left on each page); vacuumed early.
 CREATE TABLE hyperline._query_state (
   model text NOT NULL,
   key_hash bigint NOT NULL,

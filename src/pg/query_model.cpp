@@ -5,17 +5,17 @@
 // SPI cursor, 1000 rows at a time, as the model's owner. Each row's key is
 // computed and hashed, and so are its bytes (the *input hash*); the row goes
 // to a temporary file (BufFile) and a record (key hash, input hash, position,
-// key) to a *partition* file by the key hash's leading bits. The partitions
-// are then compared, in key hash order, with the state read through its
-// primary key in the same order: each partition fits in memory (one larger
-// than work_mem splits again), so the comparison is a hash lookup per key and
-// one pass over both sides; a duplicate key is found when its partition is
-// loaded. Only the keys that need work come back to C++, a batch at a time:
-// added keys and keys whose input changed are read back from the file and
-// rendered (a changed input that renders the same payload sends nothing),
-// their events buffered for the outbox (outbox.hpp, as the trigger writes
-// them), and the state updated with one statement per batch and kind. Nothing
-// held in memory grows with the result.
+// key) to a *partition* file chosen by the key hash's leading bits. The
+// model's recorded keys (the state) are read the same way, by one scan, into
+// partitions of their own. Each pair of partitions is then compared: the
+// result's in a hash table in memory (one larger than work_mem splits again),
+// the state's streamed past it — a hash lookup per key and one pass over both
+// sides, which also finds a duplicate key. Only the keys that need work come
+// back to C++, a batch at a time: added keys and keys whose input changed are
+// read back from the file and rendered (a changed input that renders the same
+// payload sends nothing), their events buffered for the outbox (outbox.hpp, as
+// the trigger writes them), and the state updated with one statement per batch
+// and kind. Nothing held in memory grows with the result.
 //
 // Security: the user's query, and every type output function its values go
 // through, run as the model's owner, inside a security-restricted operation,
@@ -36,12 +36,9 @@
 #include <vector>
 
 extern "C" {
-#include "access/genam.h"
 #include "access/heaptoast.h"
-#include "access/relscan.h"
 #include "access/tableam.h"
 #include "access/htup_details.h"
-#include "access/stratnum.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
@@ -59,7 +56,6 @@ extern "C" {
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -333,14 +329,14 @@ int64 InputHash(HeapTuple tuple, uint64_t seed) {
 // returned it) at a *position*; rows are read back only for the keys that
 // need rendering. Every row also gives a *record* — (key hash, input hash,
 // position, key) — written to one of the *partitions*: temporary files that
-// split the key hashes into consecutive ranges (by their leading bits). The
-// comparison with the state then takes the partitions in key hash order, each
-// loaded into a hash table (small: memory is bounded by work_mem whatever the
-// result's size; a partition larger than that is split again by the next
-// bits), and walks the state's primary key over the same range: a key in both
-// is unchanged (equal input hash) or changed, a key only in the state removed,
-// a key only in the partition added. No sort: one write and one read of the
-// records, and one pass over the state index.
+// split the key hashes into consecutive ranges by their leading bits. The
+// state's keys give records too (with their heap position), in partitions of
+// the same ranges. A pair of partitions (result, state) of one range is
+// compared with the result's loaded in a hash table (bounded by work_mem: a
+// larger one splits, with the state's, by the next bits) and the state's
+// streamed: a key in both is unchanged (equal input hash) or changed, a key
+// only in the state removed, a key only in the result added. No sort: each
+// record is written once and read once.
 
 // A position in the row file: file number and offset (segments are 1 GB).
 int64 PackPosition(int fileno, off_t offset) {
@@ -450,58 +446,30 @@ struct Change {
   HeapTupleData tuple;  // added/changed: read back from the file
 };
 
-// The recorded state, read in (key hash, key) order through its primary key.
-struct StateScan {
-  Relation state_rel;
-  Relation index_rel;
-  IndexScanDesc scan;
-  TupleTableSlot* heap_slot;  // the current key's row
-  Snapshot snapshot;
-  AttrNumber a_key_hash, a_key, a_input_hash, a_hash, a_row;
-  bool have, done;  // a current key / the scan ended
-  char* key;        // the current key (a copy)
-  int key_len;
-  int key_cap;
-  int64 key_hash;
-  int64 input_hash;
-};
-
-// Reads the next recorded key (Postgres code; the current memory context must
-// outlive the scan, which allocates in it as it goes).
-void NextState(StateScan* s) {
-  if (!index_getnext_slot(s->scan, ForwardScanDirection, s->heap_slot)) {
-    s->have = false;
-    s->done = true;
-    return;
+// Reads the next record of partition `p` into `r` and `key` (a buffer grown
+// as needed); false at its end (Postgres code).
+bool ReadRecord(Partition* p, Record* r, char** key, int* cap) {
+  size_t got = BufFileRead(p->file, r, sizeof *r);
+  if (got == 0) return false;
+  if (got != sizeof *r) elog(ERROR, "pg_hyperline: could not read a partition of the run");
+  if (static_cast<int>(r->key_len) + 1 > *cap) {
+    *cap = Max(static_cast<int>(r->key_len) + 1, 2 * *cap);
+    *key = static_cast<char*>(repalloc(*key, *cap));
   }
-  bool isnull = false;
-  s->key_hash = DatumGetInt64(slot_getattr(s->heap_slot, s->a_key_hash, &isnull));
-  text* key = DatumGetTextPP(slot_getattr(s->heap_slot, s->a_key, &isnull));
-  s->key_len = VARSIZE_ANY_EXHDR(key);
-  if (s->key_len + 1 > s->key_cap) {
-    s->key_cap = Max(s->key_len + 1, 2 * s->key_cap);
-    s->key = static_cast<char*>(repalloc(s->key, s->key_cap));
+  if (BufFileRead(p->file, *key, r->key_len) != r->key_len) {
+    elog(ERROR, "pg_hyperline: could not read a partition of the run");
   }
-  memcpy(s->key, VARDATA_ANY(key), s->key_len);
-  s->key[s->key_len] = '\0';
-  s->input_hash = DatumGetInt64(slot_getattr(s->heap_slot, s->a_input_hash, &isnull));
-  s->have = true;
+  (*key)[r->key_len] = '\0';
+  return true;
 }
 
-// Copies the current recorded key's payload hash and (when `row`) row values
-// into `c`, in `context` (Postgres code).
-void CopyRecorded(StateScan* s, Change* c, bool row, MemoryContext context) {
-  bool isnull = false;
-  c->old_hash = DatumGetInt64(slot_getattr(s->heap_slot, s->a_hash, &isnull));
-  if (!row) return;
-  Datum d = slot_getattr(s->heap_slot, s->a_row, &isnull);
-  if (isnull) return;
-  MemoryContext old = MemoryContextSwitchTo(context);
-  bytea* b = DatumGetByteaPP(d);
-  c->old_row_len = VARSIZE_ANY_EXHDR(b);
-  c->old_row = static_cast<char*>(palloc(c->old_row_len + 1));
-  memcpy(c->old_row, VARDATA_ANY(b), c->old_row_len);
-  MemoryContextSwitchTo(old);
+// A heap position as a record's `pos`, and back.
+int64 PackTid(ItemPointer tid) {
+  return (static_cast<int64>(ItemPointerGetBlockNumber(tid)) << 16) |
+         ItemPointerGetOffsetNumber(tid);
+}
+void UnpackTid(int64 pos, ItemPointer tid) {
+  ItemPointerSet(tid, static_cast<BlockNumber>(pos >> 16), static_cast<OffsetNumber>(pos & 0xFFFF));
 }
 
 // A partition loaded for comparison: its records, found by key hash in an
@@ -847,60 +815,91 @@ class Run {
     PgGuard([&] { AtEOXact_GUC(true, nest); });
   }
 
-  // Phase 2: the partitions in key hash order against the state's index.
+  // Phase 2: the recorded keys partitioned like the result's, then each
+  // pair of partitions compared.
   void Compare() {
     const char* name = def_.name.c_str();
     need_old_for_change_ = (def_.triggers & kOnUpdate) != 0 && model_->uses_old;
     need_old_for_remove_ = (def_.triggers & kOnDelete) != 0;
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(context_);
-      StateScan* s = static_cast<StateScan*>(palloc0(sizeof(StateScan)));
       Oid nsp = get_namespace_oid("hyperline", false);
       Oid relid = get_relname_relid("_query_state", nsp);
       if (!OidIsValid(relid)) elog(ERROR, "pg_hyperline: hyperline._query_state does not exist");
-      s->state_rel = table_open(relid, AccessShareLock);
-      s->a_key_hash = get_attnum(relid, "key_hash");
-      s->a_key = get_attnum(relid, "key");
-      s->a_input_hash = get_attnum(relid, "input_hash");
-      s->a_hash = get_attnum(relid, "hash");
-      s->a_row = get_attnum(relid, "row_values");
-      Oid index = RelationGetPrimaryKeyIndex(s->state_rel);
-      if (!OidIsValid(index))
-        elog(ERROR, "pg_hyperline: hyperline._query_state has no primary key");
-      s->index_rel = index_open(index, AccessShareLock);
-      TupleDesc idesc = RelationGetDescr(s->index_rel);
-      if (idesc->natts != 3 || strcmp(NameStr(TupleDescAttr(idesc, 1)->attname), "key_hash") != 0 ||
-          strcmp(NameStr(TupleDescAttr(idesc, 2)->attname), "key") != 0) {
-        elog(ERROR,
-             "pg_hyperline: the primary key of hyperline._query_state is not (model, key_hash, "
-             "key)");
-      }
+      state_rel_ = table_open(relid, AccessShareLock);
+      a_hash_ = get_attnum(relid, "hash");
+      a_row_ = get_attnum(relid, "row_values");
+      heap_slot_ = table_slot_create(state_rel_, nullptr);
       // Why a snapshot of our own: the batches below write the state while
-      // this scan reads it; a registered copy keeps the scan on the state as
-      // it was before the run (its writes are invisible to it).
-      s->snapshot = RegisterSnapshot(GetLatestSnapshot());
-      ScanKeyData key;
-      ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
-                             s->index_rel->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(name));
-      s->scan = index_beginscan(s->state_rel, s->index_rel, s->snapshot, 1, 0);
-      index_rescan(s->scan, &key, 1, nullptr, 0);
-      s->heap_slot = table_slot_create(s->state_rel, nullptr);
-      s->key_cap = 64;
-      s->key = static_cast<char*>(palloc(s->key_cap));
-      state_ = s;
+      // its keys are compared; rows are fetched as they were before the run
+      // (the run's writes are invisible to it).
+      snapshot_ = RegisterSnapshot(GetLatestSnapshot());
+      state_parts_ = static_cast<Partition*>(palloc0(sizeof(Partition) * nparts_));
+      for (int p = 0; p < nparts_; ++p) state_parts_[p].context = context_;
       changes_ = static_cast<Change*>(palloc(sizeof(Change) * kBatchChanges));
+      state_key_cap_ = 64;
+      state_key_ = static_cast<char*>(palloc(state_key_cap_));
       MemoryContextSwitchTo(old);
     });
-    for (int p = 0; p < nparts_; ++p) ComparePartition(&parts_[p], static_cast<uint64_t>(p), bits_);
+    ReadState(name);
+    for (int p = 0; p < nparts_; ++p) {
+      ComparePair(&parts_[p], &state_parts_[p], static_cast<uint64_t>(p), bits_);
+    }
     if (nchanges_ > 0) HandleBatch();
     PgGuard([&] {
-      StateScan* s = state_;
-      index_endscan(s->scan);
-      ExecDropSingleTupleTableSlot(s->heap_slot);
-      UnregisterSnapshot(s->snapshot);
-      index_close(s->index_rel, AccessShareLock);
-      table_close(s->state_rel, AccessShareLock);
+      ExecDropSingleTupleTableSlot(heap_slot_);
+      UnregisterSnapshot(snapshot_);
+      table_close(state_rel_, AccessShareLock);
       BufFileClose(file_);
+    });
+  }
+
+  // Writes a record (key hash, input hash, heap position, key) of every key
+  // the state holds for the model into the partition of its key hash. Why a
+  // plain scan and not the primary key's order: it reads the heap's pages in
+  // order, whatever the visibility map says, and only this model's.
+  void ReadState(const char* name) {
+    Portal portal = nullptr;
+    PgGuard([&] {
+      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
+      Oid argtype = TEXTOID;
+      Datum arg = CStringGetTextDatum(name);
+      // Not read-only: the cursor takes a snapshot of its own, which the
+      // run's writes (later commands) do not change.
+      portal = SPI_cursor_open_with_args(
+          nullptr,
+          "SELECT s.ctid, s.key_hash, s.key, s.input_hash FROM hyperline._query_state s "
+          "WHERE s.model OPERATOR(pg_catalog.=) $1",
+          1, &argtype, &arg, nullptr, false, 0);
+    });
+    for (;;) {
+      uint64 got = 0;
+      PgGuard([&] {
+        CHECK_FOR_INTERRUPTS();
+        SPI_cursor_fetch(portal, true, kFetchRows);
+        got = SPI_processed;
+        SPITupleTable* table = SPI_tuptable;
+        TupleDesc d = table->tupdesc;
+        for (uint64 i = 0; i < got; ++i) {
+          HeapTuple t = table->vals[i];
+          bool isnull = false;
+          Record r;
+          memset(&r, 0, sizeof r);
+          r.pos = PackTid(
+              reinterpret_cast<ItemPointer>(DatumGetPointer(SPI_getbinval(t, d, 1, &isnull))));
+          r.key_hash = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
+          text* key = DatumGetTextPP(SPI_getbinval(t, d, 3, &isnull));
+          r.key_len = VARSIZE_ANY_EXHDR(key);
+          r.input_hash = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
+          WriteRecord(&state_parts_[Prefix(r.key_hash, bits_)], r, VARDATA_ANY(key));
+        }
+        SPI_freetuptable(table);
+      });
+      if (got < static_cast<uint64>(kFetchRows)) break;
+    }
+    PgGuard([&] {
+      SPI_cursor_close(portal);
+      SPI_finish();
     });
   }
 
@@ -916,20 +915,48 @@ class Run {
     return c;
   }
 
-  // Compares the partition of keys whose hashes begin with `prefix` (`bits`
-  // long) with the state's keys in that range.
-  void ComparePartition(Partition* part, uint64_t prefix, int bits) {
+  // Copies the recorded payload hash and (when `row`) row values of the
+  // state row at `pos` into `c` (Postgres code).
+  void FetchRecorded(int64 pos, Change* c, bool row) {
+    ItemPointerData tid;
+    UnpackTid(pos, &tid);
+    if (!table_tuple_fetch_row_version(state_rel_, &tid, snapshot_, heap_slot_)) {
+      elog(ERROR, "pg_hyperline: a key of hyperline._query_state vanished during a run");
+    }
+    bool isnull = false;
+    c->old_hash = DatumGetInt64(slot_getattr(heap_slot_, a_hash_, &isnull));
+    if (!row) return;
+    Datum d = slot_getattr(heap_slot_, a_row_, &isnull);
+    if (isnull) return;
+    MemoryContext old = MemoryContextSwitchTo(batch_context_);
+    bytea* b = DatumGetByteaPP(d);
+    c->old_row_len = VARSIZE_ANY_EXHDR(b);
+    c->old_row = static_cast<char*>(palloc(c->old_row_len + 1));
+    memcpy(c->old_row, VARDATA_ANY(b), c->old_row_len);
+    MemoryContextSwitchTo(old);
+  }
+
+  // Compares the result's and the state's keys whose hashes begin with
+  // `prefix` (`bits` long): the result's partition in memory, the state's
+  // streamed past it.
+  void ComparePair(Partition* part, Partition* state, uint64_t prefix, int bits) {
     const int64 budget = static_cast<int64>(work_mem) * 1024L / 2;
     if (part->bytes > budget && bits + kSplitBits <= 64) {
       Partition children[1 << kSplitBits];
+      Partition state_children[1 << kSplitBits];
       PgGuard([&] {
         MemoryContext old = MemoryContextSwitchTo(context_);
         SplitPartition(part, bits, children);
+        if (state->file != nullptr) {
+          SplitPartition(state, bits, state_children);
+        } else {
+          for (Partition& c : state_children) c = Partition{nullptr, 0, 0, state->context};
+        }
         MemoryContextSwitchTo(old);
       });
       for (int c = 0; c < (1 << kSplitBits); ++c) {
-        ComparePartition(&children[c], (prefix << kSplitBits) | static_cast<uint64_t>(c),
-                         bits + kSplitBits);
+        ComparePair(&children[c], &state_children[c],
+                    (prefix << kSplitBits) | static_cast<uint64_t>(c), bits + kSplitBits);
       }
       return;
     }
@@ -940,6 +967,9 @@ class Run {
         data = LoadPartition(part);
         BufFileClose(part->file);
         part->file = nullptr;
+      }
+      if (state->file != nullptr && BufFileSeek(state->file, 0, 0, SEEK_SET) != 0) {
+        elog(ERROR, "pg_hyperline: could not read a partition of the run");
       }
       MemoryContextSwitchTo(old);
     });
@@ -953,36 +983,30 @@ class Run {
                 ") must be unique in the result.",
             "Aggregate the rows of a key in the query (GROUP BY), or name more key columns.");
     }
-    // The state's keys in this range: unchanged, changed or removed.
-    for (bool more = true; more;) {
+    // The state's keys: unchanged, changed or removed.
+    for (bool more = state->file != nullptr; more;) {
       more = false;
       PgGuard([&] {
-        StateScan* s = state_;
-        // The scan's own allocations live as long as it (see CopyRecorded).
-        MemoryContext old = MemoryContextSwitchTo(context_);
-        for (int steps = 1;; ++steps) {
+        MemoryContext old = MemoryContextSwitchTo(partition_context_);
+        Record r;
+        for (int steps = 1; ReadRecord(state, &r, &state_key_, &state_key_cap_); ++steps) {
           if (steps % kMergeSteps == 0) CHECK_FOR_INTERRUPTS();
-          if (!s->have && !s->done) NextState(s);
-          if (!s->have || Prefix(s->key_hash, bits) != prefix) break;
-          int64 found = table_.Find(s->key_hash, s->key, static_cast<uint32>(s->key_len));
-          if (found >= 0 && table_.at(found).record.input_hash == s->input_hash) {
-            table_.at(found).seen = true;
-            ++counts_.unchanged;
-            s->have = false;
-            continue;
-          }
+          int64 found = table_.Find(r.key_hash, state_key_, r.key_len);
           if (found >= 0) {
             PartitionTable::Entry& e = table_.at(found);
             e.seen = true;
-            Change* c = NewChange(kChanged, s->key, s->key_len, s->key_hash);
+            if (e.record.input_hash == r.input_hash) {
+              ++counts_.unchanged;
+              continue;
+            }
+            Change* c = NewChange(kChanged, state_key_, static_cast<int>(r.key_len), r.key_hash);
             c->input_hash = e.record.input_hash;
             c->pos = e.record.pos;
-            CopyRecorded(s, c, need_old_for_change_, batch_context_);
+            FetchRecorded(r.pos, c, need_old_for_change_);
           } else {
-            Change* c = NewChange(kRemoved, s->key, s->key_len, s->key_hash);
-            CopyRecorded(s, c, need_old_for_remove_, batch_context_);
+            Change* c = NewChange(kRemoved, state_key_, static_cast<int>(r.key_len), r.key_hash);
+            FetchRecorded(r.pos, c, need_old_for_remove_);
           }
-          s->have = false;
           if (nchanges_ == static_cast<int>(kBatchChanges)) {
             more = true;
             break;
@@ -992,7 +1016,7 @@ class Run {
       });
       if (more) HandleBatch();
     }
-    // The partition's keys the state did not have: added.
+    // The result's keys the state did not have: added.
     for (size_t i = 0; i < table_.size(); ++i) {
       PartitionTable::Entry& e = table_.at(static_cast<int64>(i));
       if (e.seen) continue;
@@ -1003,7 +1027,13 @@ class Run {
       });
       if (nchanges_ == static_cast<int>(kBatchChanges)) HandleBatch();
     }
-    PgGuard([&] { MemoryContextReset(partition_context_); });
+    PgGuard([&] {
+      if (state->file != nullptr) {
+        BufFileClose(state->file);
+        state->file = nullptr;
+      }
+      MemoryContextReset(partition_context_);
+    });
   }
 
   // Renders what the batch of changes needs, buffers its events and writes
@@ -1163,6 +1193,8 @@ class Run {
   int bits_ = 0;
   int nparts_ = 0;
   int nchanges_ = 0;
+  char* state_key_ = nullptr;  // the state key being compared (grown as needed)
+  int state_key_cap_ = 0;
   // Postgres objects, in context_ (freed with it, or with the transaction).
   MemoryContext context_ = nullptr;
   MemoryContext batch_context_ = nullptr;      // reset after each batch of changes
@@ -1170,7 +1202,12 @@ class Run {
   BufFile* file_ = nullptr;                    // the row file
   Partition* parts_ = nullptr;                 // the first level of partitions
   TupleDesc row_desc_ = nullptr;
-  StateScan* state_ = nullptr;
+  Partition* state_parts_ = nullptr;  // the state's keys, partitioned like parts_
+  Relation state_rel_ = nullptr;
+  TupleTableSlot* heap_slot_ = nullptr;
+  Snapshot snapshot_ = nullptr;
+  AttrNumber a_hash_ = 0;
+  AttrNumber a_row_ = 0;
   Change* changes_ = nullptr;  // the batch: up to kBatchChanges
 };
 
