@@ -220,6 +220,10 @@ bool ClaimDueRun(std::string& model, int64& run_id) {
   char* name = nullptr;
   InTransaction([&] {
     if (!ExtensionReady()) return;
+    // Why not wait for the WAL flush: a claim lost in a crash is claimed
+    // again (the run it announced was rolled back with everything else).
+    (void)set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+                            GUC_ACTION_LOCAL, true, 0, false);
     int rc = SPI_execute("SELECT c.model, c.run_id FROM hyperline._claim_due_run() c", false, 0);
     if (rc != SPI_OK_SELECT || SPI_processed != 1) return;
     bool isnull = false;
