@@ -178,12 +178,15 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
       "'update' OPERATOR(pg_catalog.=) ANY (m.triggers), "
       "'delete' OPERATOR(pg_catalog.=) ANY (m.triggers), "
       "m.delete_mode OPERATOR(pg_catalog.=) 'api', m.send_initial, "
+      // $1, not m.name: the planner then knows the model (a correlated
+      // subquery over a state table that other models fill would be planned
+      // as a scan of all of it).
       "NOT EXISTS (SELECT 1 FROM hyperline._query_state s "
-      "            WHERE s.model OPERATOR(pg_catalog.=) m.name) "
+      "            WHERE s.model OPERATOR(pg_catalog.=) $1) "
       "AND NOT EXISTS (SELECT 1 FROM hyperline._sync_runs r "
-      "                WHERE r.model OPERATOR(pg_catalog.=) m.name "
+      "                WHERE r.model OPERATOR(pg_catalog.=) $1 "
       "                  AND r.status OPERATOR(pg_catalog.=) 'succeeded'), "
-      "(SELECT r.rows FROM hyperline._sync_runs r WHERE r.model OPERATOR(pg_catalog.=) m.name "
+      "(SELECT r.rows FROM hyperline._sync_runs r WHERE r.model OPERATOR(pg_catalog.=) $1 "
       "   AND r.status OPERATOR(pg_catalog.=) 'succeeded' ORDER BY r.run_id DESC LIMIT 1) "
       "FROM hyperline._models m "
       "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.kind OPERATOR(pg_catalog.=) 'query'";
