@@ -386,7 +386,7 @@ void WriteRecord(Partition* p, const Record& r, const char* key) {
   }
   BufFileWrite(p->file, const_cast<Record*>(&r), sizeof r);
   BufFileWrite(p->file, const_cast<char*>(key), r.key_len);
-  p->bytes += sizeof r + r.key_len;
+  p->bytes += static_cast<int64>(sizeof r + r.key_len);
   ++p->records;
 }
 
@@ -1377,7 +1377,9 @@ Datum RenderQueryRows(FunctionCallInfo fcinfo) {
     for (uint64 i = 0; i < got; ++i) {
       if (!RenderEvent(*model, desc, table->vals[i], nullptr, "insert", key, payload, nullptr,
                        error)) {
-        Throw(ERRCODE_DATA_EXCEPTION, "rendering the row with key " + key + " failed: " + error);
+        std::string message = "rendering the row with key ";
+        message.append(key).append(" failed: ").append(error);
+        Throw(ERRCODE_DATA_EXCEPTION, message);
       }
       PgGuard([&] {
         Datum values[2] = {CStringGetTextDatum(key.c_str()),
