@@ -166,10 +166,12 @@ struct QueryModelDef {
   int64_t previous_rows = -1;  // rows of the last successful run, -1 if unknown
 };
 
-// Reads query model `name`; with `lock`, locks its row first (FOR NO KEY
-// UPDATE NOWAIT: held until the end of the transaction, so runs of one model
-// never overlap).
-QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
+// How a run locks its model's row (FOR NO KEY UPDATE, held until the end of
+// the transaction, so runs of one model never overlap).
+enum class Lock { kNone, kNoWait, kWait };
+
+// Reads query model `name`, locking its row as `lock` says.
+QueryModelDef ReadQueryModel(const std::string& name, Lock lock) {
   static const char* const kSelect =
       "SELECT m.query, m.primary_key, m.payload, m.destination, m.search_path, "
       "m.owner IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles a "
@@ -190,7 +192,9 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
       "   AND r.status OPERATOR(pg_catalog.=) 'succeeded' ORDER BY r.run_id DESC LIMIT 1) "
       "FROM hyperline._models m "
       "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.kind OPERATOR(pg_catalog.=) 'query'";
-  std::string sql = std::string(kSelect) + (lock ? " FOR NO KEY UPDATE OF m NOWAIT" : "");
+  std::string sql = std::string(kSelect) + (lock == Lock::kNoWait ? " FOR NO KEY UPDATE OF m NOWAIT"
+                                            : lock == Lock::kWait ? " FOR NO KEY UPDATE OF m"
+                                                                  : "");
   const char* sql_text = sql.c_str();
   QueryModelDef def;
   def.name = name;
@@ -205,7 +209,16 @@ QueryModelDef ReadQueryModel(const std::string& name, bool lock) {
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
       Oid argtype = TEXTOID;
       Datum arg = CStringGetTextDatum(arg_text);
+      // Why wait, and only so long: another sync worker's claim may hold the
+      // row for a moment (it locks a row it then finds not due any more); a
+      // run_model holding it longer is not waited for past this.
+      int nest = NewGUCNestLevel();
+      if (lock == Lock::kWait) {
+        (void)set_config_option("lock_timeout", "10s", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                true, 0, false);
+      }
       int rc = SPI_execute_with_args(sql_text, 1, &argtype, &arg, nullptr, false, 1);
+      AtEOXact_GUC(true, nest);
       if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: reading the model failed (%d)", rc);
       if (SPI_processed == 1) {
         found = true;
@@ -1319,7 +1332,7 @@ Datum RunQueryModelSql(FunctionCallInfo fcinfo) {
   std::string name = TextArg(fcinfo, 0, "model");
   if (PG_ARGISNULL(1)) Throw(ERRCODE_NULL_VALUE_NOT_ALLOWED, "run_id must not be NULL");
   int64 run_id = PG_GETARG_INT64(1);
-  RunCounts counts = RunQueryModel(name, run_id);
+  RunCounts counts = RunQueryModel(name, run_id, false);
   Datum result = 0;
   PgGuard([&] {
     TupleDesc desc = nullptr;
@@ -1342,7 +1355,7 @@ Datum RunQueryModelSql(FunctionCallInfo fcinfo) {
 Datum RenderQueryRows(FunctionCallInfo fcinfo) {
   std::string name = TextArg(fcinfo, 0, "model");
   int sample = PG_ARGISNULL(1) ? 5 : PG_GETARG_INT32(1);
-  QueryModelDef def = ReadQueryModel(name, false);
+  QueryModelDef def = ReadQueryModel(name, Lock::kNone);
   PgGuard([&] { InitMaterializedSRF(fcinfo, 0); });
   auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
   if (sample <= 0) return (Datum)0;
@@ -1396,8 +1409,8 @@ Datum RenderQueryRows(FunctionCallInfo fcinfo) {
 
 }  // namespace
 
-RunCounts RunQueryModel(const std::string& name, int64_t run_id) {
-  QueryModelDef def = ReadQueryModel(name, true);
+RunCounts RunQueryModel(const std::string& name, int64_t run_id, bool wait) {
+  QueryModelDef def = ReadQueryModel(name, wait ? Lock::kWait : Lock::kNoWait);
   Run run(std::move(def), run_id);
   return run.Execute();
 }

@@ -42,13 +42,14 @@ struct RunCounts {
 };
 
 // Runs query model `name` in the current transaction, as run `run_id`: locks
-// the model (an ERROR at once if another transaction runs or changes it),
+// the model (when another transaction runs or changes it: an ERROR at once,
+// or with `wait` after waiting for it up to lock_timeout),
 // evaluates its query as the model's owner with its search_path, diffs and
 // writes events and state. The current user must be one who may write
 // hyperline's tables (the extension owner in a gate, the worker's superuser);
 // the search_path must be pinned. Throws PgException (the transaction must
 // then abort: nothing of the run remains).
-RunCounts RunQueryModel(const std::string& name, int64_t run_id);
+RunCounts RunQueryModel(const std::string& name, int64_t run_id, bool wait);
 
 // The next run time of a model with schedule `schedule_text` whose run due at
 // `last_due` started at `now` (intervals keep their phase; see

@@ -286,7 +286,7 @@ void RunClaimed(const std::string& model, int64 run_id) {
       nest = NewGUCNestLevel();
       PinSearchPath();
     });
-    counts = RunQueryModel(model, run_id);
+    counts = RunQueryModel(model, run_id, true);
     PgGuard([&] {
       if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
       FinishRun(run_id, &counts, nullptr);
