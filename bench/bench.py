@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench.py: the six pg_hyperline measurements, against the cluster and the mock
+"""bench.py: the seven pg_hyperline measurements, against the cluster and the mock
 that bench/run.sh started (it passes them in BENCH_* variables).
 
 1. bulk    write path, INSERT ... SELECT of 200,000 rows: no model / model /
@@ -9,6 +9,9 @@ that bench/run.sh started (it passes them in BENCH_* variables).
 4. latency a paced loader at 200 events/s: COMMIT -> receipt at the mock
 5. memory  the worker's RSS during the drain; the inserting backend's across a big insert
 6. upkeep  outbox on-disk size over 10 fill/drain cycles with delivered-row purging
+7. query   query models: a run over 100,000 and 1,000,000 rows (1 % changed, none
+           changed) against CREATE TEMP TABLE AS of the same query, the running
+           backend's memory, and the due-to-start delay of 200 scheduled models
 + profile  perf profiles (untimed) of the trigger and the worker, when perf works
 
 Variants compared by a ratio are measured in the same run, alternating, and the
@@ -69,6 +72,9 @@ LAT_RATE = knob("lat_rate", 200, 200)
 LAT_SECONDS = knob("lat_seconds", 20, 5)
 UPKEEP_CYCLES = knob("upkeep_cycles", 10, 5)
 UPKEEP_N = knob("upkeep_n", 1_000_000, 5_000)
+QM_SIZES = knob("qm_sizes", "100000,1000000", "2000,20000")  # query model result sizes
+QM_REPS = knob("qm_reps", 3, 2)
+QM_MODELS = knob("qm_models", 200, 200)  # scheduled at one instant, for the start delay
 PROFILE = ENV.get("BENCH_PROFILE", "1") != "0"
 TEMPLATE_FALLBACK = """{
   "customer_id": "{{ row.customer_id }}",
@@ -858,6 +864,143 @@ def bench_upkeep(c):
     }
 
 
+# --- 7. query models -------------------------------------------------------------
+# Daily usage per customer (a pre-aggregated table of n rows): the model's query
+# reads it whole, so the run is compared with the cheapest way to read the same
+# result, CREATE TEMP TABLE x AS <the query>, measured in the same run.
+QM_QUERY = "SELECT customer_id, day, units, plan FROM bench.qm_usage"
+QM_TEMPLATE = """{
+  "customer_id": "{{ row.customer_id }}",
+  "event_type": "api_usage",
+  "timestamp": "{{ row.day }}",
+  "record": {"id": "{{ row.customer_id }}-{{ row.day }}", "units": {{ row.units }}, "plan": "{{ row.plan }}"}
+}"""
+
+
+def qm_timed(c, sql, pid):
+    """Runs sql on c while sampling the backend's memory: (seconds, memory summary, rows)."""
+    before = proc_mem(pid)
+    sampler = Sampler(pid, period=0.02)
+    sampler.start()
+    t = time.time()
+    rows = c.query(sql)
+    elapsed = time.time() - t
+    mem = summarize_mem(sampler.stop(), before=before)
+    mem.pop("timeline", None)
+    return elapsed, mem, rows
+
+
+def qm_size(c, cr, n, pid):
+    log("query: %d rows" % n)
+    c.command("DROP TABLE IF EXISTS bench.qm_usage")
+    c.command("CREATE TABLE bench.qm_usage (id bigint NOT NULL, customer_id text NOT NULL, day date NOT NULL, "
+              "units bigint NOT NULL, plan text NOT NULL, PRIMARY KEY (customer_id, day))")
+    c.command("INSERT INTO bench.qm_usage SELECT i, 'cus_' || (i %% 10000), date '2024-01-01' + (i / 10000), "
+              "i %% 997, (ARRAY['free', 'team', 'pro'])[1 + i %% 3] FROM generate_series(0, %d) i" % (n - 1))
+    if c.value("SELECT count(*) FROM hyperline.models WHERE name = 'qm_usage'") == "1":
+        c.query("SELECT hyperline.drop_model('qm_usage')")
+    c.query("SELECT hyperline.create_query_model('qm_usage', %s, 'customer_id, day', %s, schedule => NULL, "
+            "triggers => '{insert,update,delete}', send_initial => false)" % (q(QM_QUERY), q(QM_TEMPLATE)))
+    quiesce(c, ["bench.qm_usage"])
+    run_sql = "SELECT added, updated, removed, unchanged FROM hyperline.run_model('qm_usage')"
+    first_s, first_mem, rows = qm_timed(cr, run_sql, pid)
+    if int(rows[0][0]) != n:
+        raise RuntimeError("first run recorded %s keys, not %d" % (rows[0][0], n))
+    quiesce(c, ["bench.qm_usage", "hyperline._query_state"])
+    ctas, unchanged, ctas_changed, changed = [], [], [], []
+    mem_unchanged, mem_changed = [], []
+    for rep in range(QM_REPS):
+        # CREATE TEMP TABLE AS and the unchanged run, on the same table, alternating.
+        t = time.time()
+        c.command("CREATE TEMP TABLE qm_ctas AS " + QM_QUERY)
+        ctas.append(time.time() - t)
+        c.command("DROP TABLE qm_ctas")
+        s, mem, rows = qm_timed(cr, run_sql, pid)
+        if [int(x) for x in rows[0]] != [0, 0, 0, n]:
+            raise RuntimeError("unchanged run found %s" % (rows[0],))
+        unchanged.append(s)
+        mem_unchanged.append(mem)
+        # 1 % of the rows change; the table is vacuumed (untimed) so both read the same pages.
+        c.command("UPDATE bench.qm_usage SET units = units + 1 WHERE id %% 100 = %d" % rep)
+        quiesce(c, ["bench.qm_usage"])
+        t = time.time()
+        c.command("CREATE TEMP TABLE qm_ctas AS " + QM_QUERY)
+        ctas_changed.append(time.time() - t)
+        c.command("DROP TABLE qm_ctas")
+        s, mem, rows = qm_timed(cr, run_sql, pid)
+        want = len(range(rep, n, 100))
+        if [int(x) for x in rows[0]] != [0, want, 0, n - want]:
+            raise RuntimeError("1 %% run found %s, expected %d updated" % (rows[0], want))
+        changed.append(s)
+        mem_changed.append(mem)
+        c.command("TRUNCATE hyperline.outbox")
+        quiesce(c, ["hyperline._query_state"])
+    med = statistics.median
+    peak = lambda mems: max(m.get("peak_RssAnon", 0) for m in mems)  # noqa: E731
+    return {
+        "rows": n,
+        "first_run_s": round(first_s, 3),
+        "first_run_peak_RssAnon": first_mem.get("peak_RssAnon"),
+        "ctas_s": [round(x, 3) for x in ctas], "unchanged_s": [round(x, 3) for x in unchanged],
+        "ctas_changed_s": [round(x, 3) for x in ctas_changed], "changed_s": [round(x, 3) for x in changed],
+        "ctas_median_s": round(med(ctas + ctas_changed), 3),
+        "unchanged_median_s": round(med(unchanged), 3), "changed_median_s": round(med(changed), 3),
+        "unchanged_ratio": round(med(unchanged) / med(ctas), 2),
+        "changed_ratio": round(med(changed) / med(ctas_changed), 2),
+        "anon_before": mem_changed[0].get("anon_before"),
+        "peak_RssAnon_unchanged": peak(mem_unchanged), "peak_RssAnon_changed": peak(mem_changed),
+        "state_bytes": int(c.value("SELECT pg_total_relation_size('hyperline._query_state')")),
+    }
+
+
+def qm_schedule_delay(c, k):
+    """k query models all due at one instant: when did each run start?"""
+    log("query: %d scheduled models due at once" % k)
+    c.command("CREATE TABLE IF NOT EXISTS bench.qm_tiny (id int PRIMARY KEY, v int)")
+    c.command("INSERT INTO bench.qm_tiny SELECT i, i FROM generate_series(1, 10) i ON CONFLICT DO NOTHING")
+    for i in range(k):
+        c.query("SELECT hyperline.create_query_model('qs_%d', 'SELECT id, v FROM bench.qm_tiny', 'id', %s, "
+                "schedule => '1 hour', send_initial => false)" % (
+                    i, q('{"customer_id": "c", "event_type": "e", "timestamp": 0, '
+                         '"record": {"id": "{{ row.id }}", "v": {{ row.v }}}}')))
+    c.command("UPDATE hyperline._models SET next_run_at = date_trunc('second', now()) + interval '3 seconds' "
+              "WHERE name LIKE 'qs\\_%'")
+    deadline = time.time() + 180
+    done_sql = ("SELECT count(*) FROM hyperline.sync_runs WHERE model LIKE 'qs\\_%' "
+                "AND status <> 'running'")
+    while int(c.value(done_sql)) < k and time.time() < deadline:
+        time.sleep(0.2)
+    rows = c.query("SELECT extract(epoch FROM r.started_at - r.scheduled_for), "
+                   "extract(epoch FROM r.finished_at - r.started_at), r.status "
+                   "FROM hyperline._sync_runs r WHERE r.model LIKE 'qs\\_%' ORDER BY r.started_at")
+    delays = sorted(float(x[0]) for x in rows)
+    durations = sorted(float(x[1]) for x in rows if x[1] is not None)
+    failed = sum(1 for x in rows if x[2] != "succeeded")
+    for i in range(k):
+        c.query("SELECT hyperline.drop_model('qs_%d')" % i)
+    pct = lambda v, p: v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))] if v else None  # noqa: E731
+    return {"models": k, "runs": len(rows), "failed": failed,
+            "max_sync_workers": int(c.value("SHOW hyperline.max_sync_workers")),
+            "delay_s": {"p50": pct(delays, 50), "p95": pct(delays, 95), "max": delays[-1] if delays else None},
+            "run_s": {"p50": pct(durations, 50), "max": durations[-1] if durations else None}}
+
+
+def bench_query(c):
+    set_worker(c, False)  # events of the runs stay in the outbox, untouched
+    out = {"reps": QM_REPS, "query": QM_QUERY, "sizes": []}
+    for n in [int(x) for x in str(QM_SIZES).split(",")]:
+        # The runs in a backend of their own, whose memory only they touch
+        # (CREATE TEMP TABLE AS fills the other one's temp_buffers).
+        cr = connect()
+        pid = int(cr.value("SELECT pg_backend_pid()"))
+        out["sizes"].append(qm_size(c, cr, n, pid))
+        cr.close()
+    c.query("SELECT hyperline.drop_model('qm_usage')")
+    c.command("DROP TABLE bench.qm_usage")
+    out["schedule"] = qm_schedule_delay(c, QM_MODELS)
+    return out
+
+
 # --- profiles (untimed) -------------------------------------------------------------
 def perf_top(data, limit=25):
     """perf report --sort dso,symbol of a recording: [(percent, dso, symbol)]."""
@@ -1061,7 +1204,7 @@ def main():
                                  "'hyperline.poll_interval_ms')")),
     }}
     steps = [("bulk", bench_bulk), ("oltp", bench_oltp), ("drain", bench_drain),
-             ("latency", bench_latency), ("upkeep", bench_upkeep)]
+             ("latency", bench_latency), ("upkeep", bench_upkeep), ("query", bench_query)]
     if PROFILE:
         steps.append(("profile", bench_profile))
     t_all = time.time()

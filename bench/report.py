@@ -87,6 +87,30 @@ def targets(r):
         out.append(("6 outbox size after %d drains" % u["cycles"], "%.2f x one backlog (%.0f / %.0f MB)" % (
             u["peak_over_backlog"], u["peak_bytes"] / 2**20, u["backlog_bytes"] / 2**20), "<= 2 x",
                     u["peak_over_backlog"] <= 2 and all(c["completed"] for c in u["per_cycle"])))
+    qm = r.get("query", {})
+    by_rows = {x["rows"]: x for x in qm.get("sizes", [])}
+    if by_rows:
+        big = by_rows[max(by_rows)]
+        out.append(("7 query model run, %s rows, 1 %% changed: run / CREATE TEMP TABLE AS" % fmt(big["rows"]),
+                    "%.2f x (%.2f s / %.2f s)" % (big["changed_ratio"], big["changed_median_s"],
+                                                  big["ctas_median_s"]), "<= 3 x", big["changed_ratio"] <= 3))
+        out.append(("7 query model run, %s rows, unchanged: run / CREATE TEMP TABLE AS" % fmt(big["rows"]),
+                    "%.2f x (%.2f s)" % (big["unchanged_ratio"], big["unchanged_median_s"]), "<= 2 x",
+                    big["unchanged_ratio"] <= 2))
+        if len(by_rows) > 1:
+            small = by_rows[min(by_rows)]
+            grow = big["peak_RssAnon_changed"] - small["peak_RssAnon_changed"]
+            out.append(("7 query model run: backend peak RssAnon, %s vs %s rows" % (
+                fmt(big["rows"]), fmt(small["rows"])), "%.1f vs %.1f MB (%+.1f MB)" % (
+                big["peak_RssAnon_changed"], small["peak_RssAnon_changed"], grow),
+                "no growth with the result (< 8 MB)", grow < 8))
+    sc = qm.get("schedule", {})
+    if sc.get("delay_s", {}).get("max") is not None:
+        out.append(("7 scheduled runs, %d models due at once: due -> start" % sc["models"],
+                    "p50 %.2f s, p95 %.2f s, max %.2f s" % (sc["delay_s"]["p50"], sc["delay_s"]["p95"],
+                                                           sc["delay_s"]["max"]),
+                    "a few seconds (max <= 5 s)", sc["delay_s"]["max"] <= 5 and sc["failed"] == 0
+                    and sc["runs"] == sc["models"]))
     return out
 
 
@@ -104,7 +128,7 @@ def table(r):
     lines.append("| --- | --- | --- | --- |")
     for name, fig, goal, met in targets(r):
         lines.append("| %s | %s | %s | %s |" % (name, fig, goal, "yes" if met else "**no**"))
-    for k in ("bulk", "oltp", "drain", "latency", "upkeep", "profile"):
+    for k in ("bulk", "oltp", "drain", "latency", "upkeep", "query", "profile"):
         if isinstance(r.get(k), dict) and "error" in r[k]:
             lines.append("| %s | FAILED: %s | | **no** |" % (k, r[k]["error"].replace("|", "/")[:200]))
     b = r.get("bulk", {})
@@ -237,6 +261,31 @@ def table(r):
                          " ".join("%.0f" % (c["bytes_after_fill"] / 2**20) for c in u["per_cycle"]),
                          " ".join("%.0f" % (c["bytes_after_purge"] / 2**20) for c in u["per_cycle"]),
                          " ".join("%.1f" % c["drain_s"] for c in u["per_cycle"]), u["autovacuum_count"]))
+    qm = r.get("query", {})
+    if qm.get("sizes"):
+        lines.append("")
+        lines.append("Query models (`%s`, key `customer_id, day`, median of %d, alternating with "
+                     "`CREATE TEMP TABLE x AS` the same query; RssAnon of the backend running `run_model`, MB):"
+                     % (qm["query"], qm["reps"]))
+        lines.append("")
+        lines.append("| rows | CREATE TEMP TABLE AS | run, 1 % changed | ratio | run, unchanged | ratio | "
+                     "first run (records every key) | RssAnon before / peak (1 %) / peak (unchanged) / "
+                     "peak (first) | state size |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for x in qm["sizes"]:
+            lines.append("| %s | %.3f s | %.3f s | %.2f x | %.3f s | %.2f x | %.2f s | %s / %s / %s / %s | %.0f MB |" % (
+                fmt(x["rows"]), x["ctas_median_s"], x["changed_median_s"], x["changed_ratio"],
+                x["unchanged_median_s"], x["unchanged_ratio"], x["first_run_s"], x.get("anon_before"),
+                x["peak_RssAnon_changed"], x["peak_RssAnon_unchanged"], x.get("first_run_peak_RssAnon"),
+                x["state_bytes"] / 2**20))
+    sc = qm.get("schedule", {})
+    if sc.get("runs"):
+        lines.append("")
+        lines.append("Scheduled runs: %d query models all due at one instant, hyperline.max_sync_workers = %d: "
+                     "%d runs (%d failed); due -> start p50 %.2f s, p95 %.2f s, max %.2f s; a run took "
+                     "p50 %.3f s." % (sc["models"], sc["max_sync_workers"], sc["runs"], sc["failed"],
+                                      sc["delay_s"]["p50"], sc["delay_s"]["p95"], sc["delay_s"]["max"],
+                                      sc["run_s"]["p50"]))
     pr = r.get("profile", {})
     for key, title in (("write_b_inclusive", "trigger path (b), inserting backend"),
                        ("oltp_model_inclusive", "OLTP with a model, the pgbench backends"),

@@ -2,14 +2,14 @@
 # bench/run.sh: the pg_hyperline performance benchmarks, end to end (`make bench`).
 #
 # Builds and installs the extension and hyperline-mock, starts a throwaway
-# Postgres 15 cluster and the mock on loopback, runs the six measurements
+# Postgres 15 cluster and the mock on loopback, runs the seven measurements
 # (bench/bench.py), prints the results table and writes bench/out/results.json,
 # the results section of docs/benchmarks.md and docs/benchmarks.png.
 #
 # Run as root from anywhere. Knobs (environment):
 #   QUICK=1            everything scaled down ~50x: a smoke run of a minute or two
 #   ONLY=bulk,oltp,... run only these measurements (bulk oltp drain latency memory
-#                      upkeep profile); docs are regenerated only on full runs of all
+#                      upkeep query profile); docs are regenerated only on full runs of all
 #   SKIP_BUILD=1       use what is installed and the mock already built
 #   BUILD_DIR=DIR      CMake build dir for hyperline-mock (default /tmp/build-bench)
 #   PORT=N             the cluster's port (default: a free one in 5500-5999)

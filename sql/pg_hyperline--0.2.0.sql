@@ -206,6 +206,71 @@ CREATE POLICY outbox_owner_read ON hyperline.outbox FOR SELECT USING (
   OR EXISTS (SELECT 1 FROM pg_roles r
               WHERE r.rolname = current_setting('hyperline.admin_role', true) AND pg_has_role(r.oid, 'MEMBER')));
 
+-- ---------------------------------------------------------------------------
+-- Query models (src/pg/query_model.cpp): the history of runs and, per model,
+-- the state of every key its runs recorded.
+-- ---------------------------------------------------------------------------
+-- One row per run of a query model. Not dumped (history); purged after
+-- hyperline.delivered_retention, the last run of each model kept
+-- (_purge_sync_runs).
+CREATE TABLE hyperline._sync_runs (
+  run_id bigserial PRIMARY KEY,
+  model text NOT NULL,
+  started_at timestamptz NOT NULL,
+  finished_at timestamptz,
+  status text NOT NULL CONSTRAINT sync_run_status CHECK (status IN ('running', 'succeeded', 'failed')),
+  rows bigint,
+  added bigint,
+  updated bigint,
+  removed bigint,
+  unchanged bigint,
+  error text,
+  -- scheduled runs: when the run was due, and the process running it (a run
+  -- left running by a process that is gone failed: _fail_interrupted_runs)
+  scheduled_for timestamptz,
+  pid int
+);
+COMMENT ON TABLE hyperline._sync_runs IS 'Runs of query models (private: use the hyperline.sync_runs view).';
+CREATE INDEX sync_runs_model_idx ON hyperline._sync_runs (model, run_id);
+CREATE INDEX sync_runs_running_idx ON hyperline._sync_runs (run_id) WHERE status = 'running';
+
+-- What the runs of each query model recorded, one row per key (its event_key,
+-- and a hash of it that orders the state): the hash of the key's row as the
+-- query returned it (input_hash: an unchanged row is not rendered again), the
+-- hash of its rendered payload (what decides that it changed), the row values
+-- its template read (a removal, or an update's `old`, is rendered from them),
+-- and the run that recorded them. Dumped: a restored database goes on diffing
+-- from where it was instead of sending every row again. A run reads the
+-- model's keys with one scan, and updates changed keys in place (HOT: no
+-- indexed column changes, room left on each page); vacuumed early.
+CREATE TABLE hyperline._query_state (
+  model text NOT NULL,
+  key_hash bigint NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  input_hash bigint NOT NULL,
+  hash bigint NOT NULL,
+  row_values bytea NOT NULL,
+  run_id bigint NOT NULL,
+  PRIMARY KEY (model, key_hash, key)
+) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
+COMMENT ON TABLE hyperline._query_state IS 'Per query model and key: hashes of the row and of the payload last recorded, and the row values it was rendered from (encoded).';
+SELECT pg_catalog.pg_extension_config_dump('hyperline._query_state', '');
+
+-- A role sees the runs and state of the models it sees (row level security on
+-- hyperline._models decides), members of hyperline.admin_role all.
+ALTER TABLE hyperline._sync_runs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sync_runs_visible ON hyperline._sync_runs FOR SELECT USING (
+  EXISTS (SELECT 1 FROM hyperline._models m WHERE m.name = _sync_runs.model)
+  OR EXISTS (SELECT 1 FROM pg_roles r
+              WHERE r.rolname = current_setting('hyperline.admin_role', true) AND pg_has_role(r.oid, 'MEMBER')));
+ALTER TABLE hyperline._query_state ENABLE ROW LEVEL SECURITY;
+CREATE POLICY query_state_visible ON hyperline._query_state FOR SELECT USING (
+  EXISTS (SELECT 1 FROM hyperline._models m WHERE m.name = _query_state.model)
+  OR EXISTS (SELECT 1 FROM pg_roles r
+              WHERE r.rolname = current_setting('hyperline.admin_role', true) AND pg_has_role(r.oid, 'MEMBER')));
+GRANT SELECT ON hyperline._sync_runs, hyperline._query_state TO PUBLIC;
+-- (end of Query models)
+
 -- BEGIN REPLACEABLE
 -- ---------------------------------------------------------------------------
 -- C functions (src/pg). Private ones are prefixed with _.
@@ -860,6 +925,10 @@ DECLARE
   trig text[] := m.triggers;
   new_filter text := m.filter;
 BEGIN
+  IF m.kind = 'query' THEN
+    PERFORM hyperline._alter_query_model(m, payload, triggers, enabled, filter, delete_mode, query, schedule);
+    RETURN;
+  END IF;
   IF m.kind = 'table' THEN
     PERFORM hyperline._check_source(m.source);
   END IF;
@@ -918,6 +987,16 @@ BEGIN
   IF sample IS NULL OR sample < 0 THEN
     RAISE EXCEPTION 'sample must be zero or more (got %)', sample USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  IF m.kind = 'query' THEN
+    -- Why managers only: the query runs with its owner's rights.
+    IF NOT hyperline._caller_manages(m) THEN
+      RAISE EXCEPTION 'only the owner of query model "%" may preview it', m.name
+        USING ERRCODE = 'insufficient_privilege',
+              HINT = 'Its query runs with its owner''s rights: its owner (or a member of that role) may preview it.';
+    END IF;
+    RETURN QUERY SELECT r.key, r.payload FROM hyperline._render_query_rows(m.name, sample) r;
+    RETURN;
+  END IF;
   RETURN QUERY SELECT r.key, r.payload FROM hyperline._render_rows(m.name, sample) r;
 END
 $fn$;
@@ -958,6 +1037,251 @@ BEGIN
   RETURN QUERY SELECT s.http_status, s.response FROM hyperline._send_test(m.name, p, 'insert') s;
 END
 $fn$;
+
+-- ---------------------------------------------------------------------------
+-- Query models: a model over a SQL query, run on a schedule (or with
+-- run_model) and diffed by key against what its earlier runs recorded
+-- (src/pg/query_model.cpp). A query model belongs to the role that created it:
+-- its query runs with that role's rights and search_path, whoever runs it.
+-- ---------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION hyperline._validate_query_model(name text, query text, primary_key text,
+    payload text, owner regrole, search_path text)
+  RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_validate_query_model';
+COMMENT ON FUNCTION hyperline._validate_query_model(text, text, text, text, regrole, text) IS 'Checks a query model as it will run (its query, run with LIMIT 1 as its owner, its key and template); raises an error naming the problem.';
+
+CREATE OR REPLACE FUNCTION hyperline._run_query_model(model text, run_id bigint, OUT rows bigint,
+    OUT added bigint, OUT updated bigint, OUT removed bigint, OUT unchanged bigint)
+  RETURNS record LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_run_query_model';
+COMMENT ON FUNCTION hyperline._run_query_model(text, bigint) IS 'Runs a query model in this transaction: its events and new state commit with it.';
+
+CREATE OR REPLACE FUNCTION hyperline._render_query_rows(model text, sample int)
+  RETURNS TABLE (key text, payload jsonb) LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_render_query_rows';
+COMMENT ON FUNCTION hyperline._render_query_rows(text, int) IS 'Renders the first rows of a query model''s query, run as its owner.';
+
+CREATE OR REPLACE FUNCTION hyperline._caller_search_path() RETURNS text
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_caller_search_path';
+COMMENT ON FUNCTION hyperline._caller_search_path() IS 'The search_path of the role calling the public function being run.';
+
+CREATE OR REPLACE FUNCTION hyperline._next_run_at(schedule text, after timestamptz) RETURNS timestamptz
+  LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_next_run_at';
+COMMENT ON FUNCTION hyperline._next_run_at(text, timestamptz) IS 'The first run time of a schedule after an instant (NULL for no schedule); raises an error naming what does not parse.';
+
+CREATE OR REPLACE FUNCTION hyperline._next_due(schedule text, last_due timestamptz, now timestamptz)
+  RETURNS timestamptz LANGUAGE c STABLE AS 'MODULE_PATHNAME', 'hyperline_next_due';
+COMMENT ON FUNCTION hyperline._next_due(text, timestamptz, timestamptz) IS 'The run time after the run due at last_due started at now (intervals keep their phase).';
+
+CREATE OR REPLACE FUNCTION hyperline.create_query_model(name text, query text, primary_key text,
+    payload text, schedule text DEFAULT '1 hour', triggers text[] DEFAULT '{insert,update}',
+    destination text DEFAULT 'hyperline', enabled boolean DEFAULT true,
+    delete_mode text DEFAULT 'event', send_initial boolean DEFAULT true)
+  RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.create_query_model(text, text, text, text, text, text[], text, boolean, text, boolean) IS 'Creates a query model: a SQL query run on a schedule, whose added, changed and removed rows (by key) become events.';
+CREATE OR REPLACE FUNCTION hyperline._create_query_model(name text, query text, primary_key text,
+    payload text, schedule text, triggers text[], destination text, enabled boolean,
+    delete_mode text, send_initial boolean)
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  trig text[];
+  path text := hyperline._caller_search_path();
+  sched text := nullif(btrim(schedule), '');
+  first_run timestamptz;
+BEGIN
+  IF name IS NULL OR name !~ '^[a-z_][a-z0-9_]{0,62}$' THEN
+    RAISE EXCEPTION 'invalid model name "%"', name USING ERRCODE = 'invalid_name',
+      HINT = 'Model names are lower case letters, digits and _, starting with a letter or _, at most 63 characters.';
+  END IF;
+  IF query IS NULL OR primary_key IS NULL OR payload IS NULL OR destination IS NULL OR enabled IS NULL
+     OR send_initial IS NULL THEN
+    RAISE EXCEPTION 'query, primary_key, payload, destination, enabled and send_initial must not be NULL'
+      USING ERRCODE = 'null_value_not_allowed';
+  END IF;
+  trig := hyperline._check_triggers(triggers);
+  PERFORM hyperline._check_delete_mode(delete_mode);
+  PERFORM hyperline._check_destination_use(destination);
+  IF EXISTS (SELECT 1 FROM hyperline._models m WHERE m.name = _create_query_model.name) THEN
+    RAISE EXCEPTION 'model "%" already exists', name USING ERRCODE = 'duplicate_object',
+      HINT = 'Use hyperline.alter_model to change it.';
+  END IF;
+  -- The first run is one schedule step away (run_model runs it at once).
+  first_run := hyperline._next_run_at(sched, now());
+  PERFORM hyperline._validate_query_model(name, query, primary_key, payload, hyperline._caller(), path);
+  INSERT INTO hyperline._models (name, kind, query, primary_key, payload, triggers, destination,
+                                 enabled, delete_mode, schedule, send_initial, owner, search_path,
+                                 next_run_at)
+    VALUES (name, 'query', query, primary_key, payload, trig, destination, enabled, delete_mode,
+            sched, send_initial, hyperline._caller(), path, first_run);
+  PERFORM hyperline._models_changed();
+END
+$fn$;
+
+-- alter_model for query models (called by _alter_model): payload and query
+-- are checked as the model will run (as its owner, with its search_path);
+-- schedule => '' removes the schedule (the model then runs only when asked).
+CREATE OR REPLACE FUNCTION hyperline._alter_query_model(m hyperline._models, payload text,
+    triggers text[], enabled boolean, filter text, delete_mode text, query text, schedule text)
+  RETURNS void LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  trig text[] := m.triggers;
+  sched text := m.schedule;
+  next_run timestamptz := m.next_run_at;
+BEGIN
+  IF filter IS NOT NULL THEN
+    RAISE EXCEPTION 'filter applies to table models; "%" is a query model', m.name
+      USING ERRCODE = 'wrong_object_type', HINT = 'Filter rows in the query itself (WHERE ...).';
+  END IF;
+  IF triggers IS NOT NULL THEN
+    trig := hyperline._check_triggers(triggers);
+  END IF;
+  IF delete_mode IS NOT NULL THEN
+    PERFORM hyperline._check_delete_mode(delete_mode);
+  END IF;
+  IF schedule IS NOT NULL THEN
+    sched := nullif(btrim(schedule), '');
+    next_run := hyperline._next_run_at(sched, now());
+  END IF;
+  IF payload IS NOT NULL OR query IS NOT NULL THEN
+    PERFORM hyperline._validate_query_model(m.name, coalesce(query, m.query), m.primary_key,
+                                            coalesce(payload, m.payload), m.owner, m.search_path);
+  END IF;
+  UPDATE hyperline._models x SET payload = coalesce(_alter_query_model.payload, x.payload),
+      query = coalesce(_alter_query_model.query, x.query), triggers = trig,
+      enabled = coalesce(_alter_query_model.enabled, x.enabled),
+      delete_mode = coalesce(_alter_query_model.delete_mode, x.delete_mode),
+      schedule = sched, next_run_at = next_run, updated_at = now()
+    WHERE x.name = m.name;
+  PERFORM hyperline._models_changed();
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION hyperline.run_model(name text)
+  RETURNS TABLE (run_id bigint, added bigint, updated bigint, removed bigint, unchanged bigint)
+  LANGUAGE c AS 'MODULE_PATHNAME', 'hyperline_gate';
+COMMENT ON FUNCTION hyperline.run_model(text) IS 'Runs a query model now, in this transaction: returns the run and its added, updated, removed and unchanged keys.';
+CREATE OR REPLACE FUNCTION hyperline._run_model(name text)
+  RETURNS TABLE (run_id bigint, added bigint, updated bigint, removed bigint, unchanged bigint)
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  m hyperline._models := hyperline._get_model(name);
+  run bigint;
+  started timestamptz := clock_timestamp();
+  r record;
+BEGIN
+  IF m.kind <> 'query' THEN
+    RAISE EXCEPTION 'model "%" is a table model: run_model runs query models', m.name
+      USING ERRCODE = 'wrong_object_type', HINT = 'hyperline.backfill sends every row of a table model.';
+  END IF;
+  IF NOT m.enabled THEN
+    RAISE EXCEPTION 'model "%" is disabled', m.name USING ERRCODE = 'object_not_in_prerequisite_state',
+      HINT = 'Enable it first: hyperline.alter_model(name, enabled => true).';
+  END IF;
+  run := nextval('hyperline._sync_runs_run_id_seq');
+  SELECT * INTO STRICT r FROM hyperline._run_query_model(m.name, run);
+  INSERT INTO hyperline._sync_runs AS s (run_id, model, started_at, finished_at, status, rows, added,
+                                         updated, removed, unchanged)
+    VALUES (run, m.name, started, clock_timestamp(), 'succeeded', r.rows, r.added, r.updated,
+            r.removed, r.unchanged);
+  RETURN QUERY SELECT run, r.added, r.updated, r.removed, r.unchanged;
+END
+$fn$;
+
+-- The scheduler's side (src/pg/sync_worker.cpp), run by the worker's
+-- superuser. Takes the query model due first that no one runs, moves its
+-- next run time on and records its run as running; nothing when none is due.
+CREATE OR REPLACE FUNCTION hyperline._claim_due_run(OUT model text, OUT run_id bigint)
+  RETURNS record LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  m record;
+  next_run timestamptz;
+  problem text;
+BEGIN
+  SELECT x.name, x.schedule, x.next_run_at INTO m FROM hyperline._models x
+   WHERE x.kind = 'query' AND x.enabled AND x.next_run_at <= now()
+   ORDER BY x.next_run_at LIMIT 1 FOR NO KEY UPDATE OF x SKIP LOCKED;
+  IF NOT FOUND THEN
+    RETURN;
+  END IF;
+  BEGIN
+    next_run := hyperline._next_due(m.schedule, m.next_run_at, now());
+  EXCEPTION WHEN OTHERS THEN
+    -- A schedule that no longer parses stops the schedule, visibly.
+    GET STACKED DIAGNOSTICS problem = MESSAGE_TEXT;
+    UPDATE hyperline._models x SET next_run_at = NULL WHERE x.name = m.name;
+    INSERT INTO hyperline._sync_runs (model, started_at, finished_at, status, error, scheduled_for)
+      VALUES (m.name, now(), now(), 'failed', problem || ' (the model is no longer scheduled)', m.next_run_at);
+    RETURN;
+  END;
+  UPDATE hyperline._models x SET next_run_at = next_run WHERE x.name = m.name;
+  INSERT INTO hyperline._sync_runs AS s (model, started_at, status, scheduled_for, pid)
+    VALUES (m.name, clock_timestamp(), 'running', m.next_run_at, pg_backend_pid())
+    RETURNING s.run_id INTO _claim_due_run.run_id;
+  model := m.name;
+END
+$fn$;
+
+-- Records the end of a scheduled run.
+CREATE OR REPLACE FUNCTION hyperline._finish_run(run_id bigint, rows bigint, added bigint,
+    updated bigint, removed bigint, unchanged bigint, error text)
+  RETURNS void LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $fn$
+  UPDATE hyperline._sync_runs r
+     SET finished_at = clock_timestamp(), status = CASE WHEN $7 IS NULL THEN 'succeeded' ELSE 'failed' END,
+         rows = $2, added = $3, updated = $4, removed = $5, unchanged = $6, error = $7
+   WHERE r.run_id = $1
+$fn$;
+
+-- Runs left running by a process that is gone (a crash, a restart) failed:
+-- their transaction, and so everything they did, was rolled back.
+CREATE OR REPLACE FUNCTION hyperline._fail_interrupted_runs() RETURNS bigint
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  n bigint;
+BEGIN
+  UPDATE hyperline._sync_runs r
+     SET status = 'failed', finished_at = now(),
+         error = 'interrupted: the process running it stopped (a crash or a restart); nothing of it was kept'
+   WHERE r.status = 'running'
+     AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.pid = r.pid AND a.backend_start <= r.started_at);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$fn$;
+
+-- Purges runs finished longer than hyperline.delivered_retention ago, keeping
+-- the last run of each model; returns how many. For the upkeep worker.
+CREATE OR REPLACE FUNCTION hyperline._purge_sync_runs() RETURNS bigint
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+  retention bigint;
+  n bigint;
+BEGIN
+  SELECT s.setting::bigint INTO retention FROM pg_settings s WHERE s.name = 'hyperline.delivered_retention';
+  IF retention IS NULL OR retention < 0 THEN
+    RETURN 0;
+  END IF;
+  DELETE FROM hyperline._sync_runs r
+   WHERE r.status <> 'running' AND r.finished_at < now() - make_interval(secs => retention)
+     AND r.run_id < (SELECT max(x.run_id) FROM hyperline._sync_runs x WHERE x.model = r.model);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END
+$fn$;
+
+-- Trigger on hyperline._models: a dropped query model's state and runs go
+-- with it (a model created again under its name starts afresh).
+CREATE OR REPLACE FUNCTION hyperline._forget_query_model() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+  DELETE FROM hyperline._query_state s WHERE s.model = old.name;
+  DELETE FROM hyperline._sync_runs r WHERE r.model = old.name;
+  RETURN NULL;
+END
+$fn$;
+
+CREATE OR REPLACE VIEW hyperline.sync_runs WITH (security_invoker = true) AS
+  SELECT run_id, model, started_at, finished_at, status, rows, added, updated, removed, unchanged, error
+  FROM hyperline._sync_runs;
+COMMENT ON VIEW hyperline.sync_runs IS 'Runs of query models: when, how they ended (running, succeeded, failed), the result''s rows and its added, updated, removed and unchanged keys.';
+GRANT SELECT ON hyperline.sync_runs TO PUBLIC;
+-- (end of Query models)
 
 -- ---------------------------------------------------------------------------
 -- Outbox upkeep and status
@@ -1041,6 +1365,11 @@ GRANT EXECUTE ON FUNCTION
   hyperline.preview(text, int), hyperline.backfill(text), hyperline.test_delivery(text),
   hyperline.retry(text), hyperline.render_template(text, jsonb)
   TO PUBLIC;
+-- Query models: their public functions.
+GRANT EXECUTE ON FUNCTION
+  hyperline.create_query_model(text, text, text, text, text, text[], text, boolean, text, boolean),
+  hyperline.run_model(text)
+  TO PUBLIC;
 -- ---------------------------------------------------------------------------
 -- Operating: counters (shared memory, src/pg/stats.cpp), the request log,
 -- health and its alerts (src/pg/health.cpp).
@@ -1091,6 +1420,10 @@ CREATE TRIGGER outbox_restored_sending BEFORE INSERT ON hyperline.outbox FOR EAC
 CREATE EVENT TRIGGER hyperline_sql_drop ON sql_drop EXECUTE FUNCTION hyperline._on_sql_drop();
 CREATE EVENT TRIGGER hyperline_ddl_end ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
   EXECUTE FUNCTION hyperline._on_ddl_end();
+
+-- Query models: a dropped query model takes its state and runs with it.
+CREATE TRIGGER query_model_dropped AFTER DELETE ON hyperline._models
+  FOR EACH ROW WHEN (old.kind = 'query') EXECUTE FUNCTION hyperline._forget_query_model();
 
 GRANT USAGE ON SCHEMA hyperline TO PUBLIC;
 -- Readable by all (row level security filters models and events; no secret is

@@ -110,10 +110,10 @@ struct OutputSite {
 // Resource limits so no template can hang or exhaust a backend. Each one
 // exceeded is a RenderError naming it.
 struct Limits {
-  size_t max_output_bytes = 16 * 1024 * 1024;  // also bounds work: 8x this in bytes built/scanned
-  size_t max_loop_iterations = 1000000;        // all loops of one render together
-  int max_depth = 100;                         // nested blocks
-  int64_t max_steps = 50000000;                // see kInterruptCheckSteps
+  size_t max_output_bytes = size_t{16} * 1024 * 1024;  // also bounds work: 8x this built/scanned
+  size_t max_loop_iterations = 1000000;                // all loops of one render together
+  int max_depth = 100;                                 // nested blocks
+  int64_t max_steps = 50000000;                        // see kInterruptCheckSteps
 };
 
 class Template {

@@ -350,16 +350,16 @@ const char* KindName(const Value& v) {
   }
 }
 
-EventShapeReport CheckEventShape(std::string_view text) {
+EventShapeReport CheckEventShape(std::string_view json) {
   EventShapeReport report;
-  std::string syntax = JsonSyntaxError(text);
+  std::string syntax = JsonSyntaxError(json);
   if (!syntax.empty()) {
     report.errors.push_back(syntax);
     return report;
   }
   Value j;
   try {
-    j = ParseJsonValue(text);
+    j = ParseJsonValue(json);
   } catch (const std::invalid_argument& e) {
     report.errors.push_back(std::string("the rendered payload cannot be read: ") + e.what());
     return report;

@@ -169,7 +169,8 @@ Schedule Schedule::ParseInterval(std::string_view text) {
         return fail("'" + std::string(s.substr(number_at, end - number_at)) +
                     "' is not a time of the form HH:MM[:SS]");
       }
-      total += static_cast<__int128>(whole) * kMicrosPerHour + minutes * kMicrosPerMinute +
+      total += static_cast<__int128>(whole) * kMicrosPerHour +
+               static_cast<__int128>(minutes) * kMicrosPerMinute +
                Scale(seconds, sec_fraction, kMicrosPerSecond);
       any = true;
       continue;
@@ -493,8 +494,9 @@ std::optional<int64_t> Schedule::NextAfter(int64_t after) const {
       uint64_t allowed = minutes_ >> from;
       if (allowed == 0) continue;
       int64_t mm = from + __builtin_ctzll(allowed);
-      __int128 t =
-          static_cast<__int128>(day) * kMicrosPerDay + h * kMicrosPerHour + mm * kMicrosPerMinute;
+      __int128 t = static_cast<__int128>(day) * kMicrosPerDay +
+                   static_cast<__int128>(h) * kMicrosPerHour +
+                   static_cast<__int128>(mm) * kMicrosPerMinute;
       if (t >= kPgTimestampEnd) return std::nullopt;
       return static_cast<int64_t>(t);
     }

@@ -21,6 +21,7 @@ inline constexpr const char* kPrivateSchema = "_hyperline";  // keys (superusers
 
 // Tables (in kSchema unless said otherwise).
 inline constexpr const char* kOutbox = "outbox";
+inline constexpr const char* kOutboxIdSeq = "outbox_id_seq";
 inline constexpr const char* kDestinations = "_destinations";
 inline constexpr const char* kModels = "_models";
 inline constexpr const char* kApiKeys = "api_keys";  // in kPrivateSchema

@@ -6,6 +6,8 @@
 // Postgres, so their errors are Postgres errors.
 #include "pg/db_lifecycle.hpp"
 
+#include "pg/guard.hpp"
+
 #include <cstring>
 
 #include "pg/guc.hpp"
@@ -157,20 +159,10 @@ char* NotServedDetail(ServedState state) {
   return nullptr;
 }
 
-void InstallDatabaseLifecycleHook() {
-  prev_process_utility = ProcessUtility_hook;
-  ProcessUtility_hook = LifecycleUtility;
-}
-
-}  // namespace hyperline::pg
-
-extern "C" {
-PG_FUNCTION_INFO_V1(hyperline_database_served);
 // SQL hyperline._database_served(warn boolean DEFAULT false) RETURNS boolean:
 // whether a delivery worker serves this database; with warn, a WARNING says
-// why not (the install and upgrade scripts end with it).
-Datum hyperline_database_served(PG_FUNCTION_ARGS) {
-  using namespace hyperline::pg;
+// why not (the install and upgrade scripts end with it). Postgres code only.
+Datum DatabaseServed(FunctionCallInfo fcinfo) {
   bool warn = PG_NARGS() > 0 && !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
   ServedState state = CurrentDatabaseServedState();
   if (state != ServedState::kServed && warn) {
@@ -188,4 +180,12 @@ Datum hyperline_database_served(PG_FUNCTION_ARGS) {
   }
   PG_RETURN_BOOL(state == ServedState::kServed);
 }
+
+void InstallDatabaseLifecycleHook() {
+  prev_process_utility = ProcessUtility_hook;
+  ProcessUtility_hook = LifecycleUtility;
 }
+
+}  // namespace hyperline::pg
+
+HYPERLINE_SQL_FUNCTION_PG(hyperline_database_served, hyperline::pg::DatabaseServed)

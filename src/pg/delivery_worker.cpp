@@ -25,6 +25,7 @@
 #include "pg/outbox_store.hpp"
 #include "pg/shmem.hpp"
 #include "pg/stats_publish.hpp"
+#include "pg/sync_worker.hpp"
 #include "pg/upkeep_worker.hpp"
 #include "pg/worker_common.hpp"
 
@@ -37,8 +38,6 @@ extern "C" {
 #include "storage/latch.h"
 #include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
-
-PGDLLEXPORT void hyperline_delivery_main(Datum arg);
 }
 
 namespace hyperline::pg {
@@ -48,9 +47,9 @@ using delivery::Engine;
 using std::chrono::milliseconds;
 using TimePoint = delivery::TimePoint;
 
-constexpr int kErrorPauseMs = 1000;     // after an error, before trying again
-constexpr int kMismatchPollMs = 1000;   // how often a version mismatch is checked again
-constexpr long kSendingSliceMs = 5;     // longest libcurl wait while requests are in flight
+constexpr int kErrorPauseMs = 1000;    // after an error, before trying again
+constexpr int kMismatchPollMs = 1000;  // how often a version mismatch is checked again
+constexpr long kSendingSliceMs = 5;    // longest libcurl wait while requests are in flight
 
 long MsUntil(TimePoint t, TimePoint now) {
   return static_cast<long>(std::chrono::duration_cast<milliseconds>(t - now).count());
@@ -80,12 +79,11 @@ class ExtensionWatch {
                   ", library " + store::LibraryVersion() + ")";
       const char* installed = said_version_.c_str();
       PgGuard([&] {
-        ereport(LOG,
-                (errmsg("pg_hyperline: extension pg_hyperline %s in database \"%s\" does not "
-                        "match the library (%s); nothing is delivered until you run ALTER "
-                        "EXTENSION pg_hyperline UPDATE in database \"%s\"",
-                        installed, MyBgworkerEntry->bgw_extra, store::LibraryVersion(),
-                        MyBgworkerEntry->bgw_extra)));
+        ereport(LOG, (errmsg("pg_hyperline: extension pg_hyperline %s in database \"%s\" does not "
+                             "match the library (%s); nothing is delivered until you run ALTER "
+                             "EXTENSION pg_hyperline UPDATE in database \"%s\"",
+                             installed, MyBgworkerEntry->bgw_extra, store::LibraryVersion(),
+                             MyBgworkerEntry->bgw_extra)));
       });
     } else if (!mismatch && mismatch_ && check.state == store::ExtensionState::kReady) {
       PgGuard([] {
@@ -154,6 +152,7 @@ void Wait(Engine& engine, Upkeep& upkeep, const HealthMonitor& health,
   wait_ms = std::min(wait_ms, MsUntil(health.NextDeadline(), now));
   if (!guc_enabled) wait_ms = std::max<long>(wait_ms, guc_poll_interval_ms);
   wait_ms = std::max(0L, wait_ms);
+  wait_ms = std::min<long>(wait_ms, TickSyncScheduler().count());  // query models' schedule
   if (engine.InFlight() > 0) {
     ReportActivity("sending events");
     engine.Pump(static_cast<int>(std::min(wait_ms, kSendingSliceMs)));
@@ -212,8 +211,8 @@ void RunDelivery() {
       engine.Pump(0);
       if (engine.HasStats()) stats::Publish(engine.TakeStats());  // hyperline.stats
       wake |= engine.TakeDue();
-      bool claim = guc_enabled && engine.HasRoom() &&
-                   (wake || clock.Now() >= next_poll || engine.MoreDue());
+      bool claim =
+          guc_enabled && engine.HasRoom() && (wake || clock.Now() >= next_poll || engine.MoreDue());
       if (engine.RecordDue(claim)) Record(engine, upkeep, health);
       if (claim) {
         wake = false;
@@ -266,7 +265,8 @@ using namespace hyperline::pg;
 // rename does not matter) and delivers. Why register before connecting: a DROP
 // DATABASE that started meanwhile either sees us in the registry and stops us,
 // or has blocked the database and we leave at once.
-void hyperline_delivery_main(Datum arg) {
+namespace hyperline::pg {
+void DeliveryMain(Datum arg) {
   pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   BackgroundWorkerUnblockSignals();
@@ -276,3 +276,6 @@ void hyperline_delivery_main(Datum arg) {
   CppGuard([] { RunDelivery(); });
   proc_exit(0);
 }
+}  // namespace hyperline::pg
+
+HYPERLINE_BGWORKER_MAIN(hyperline_delivery_main, hyperline::pg::DeliveryMain)

@@ -26,6 +26,7 @@
 extern "C" {
 #include "access/htup_details.h"
 #include "catalog/dependency.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
 #include "fmgr.h"
@@ -42,6 +43,9 @@ namespace {
 
 constexpr int kMaxDepth = 16;
 Oid callers[kMaxDepth];
+// The callers' search_path strings: the GUC's own values, which the gate's
+// GUC_ACTION_SAVE keeps alive (as the prior value) until the gate restores them.
+const char* caller_paths[kMaxDepth];
 int depth = 0;
 
 // What a gate keeps between calls of one expression (in fn_extra).
@@ -99,6 +103,12 @@ Oid CurrentCaller() {
 
 bool HaveCaller() { return depth > 0; }
 
+const char* CallerSearchPath() {
+  (void)CurrentCaller();  // ERROR without a gate
+  const char* path = caller_paths[depth - 1];
+  return path != nullptr ? path : "";
+}
+
 void PinSearchPath() {
   (void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
                           GUC_ACTION_SAVE, true, 0, false);
@@ -131,6 +141,7 @@ Datum Gate(FunctionCallInfo fcinfo) {
   Oid save_user = InvalidOid;
   int save_sec = 0;
   GetUserIdAndSecContext(&save_user, &save_sec);
+  caller_paths[depth] = namespace_search_path;
   callers[depth++] = save_user;
   Datum result = 0;
   bool isnull = false;

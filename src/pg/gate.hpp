@@ -16,6 +16,11 @@ Oid CurrentCaller();
 // Whether a gate is active (the code runs for a public function's caller).
 bool HaveCaller();
 
+// The caller's search_path when the innermost gate was entered (before the
+// gate pinned its own); ERROR when no gate is active. Query models keep it:
+// their query runs with the search_path of the role that created them.
+const char* CallerSearchPath();
+
 // Sets search_path to pg_catalog, pg_temp at the current GUC nest level (the
 // caller opens one with NewGUCNestLevel and closes it with AtEOXact_GUC).
 void PinSearchPath();

@@ -171,3 +171,12 @@ void PgGuard(Fn&& fn) {
   PG_FUNCTION_INFO_V1(name);                            \
   Datum name(PG_FUNCTION_ARGS) { return body(fcinfo); } \
   }
+
+// Defines the background worker entry `name` (its bgw_function_name) whose
+// body `body(Datum)` sets the process up (Postgres code) and runs its C++ work
+// through CppGuard.
+#define HYPERLINE_BGWORKER_MAIN(name, body) \
+  extern "C" {                              \
+  PGDLLEXPORT void name(Datum arg);         \
+  void name(Datum arg) { body(arg); }       \
+  }

@@ -24,6 +24,7 @@ int guc_claim_batch = 5000;
 int guc_vacuum_threshold = 50000;
 char* guc_admin_role = nullptr;
 int guc_max_request_bytes = 5 * 1024 * 1024;
+int guc_max_sync_workers = 2;
 int guc_alert_backlog_age_s = 300;
 int guc_max_stats_entries = 1000;
 
@@ -81,6 +82,12 @@ void DefineSettings() {
       "worker also reads at most twice this many bytes of events per claim.",
       &guc_max_request_bytes, 5 * 1024 * 1024, 1024, INT_MAX, PGC_SIGHUP, GUC_UNIT_BYTE, nullptr,
       nullptr, nullptr);
+  DefineCustomIntVariable(
+      "hyperline.max_sync_workers",
+      "Background workers per database that run query models on their schedule.",
+      "Runs due at once beyond this number wait for a worker. 0 stops scheduled runs "
+      "(run_model still runs a model).",
+      &guc_max_sync_workers, 2, 0, 64, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
   DefineCustomIntVariable(
       "hyperline.alert_backlog_age",
       "Age of the oldest pending event above which hyperline.health() reports the backlog.",

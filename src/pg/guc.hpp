@@ -16,6 +16,7 @@ extern int guc_claim_batch;              // hyperline.claim_batch: rows claimed 
 extern char* guc_admin_role;       // hyperline.admin_role: sees every model (superuser-set)
 extern int guc_vacuum_threshold;  // hyperline.vacuum_threshold: purged rows per worker VACUUM
 extern int guc_max_request_bytes;  // hyperline.max_request_bytes: largest request body
+extern int guc_max_sync_workers;  // hyperline.max_sync_workers: per database, for query models
 extern int guc_alert_backlog_age_s;  // hyperline.alert_backlog_age: health()'s backlog threshold
 extern int guc_max_stats_entries;    // hyperline.max_stats_entries: rows of hyperline.stats kept
 

@@ -15,7 +15,7 @@ extern "C" {
 #include "postmaster/bgworker.h"
 
 PG_MODULE_MAGIC;
-void _PG_init(void);
+void _PG_init(void);  // NOLINT(bugprone-reserved-identifier): the name Postgres calls
 }
 
 namespace hyperline::pg {

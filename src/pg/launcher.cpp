@@ -26,6 +26,7 @@
 #include <cstring>
 
 #include "pg/db_lifecycle.hpp"
+#include "pg/guard.hpp"
 #include "pg/guc.hpp"
 #include "pg/shmem.hpp"
 
@@ -52,8 +53,6 @@ extern "C" {
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-
-PGDLLEXPORT void hyperline_worker_main(Datum arg);
 }
 
 namespace hyperline::pg {
@@ -201,7 +200,10 @@ BackgroundWorkerHandle* StartDeliveryWorker(const DbEntry* e) {
   w.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it
   snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_hyperline");
   snprintf(w.bgw_function_name, BGW_MAXLEN, "hyperline_delivery_main");
-  snprintf(w.bgw_name, BGW_MAXLEN, "pg_hyperline delivery worker for database %s", e->name);
+  // (A database name of up to 63 bytes is cut to fit the 96 of bgw_name.)
+  constexpr char kPrefix[] = "pg_hyperline delivery worker for database ";
+  snprintf(w.bgw_name, BGW_MAXLEN, "%s%.*s", kPrefix, static_cast<int>(BGW_MAXLEN - sizeof kPrefix),
+           e->name);
   snprintf(w.bgw_type, BGW_MAXLEN, "pg_hyperline delivery worker");
   w.bgw_main_arg = ObjectIdGetDatum(e->oid);
   strlcpy(w.bgw_extra, e->name, BGW_EXTRALEN);
@@ -395,7 +397,8 @@ using namespace hyperline::pg;
 // Launcher main. Why it processes interrupts in its loop: DROP DATABASE and
 // DROP TABLESPACE wait until every process has accepted their
 // ProcSignalBarrier, which happens in CHECK_FOR_INTERRUPTS.
-void hyperline_worker_main(Datum) {
+namespace hyperline::pg {
+void LauncherMain(Datum) {
   InstallSigterm();
   pqsignal(SIGHUP, SignalHandlerForConfigReload);
   pqsignal(SIGINT, SIG_IGN);  // no statement to cancel
@@ -441,3 +444,6 @@ void hyperline_worker_main(Datum) {
   }
   proc_exit(0);
 }
+}  // namespace hyperline::pg
+
+HYPERLINE_BGWORKER_MAIN(hyperline_worker_main, hyperline::pg::LauncherMain)

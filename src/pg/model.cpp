@@ -30,6 +30,7 @@ extern "C" {
 }
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <unordered_map>
@@ -472,12 +473,53 @@ void FillObject(Value& v, const std::vector<ColumnBinding>& columns, const RawDa
   for (size_t i = 0; i < columns.size(); ++i) obj[i].second = RawToValue(raw[i]);
 }
 
-// The event_key of raw key values.
+// Appends Liquid's text form of a raw value (AppendLiquidString of its
+// Value), without building a Value for the kinds keys usually have.
+void AppendRawText(const RawDatum& r, std::string& out) {
+  if (r.isnull) return;
+  switch (r.kind) {
+    case ColumnKind::Int: {
+      char buf[24];
+      auto res = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(r.i));
+      out.append(buf, static_cast<size_t>(res.ptr - buf));
+      return;
+    }
+    case ColumnKind::Bool:
+      out += r.i != 0 ? "true" : "false";
+      return;
+    case ColumnKind::Text:
+    case ColumnKind::Name:
+    case ColumnKind::Numeric:
+    case ColumnKind::Other:
+      out.append(r.text, r.len);
+      return;
+    default:
+      AppendLiquidString(RawToValue(r), out);
+      return;
+  }
+}
+
+// The event_key of raw key values: what AppendEventKey makes of their Values.
 void AppendKey(const RawDatum* raw, size_t n, std::string& out) {
-  std::vector<Value> values;
-  values.reserve(n);
-  for (size_t i = 0; i < n; ++i) values.push_back(RawToValue(raw[i]));
-  AppendEventKey(values, out);
+  if (n == 1) {
+    AppendRawText(raw[0], out);
+    return;
+  }
+  thread_local std::string text;
+  out.push_back('[');
+  for (size_t i = 0; i < n; ++i) {
+    if (i > 0) out.push_back(',');
+    if (raw[i].isnull) {
+      out.append("null");
+      continue;
+    }
+    text.clear();
+    AppendRawText(raw[i], text);
+    out.push_back('"');
+    AppendJsonEscaped(text, out);
+    out.push_back('"');
+  }
+  out.push_back(']');
 }
 
 }  // namespace
@@ -525,18 +567,14 @@ void AppendEventKey(const std::vector<Value>& values, std::string& out) {
 // ---------------------------------------------------------------------------
 // Compilation
 // ---------------------------------------------------------------------------
-std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
-                                            const std::string& primary_key,
-                                            const std::string& payload,
-                                            const std::string& destination) {
-  auto model = std::make_shared<CompiledModel>();
-  model->name = name;
-  model->destination = destination;
-  model->primary_key = primary_key;
-  model->source = source;
+namespace {
 
-  std::string relname;
-  std::vector<TableColumn> columns = ReadColumns(source, relname);
+// Binds the model's key and template names to `columns` (the table's, or a
+// query result's); `where` names them in messages ("table x", "the query
+// result"). Throws PgException naming the problem.
+void BindColumns(CompiledModel* model, const std::vector<TableColumn>& columns,
+                 const std::string& where, const std::string& primary_key,
+                 const std::string& payload) {
   std::vector<std::string> names;
   for (const TableColumn& c : columns) names.push_back(c.name);
 
@@ -544,7 +582,7 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
     const TableColumn* key = FindColumn(columns, key_name);
     if (key == nullptr) {
       Throw(ERRCODE_UNDEFINED_COLUMN,
-            "primary key column \"" + key_name + "\" does not exist in table " + relname, "",
+            "primary key column \"" + key_name + "\" does not exist in " + where, "",
             DidYouMean(key_name, names));
     }
     for (const ColumnBinding& k : model->keys) {
@@ -578,7 +616,7 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
     if (column == nullptr) {
       Throw(ERRCODE_UNDEFINED_COLUMN,
             "payload template uses " + path[0] + "." + path[1] + ", but column \"" + path[1] +
-                "\" does not exist in table " + relname,
+                "\" does not exist in " + where,
             "", DidYouMean(path[1], names));
     }
     AddBinding(list, *column);
@@ -589,6 +627,64 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
     for (ColumnBinding& b : model->row_columns) ResolveBinding(&b);
     for (ColumnBinding& b : model->old_columns) ResolveBinding(&b);
   });
+}
+
+}  // namespace
+
+std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
+                                            const std::string& primary_key,
+                                            const std::string& payload,
+                                            const std::string& destination) {
+  auto model = std::make_shared<CompiledModel>();
+  model->name = name;
+  model->destination = destination;
+  model->primary_key = primary_key;
+  model->source = source;
+
+  std::string relname;
+  std::vector<TableColumn> columns = ReadColumns(source, relname);
+  BindColumns(model.get(), columns, "table " + relname, primary_key, payload);
+  return model;
+}
+
+std::shared_ptr<CompiledModel> CompileQueryModel(const std::string& name, TupleDesc desc,
+                                                 const std::string& primary_key,
+                                                 const std::string& payload,
+                                                 const std::string& destination) {
+  auto model = std::make_shared<CompiledModel>();
+  model->name = name;
+  model->destination = destination;
+  model->primary_key = primary_key;
+  std::vector<TableColumn> columns;
+  for (int i = 0; i < desc->natts; ++i) {
+    Form_pg_attribute att = TupleDescAttr(desc, i);
+    if (att->attisdropped) continue;
+    columns.push_back({NameStr(att->attname), static_cast<AttrNumber>(i + 1), att->atttypid});
+  }
+  BindColumns(model.get(), columns, "the query result", primary_key, payload);
+  // Why every name used must be unique: "row.id" with two columns named id
+  // (SELECT * over a join, say) would silently pick the first.
+  auto check_unique = [&](const ColumnBinding& b) {
+    int count = 0;
+    for (const TableColumn& c : columns) count += c.name == b.name ? 1 : 0;
+    if (count > 1) {
+      Throw(ERRCODE_DUPLICATE_COLUMN,
+            "column \"" + b.name + "\" appears " + std::to_string(count) +
+                " times in the query result",
+            "", "Give the columns distinct names in the query (SELECT a.id AS account_id, ...).");
+    }
+  };
+  for (const ColumnBinding& b : model->keys) check_unique(b);
+  for (const ColumnBinding& b : model->row_columns) check_unique(b);
+  for (const ColumnBinding& b : model->old_columns) check_unique(b);
+  // The row values kept for each key (RowObject) are what `row` and `old`
+  // read: a later run renders the key's removal from them, or its update's
+  // `old`.
+  for (const ColumnBinding& b : model->old_columns) {
+    bool present = false;
+    for (const ColumnBinding& r : model->row_columns) present = present || r.attnum == b.attnum;
+    if (!present) model->row_columns.push_back(b);
+  }
   return model;
 }
 
@@ -694,6 +790,46 @@ std::shared_ptr<const CompiledModel> GetModel(const char* name, Oid relid) {
 // ---------------------------------------------------------------------------
 // Rendering
 // ---------------------------------------------------------------------------
+namespace {
+
+// The context's `row`, `old`, `model` and `operation` entries, made once per
+// compiled model; `operation` set to `operation`.
+liquid::Context& PrepareContext(CompiledModel& m, const char* operation) {
+  liquid::Context& ctx = m.context;
+  if (ctx.Find("operation") == nullptr) {
+    ctx.SetInterruptCheck(CancelOrDiePending);
+    ctx.Set("row", Value::Nil());
+    ctx.Set("old", Value::Nil());
+    ctx.Set("model", Value::String(m.name));
+    ctx.Set("operation", Value::Nil());
+  }
+  Value& op = *ctx.FindMutable("operation");
+  if (op.kind() != Value::Kind::String || op.as_string() != operation) {
+    op = Value::String(operation);
+  }
+  return ctx;
+}
+
+// Renders the model's context (PrepareContext, then row and old set): tokens
+// when asked and the template has a token program, else checked JSON text.
+// Throws what the template throws.
+inline bool RenderFilled(CompiledModel& m, std::string& payload, JsonTokens* tokens,
+                         std::string& error) {
+  liquid::Context& ctx = m.context;
+  payload.clear();
+  if (tokens != nullptr && m.tmpl->HasTokenProgram()) {
+    // Fixed JSON structure: no text to print, check and parse again.
+    tokens->Clear();
+    m.tmpl->RenderTokens(ctx, *tokens, m.site_values);
+    return true;
+  }
+  m.tmpl->Render(ctx, payload);
+  error = JsonSyntaxError(payload);
+  return error.empty();
+}
+
+}  // namespace
+
 bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, HeapTuple old_tuple,
                  const char* operation, std::string& key, std::string& payload, JsonTokens* tokens,
                  std::string& error) {
@@ -730,14 +866,7 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
   try {
     key.clear();
     AppendKey(raw + nrow + nold, nkey, key);
-    liquid::Context& ctx = m.context;
-    if (ctx.Find("operation") == nullptr) {
-      ctx.SetInterruptCheck(CancelOrDiePending);
-      ctx.Set("row", Value::Nil());
-      ctx.Set("old", Value::Nil());
-      ctx.Set("model", Value::String(m.name));
-      ctx.Set("operation", Value::Nil());
-    }
+    liquid::Context& ctx = PrepareContext(m, operation);
     FillObject(*ctx.FindMutable("row"), m.row_columns, raw);
     Value& old = *ctx.FindMutable("old");
     if (have_old) {
@@ -745,20 +874,7 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
     } else if (!old.is_nil()) {
       old = Value::Nil();
     }
-    Value& op = *ctx.FindMutable("operation");
-    if (op.kind() != Value::Kind::String || op.as_string() != operation) {
-      op = Value::String(operation);
-    }
-    payload.clear();
-    if (tokens != nullptr && m.tmpl->HasTokenProgram()) {
-      // Fixed JSON structure: no text to print, check and parse again.
-      tokens->Clear();
-      m.tmpl->RenderTokens(ctx, *tokens, m.site_values);
-      return true;
-    }
-    m.tmpl->Render(ctx, payload);
-    error = JsonSyntaxError(payload);
-    return error.empty();
+    return RenderFilled(m, payload, tokens, error);
   } catch (const liquid::Interrupted&) {
     // A cancel, statement_timeout or terminate arrived during the render: let
     // Postgres raise it (as the error it is), outside the render's frames.
@@ -782,6 +898,69 @@ void EventKeyOf(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, std
   });
   key.clear();
   AppendKey(raw, n, key);
+}
+
+bool RenderQueryEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
+                      const Value* row, const Value* old, const char* operation,
+                      std::string& payload, JsonTokens* tokens, std::string& error) {
+  auto& m = const_cast<CompiledModel&>(model);  // bindings' FmgrInfo are used, not changed
+  size_t nrow = m.row_columns.size();
+  RawDatum* raw = nullptr;
+  if (tuple != nullptr) {
+    PgGuard([&] {
+      raw = static_cast<RawDatum*>(palloc(sizeof(RawDatum) * (nrow + 1)));
+      for (size_t i = 0; i < nrow; ++i) ExtractColumn(&m.row_columns[i], desc, tuple, &raw[i]);
+    });
+  }
+  try {
+    liquid::Context& ctx = PrepareContext(m, operation);
+    Value& row_value = *ctx.FindMutable("row");
+    *ctx.FindMutable("old") = old != nullptr && m.uses_old ? *old : Value::Nil();
+    if (tuple != nullptr) {
+      FillObject(row_value, m.row_columns, raw);
+      return RenderFilled(m, payload, tokens, error);
+    }
+    // Kept values may be laid out as an older template read them: not left in
+    // the context, where FillObject would reuse their member names.
+    row_value = row != nullptr ? *row : Value::Nil();
+    bool ok = false;
+    try {
+      ok = RenderFilled(m, payload, tokens, error);
+    } catch (...) {
+      row_value = Value::Nil();
+      throw;
+    }
+    row_value = Value::Nil();
+    return ok;
+  } catch (const liquid::Interrupted&) {
+    PgGuard([] { CHECK_FOR_INTERRUPTS(); });
+    Throw(ERRCODE_QUERY_CANCELED, "rendering was interrupted");
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    error = e.what();
+    return false;
+  }
+}
+
+Value RowObject(const CompiledModel& model, TupleDesc desc, HeapTuple tuple) {
+  auto& m = const_cast<CompiledModel&>(model);  // bindings' FmgrInfo are used, not changed
+  size_t nrow = m.row_columns.size();
+  RawDatum* raw = nullptr;
+  PgGuard([&] {
+    raw = static_cast<RawDatum*>(palloc(sizeof(RawDatum) * (nrow + 1)));
+    for (size_t i = 0; i < nrow; ++i) ExtractColumn(&m.row_columns[i], desc, tuple, &raw[i]);
+  });
+  Value v;
+  FillObject(v, m.row_columns, raw);
+  return v;
+}
+
+const ColumnBinding* NullKeyColumn(const CompiledModel& model, TupleDesc desc, HeapTuple tuple) {
+  for (const ColumnBinding& k : model.keys) {
+    if (heap_attisnull(tuple, k.attnum, desc)) return &k;
+  }
+  return nullptr;
 }
 
 std::string RenderSynthetic(const CompiledModel& model) {

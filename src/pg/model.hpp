@@ -124,6 +124,31 @@ bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, He
 // The event_key of a row (the key columns' values, see AppendEventKey).
 void EventKeyOf(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, std::string& key);
 
+// Compiles a query model against the TupleDesc of its query's result, binding
+// key and template names to result columns by name (attnum = position in
+// `desc`). Throws PgException naming the problem (a missing or repeated
+// column, a template error). `row_columns` then covers `old`'s columns too:
+// RowObject keeps what a later render of `row` or `old` reads.
+std::shared_ptr<CompiledModel> CompileQueryModel(const std::string& name, TupleDesc desc,
+                                                 const std::string& primary_key,
+                                                 const std::string& payload,
+                                                 const std::string& destination);
+
+// Renders one event of a query model: `row` from `tuple` (a row of the
+// compiled result), or from the kept `row` values when `tuple` is null;
+// `old` the kept values of the key's previous row, or null. Like RenderEvent,
+// returns false with `error` for a rendering error (never thrown).
+bool RenderQueryEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple,
+                      const Value* row, const Value* old, const char* operation,
+                      std::string& payload, JsonTokens* tokens, std::string& error);
+
+// The object of the row's `row_columns` values (name -> value), as the
+// template sees `row`.
+Value RowObject(const CompiledModel& model, TupleDesc desc, HeapTuple tuple);
+
+// The first key column that is NULL in the row, or null.
+const ColumnBinding* NullKeyColumn(const CompiledModel& model, TupleDesc desc, HeapTuple tuple);
+
 // Builds the jsonb value of rendered tokens, in the current memory context;
 // objects not marked keys_sorted are sorted as jsonb sorts them (the last of
 // repeated keys wins). Postgres-only: call under PgGuard.

@@ -1,4 +1,5 @@
 // model_catalog.cpp: see model_catalog.hpp.
+#include "pg/catalog.hpp"
 #include "pg/model_catalog.hpp"
 
 extern "C" {
@@ -20,8 +21,8 @@ extern "C" {
 namespace hyperline::pg {
 
 Oid ModelsRelid() {
-  Oid nsp = get_namespace_oid("hyperline", true);
-  return OidIsValid(nsp) ? get_relname_relid("_models", nsp) : InvalidOid;
+  Oid nsp = get_namespace_oid(catalog::kSchema, true);
+  return OidIsValid(nsp) ? get_relname_relid(catalog::kModels, nsp) : InvalidOid;
 }
 
 namespace {

@@ -6,9 +6,9 @@
 // index code maintain the indexes — one EState and one set of open indexes per
 // flush, not per row. The indexes' IndexInfo, with their predicates and
 // expressions ready to evaluate, is built once per backend and kept until the
-// outbox or one of its indexes changes: building it again at every flush (a
-// planner pass over each partial index's predicate) was a tenth of a
-// one-row transaction's cost.
+// outbox or one of its indexes changes: a flush must not pay a planner pass over
+// each partial index's predicate (docs/benchmarks.md, "OLTP").
+#include "pg/catalog.hpp"
 #include "pg/outbox.hpp"
 
 #include "pg/stats.hpp"
@@ -102,27 +102,27 @@ void LoadLayout() {
     CacheRegisterRelcacheCallback(ResetLayout, 0);
     relcache_callback_installed = true;
   }
-  Oid nsp = get_namespace_oid("hyperline", false);
-  Oid relid = get_relname_relid("outbox", nsp);
-  Oid seqid = get_relname_relid("outbox_id_seq", nsp);
+  Oid nsp = get_namespace_oid(catalog::kSchema, false);
+  Oid relid = get_relname_relid(catalog::kOutbox, nsp);
+  Oid seqid = get_relname_relid(catalog::kOutboxIdSeq, nsp);
   if (relid == InvalidOid || seqid == InvalidOid) {
     ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
                     errmsg("pg_hyperline: hyperline.outbox does not exist"),
                     errhint("Is the extension installed in this database?")));
   }
   layout.seqid = seqid;
-  layout.id = Attnum(relid, "id");
-  layout.model = Attnum(relid, "model");
-  layout.event_key = Attnum(relid, "event_key");
-  layout.operation = Attnum(relid, "operation");
-  layout.payload = Attnum(relid, "payload");
-  layout.status = Attnum(relid, "status");
-  layout.attempts = Attnum(relid, "attempts");
-  layout.next_attempt_at = Attnum(relid, "next_attempt_at");
-  layout.created_at = Attnum(relid, "created_at");
-  layout.last_error = Attnum(relid, "last_error");
-  layout.destination = Attnum(relid, "destination");
-  layout.method = get_attnum(relid, "method");
+  layout.id = Attnum(relid, catalog::outbox::kId);
+  layout.model = Attnum(relid, catalog::outbox::kModel);
+  layout.event_key = Attnum(relid, catalog::outbox::kEventKey);
+  layout.operation = Attnum(relid, catalog::outbox::kOperation);
+  layout.payload = Attnum(relid, catalog::outbox::kPayload);
+  layout.status = Attnum(relid, catalog::outbox::kStatus);
+  layout.attempts = Attnum(relid, catalog::outbox::kAttempts);
+  layout.next_attempt_at = Attnum(relid, catalog::outbox::kNextAttemptAt);
+  layout.created_at = Attnum(relid, catalog::outbox::kCreatedAt);
+  layout.last_error = Attnum(relid, catalog::outbox::kLastError);
+  layout.destination = Attnum(relid, catalog::outbox::kDestination);
+  layout.method = get_attnum(relid, catalog::outbox::kMethod);
   layout.relid = relid;
 }
 
@@ -293,15 +293,15 @@ void FlushOutbox() {
   rri->ri_IndexRelationInfo = indexes.infos;
   // Slots over an unpinned copy of the descriptor: slots on the relation's own
   // (reference-counted) descriptor register with the resource owner one by
-  // one, which showed as a tenth of the bulk-insert profile.
+  // one (docs/benchmarks.md, "Bulk write path").
   TupleDesc slot_desc = CreateTupleDescCopy(desc);
   TupleTableSlot** slots =
       static_cast<TupleTableSlot**>(palloc(sizeof(TupleTableSlot*) * buffered));
   Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * desc->natts));
   bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * desc->natts));
   TimestampTz now = GetCurrentTransactionStartTimestamp();
-  Datum pending = CStringGetTextDatum("pending");
-  Datum failed = CStringGetTextDatum("failed");
+  Datum pending = CStringGetTextDatum(catalog::SqlText(catalog::OutboxStatus::kPending));
+  Datum failed = CStringGetTextDatum(catalog::SqlText(catalog::OutboxStatus::kFailed));
   Datum post = CStringGetTextDatum("POST");
   Datum del = CStringGetTextDatum("DELETE");
   for (int i = 0; i < buffered; ++i) {
@@ -353,10 +353,9 @@ void FlushOutbox() {
 // every statement, so that the statement's own transaction sees its events
 // right after it. AFTER ROW triggers fire in ExecutorFinish (the executor
 // hook), except under COPY FROM, which fires them itself (the utility hook).
-// Why hooks and not a statement trigger: an AFTER STATEMENT trigger cost a
-// second trigger call per statement (measured: a tenth of the model's cost in
-// a one-row transaction), and a statement aimed at a partition fires none of
-// the parent's.
+// Why hooks and not a statement trigger: a statement trigger is a second
+// trigger call per statement (docs/benchmarks.md, "OLTP"), and a statement
+// aimed at a partition fires none of the parent's.
 ExecutorFinish_hook_type prev_executor_finish = nullptr;
 ProcessUtility_hook_type prev_process_utility = nullptr;
 

@@ -5,6 +5,8 @@
 // signal-free Postgres context and only raises Postgres errors.
 #include "pg/shmem.hpp"
 
+#include "pg/guard.hpp"
+
 #include "pg/guc.hpp"
 #include "pg/stats.hpp"
 
@@ -467,13 +469,14 @@ void WakeWorkerAtCommit() { wake_at_commit = true; }
 
 void NoteExtensionCreatedAtCommit() { note_created_at_commit = true; }
 
-}  // namespace hyperline::pg
-
-extern "C" {
-PG_FUNCTION_INFO_V1(hyperline_wake);
+namespace {
 // SQL hyperline._wake(): wake the worker when this transaction commits.
-Datum hyperline_wake(PG_FUNCTION_ARGS) {
-  hyperline::pg::WakeWorkerAtCommit();
+Datum Wake(FunctionCallInfo) {
+  WakeWorkerAtCommit();
   PG_RETURN_VOID();
 }
-}
+}  // namespace
+
+}  // namespace hyperline::pg
+
+HYPERLINE_SQL_FUNCTION_PG(hyperline_wake, hyperline::pg::Wake)

@@ -35,7 +35,7 @@ void InstallXactCallbacks();
 
 // ---- Registry ----
 
-enum class WorkerKind : uint8 { kNone = 0, kDelivery = 1, kUpkeep = 2 };
+enum class WorkerKind : uint8 { kNone = 0, kDelivery = 1, kUpkeep = 2, kSync = 3 };
 
 // What the registry knows of one process.
 struct WorkerInfo {

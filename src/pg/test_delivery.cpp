@@ -20,8 +20,6 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
-
-PG_FUNCTION_INFO_V1(hyperline_test_delivery);
 }
 
 namespace hyperline::pg {
@@ -37,8 +35,8 @@ std::pair<int, std::string> TestDelivery(const std::string& model, const std::st
   delivery::DestinationConfig destination = store::LoadModelDestination(model);
   if (!destination.api_key) {
     Throw(ERRCODE_INVALID_PARAMETER_VALUE,
-          "destination \"" + destination.name + "\" has no API key",
-          "", "Set one with hyperline.alter_destination(name, api_key => ...).");
+          "destination \"" + destination.name + "\" has no API key", "",
+          "Set one with hyperline.alter_destination(name, api_key => ...).");
   }
   delivery::Settings settings = DeliverySettings();
   bool is_delete = operation == "delete";
@@ -56,7 +54,8 @@ std::pair<int, std::string> TestDelivery(const std::string& model, const std::st
     }
   }
   http::Request req = delivery::MakeRequest(
-      destination, settings, is_delete ? delivery::RequestKind::kDelete : delivery::RequestKind::kPost,
+      destination, settings,
+      is_delete ? delivery::RequestKind::kDelete : delivery::RequestKind::kPost,
       /*batch=*/false, std::move(body));
   std::string refused = http::CheckUrl(req.url, req.allow_http);
   if (!refused.empty()) {
@@ -78,28 +77,35 @@ std::pair<int, std::string> TestDelivery(const std::string& model, const std::st
   return {r.status, Redact(r.body, key)};
 }
 
+// SQL hyperline._send_test(model, payload, operation) -> (http_status, response).
+Datum SendTest(FunctionCallInfo fcinfo) {
+  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) {
+    Throw(ERRCODE_NULL_VALUE_NOT_ALLOWED, "model, payload and operation must not be NULL");
+  }
+  char* model = nullptr;
+  char* payload = nullptr;
+  char* operation = nullptr;
+  PgGuard([&] {
+    model = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    payload = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(1)));
+    operation = text_to_cstring(PG_GETARG_TEXT_PP(2));
+  });
+  // (Not a structured binding: C++17 lambdas cannot capture one.)
+  std::pair<int, std::string> answer = TestDelivery(model, payload, operation);
+  int status = answer.first;
+  const std::string& body = answer.second;
+  PgGuard([&] {
+    InitMaterializedSRF(fcinfo, 0);
+    auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+    Datum values[2] = {Int32GetDatum(status),
+                       PointerGetDatum(cstring_to_text_with_len(body.data(), body.size()))};
+    bool nulls[2] = {false, false};
+    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+  });
+  return (Datum)0;
+}
+
 }  // namespace
 }  // namespace hyperline::pg
 
-extern "C" Datum hyperline_test_delivery(PG_FUNCTION_ARGS) {
-  if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2)) {
-    ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-                    errmsg("model, payload and operation must not be NULL")));
-  }
-  char* model = text_to_cstring(PG_GETARG_TEXT_PP(0));
-  char* payload = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(1)));
-  char* operation = text_to_cstring(PG_GETARG_TEXT_PP(2));
-  int status = 0;
-  char* body = nullptr;
-  hyperline::pg::CppGuard([&] {
-    auto [code, text] = hyperline::pg::TestDelivery(model, payload, operation);
-    status = code;
-    hyperline::pg::PgGuard([&] { body = pnstrdup(text.data(), text.size()); });
-  });
-  InitMaterializedSRF(fcinfo, 0);
-  ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
-  Datum values[2] = {Int32GetDatum(status), CStringGetTextDatum(body)};
-  bool nulls[2] = {false, false};
-  tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-  return (Datum)0;
-}
+HYPERLINE_SQL_FUNCTION(hyperline_test_delivery, hyperline::pg::SendTest)

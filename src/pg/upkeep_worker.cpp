@@ -25,8 +25,6 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/backend_status.h"
 #include "utils/memutils.h"
-
-PGDLLEXPORT void hyperline_upkeep_main(Datum arg);
 }
 
 namespace hyperline::pg {
@@ -53,8 +51,7 @@ void VacuumOutbox() {
       stmt->options = NIL;
       stmt->is_vacuumcmd = true;
       stmt->rels = list_make1(makeVacuumRelation(
-          makeRangeVar(pstrdup(catalog::kSchema), pstrdup(catalog::kOutbox), -1), InvalidOid,
-          NIL));
+          makeRangeVar(pstrdup(catalog::kSchema), pstrdup(catalog::kOutbox), -1), InvalidOid, NIL));
       ExecVacuum(make_parsestate(nullptr), stmt, true);
       CommitTransactionCommand();
     }
@@ -145,7 +142,8 @@ using namespace hyperline::pg;
 
 // Upkeep worker: started by the delivery worker, purges and/or vacuums once,
 // then exits. Why SIGTERM = die: a VACUUM must stop at once on shutdown.
-void hyperline_upkeep_main(Datum arg) {
+namespace hyperline::pg {
+void UpkeepMain(Datum arg) {
   pqsignal(SIGTERM, die);
   BackgroundWorkerUnblockSignals();
   uint32 what = DatumGetUInt32(arg);
@@ -159,3 +157,6 @@ void hyperline_upkeep_main(Datum arg) {
   CppGuard([&] { RunUpkeep(what); });
   proc_exit(0);
 }
+}  // namespace hyperline::pg
+
+HYPERLINE_BGWORKER_MAIN(hyperline_upkeep_main, hyperline::pg::UpkeepMain)

@@ -79,8 +79,10 @@ class UpkeepRunner {
       w.bgw_restart_time = BGW_NEVER_RESTART;
       snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_hyperline");
       snprintf(w.bgw_function_name, BGW_MAXLEN, "hyperline_upkeep_main");
-      snprintf(w.bgw_name, BGW_MAXLEN, "pg_hyperline upkeep for database %s",
-               MyBgworkerEntry->bgw_extra);
+      // (The database name is cut to fit bgw_name.)
+      constexpr char kPrefix[] = "pg_hyperline upkeep for database ";
+      snprintf(w.bgw_name, BGW_MAXLEN, "%s%.*s", kPrefix,
+               static_cast<int>(BGW_MAXLEN - sizeof kPrefix), MyBgworkerEntry->bgw_extra);
       snprintf(w.bgw_type, BGW_MAXLEN, "pg_hyperline upkeep");
       memcpy(w.bgw_extra, &MyDatabaseId, sizeof(Oid));  // it connects by oid
       w.bgw_main_arg = UInt32GetDatum(what);
@@ -145,7 +147,8 @@ class Upkeep {
   bool VacuumWanted() const;
 
   UpkeepRunner runner_;
-  SteadyClock::time_point next_purge_ = SteadyClock::now() + std::chrono::milliseconds(kPurgeIntervalMs);
+  SteadyClock::time_point next_purge_ =
+      SteadyClock::now() + std::chrono::milliseconds(kPurgeIntervalMs);
   int64_t dead_since_vacuum_ = 0;  // events recorded or purged since the last vacuum
 };
 

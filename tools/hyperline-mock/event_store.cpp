@@ -10,7 +10,7 @@ namespace hyperline {
 namespace mock {
 
 namespace {
-constexpr size_t kChunkBytes = 8 * 1024 * 1024;
+constexpr size_t kChunkBytes = size_t{8} * 1024 * 1024;
 }  // namespace
 
 uint32_t EventStore::Interned::Intern(const std::string& s) {
@@ -38,6 +38,9 @@ const char* EventStore::Copy(const std::string& text) {
     chunk_used_ = 0;
   }
   char* dst = chunks_.back().get() + chunk_used_;
+  // Why no terminator: the arena holds bytes, not C strings; List and Log read
+  // them back with Receipt::len.
+  // NOLINTNEXTLINE(bugprone-not-null-terminated-result): bytes, never a C string
   if (!text.empty()) memcpy(dst, text.data(), text.size());
   chunk_used_ += text.size();
   return dst;

@@ -20,8 +20,8 @@ namespace mock {
 
 namespace {
 
-constexpr size_t kMaxHeaderBytes = 64 * 1024;
-constexpr size_t kMaxBodyBytes = 256 * 1024 * 1024;
+constexpr size_t kMaxHeaderBytes = size_t{64} * 1024;
+constexpr size_t kMaxBodyBytes = size_t{256} * 1024 * 1024;
 constexpr int kSocketTimeoutSec = 30;
 
 // Returns true when a and b are equal ignoring ASCII case.
@@ -318,6 +318,7 @@ int HttpServer::Listen(const std::string& host, int port) {
 
 void HttpServer::Run() {
   std::vector<std::thread> workers;
+  workers.reserve(static_cast<size_t>(threads_));  // threads_ >= 1 (constructor)
   for (int i = 0; i < threads_; i++) workers.emplace_back([this] { WorkerLoop(); });
   AcceptLoop();
   uint64_t one = 1;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -64,7 +65,7 @@ struct Options {
 double Number(const std::string& flag, const std::string& v, double lo, double hi, bool integer) {
   char* end = nullptr;
   double d = strtod(v.c_str(), &end);
-  if (v.empty() || *end != '\0' || d < lo || d > hi || (integer && d != static_cast<int64_t>(d))) {
+  if (v.empty() || *end != '\0' || d < lo || d > hi || (integer && d != std::trunc(d))) {
     Usage(flag + " expects " + (integer ? "an integer" : "a number") + " between " +
           std::to_string(static_cast<int64_t>(lo)) + " and " +
           std::to_string(static_cast<int64_t>(hi)) + ", got '" + v + "'");
@@ -119,7 +120,8 @@ int Main(int argc, char** argv) {
     if (arg == "--help" || arg == "-h") {
       fputs(kUsage, stdout);
       return 0;
-    } else if (arg == "--host") {
+    }
+    if (arg == "--host") {
       opt.host = need();
     } else if (arg == "--port") {
       opt.port = static_cast<int>(Number(arg, need(), 0, 65535, true));

@@ -332,7 +332,7 @@ void MockService::PostBatch(const Snapshot& s, const HttpRequest& req, HttpRespo
       failed += WithError(text, err);
       continue;
     }
-    if (incoming.size()) created += ',';
+    if (!incoming.empty()) created += ',';
     created += text;
     IncomingEvent in;
     in.key = std::move(key);

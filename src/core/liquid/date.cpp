@@ -519,7 +519,7 @@ bool ParseDateTime(std::string_view input, TimePoint& out) {
   // AD for dates); past this a "year" is more likely a stray number.
   if (year > 100000000 || year < -100000000) return false;
   int64_t days = CivilToDays(year, static_cast<unsigned>(mon), static_cast<unsigned>(day));
-  int64_t secs = int64_t{hour} * 3600 + min * 60 + sec - offset_secs;  // may leave the day
+  int64_t secs = int64_t{hour} * 3600 + int64_t{min} * 60 + sec - offset_secs;  // may leave the day
   out.days = days - kUnixToPgEpochDays + FloorDiv(secs, 86400);
   out.micros = FloorMod(secs, 86400) * 1000000 + usec;
   return true;

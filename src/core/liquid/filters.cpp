@@ -111,7 +111,7 @@ Num ToNumber(const Value& v) {
       while (e > b && IsRubySpace(s[e - 1])) --e;
       std::string t = s.substr(b, e - b);
       // /\A-?\d+\.\d+\z/ -> decimal
-      size_t i = t.size() && t[0] == '-' ? 1 : 0;
+      size_t i = !t.empty() && t[0] == '-' ? 1 : 0;
       size_t d1 = i;
       while (i < t.size() && AsciiDigit(t[i])) ++i;
       if (i > d1 && i < t.size() && t[i] == '.') {
@@ -124,7 +124,7 @@ Num ToNumber(const Value& v) {
       while (p < s.size() && IsRubySpace(s[p])) ++p;
       std::string digits;
       if (p < s.size() && (s[p] == '-' || s[p] == '+')) digits.push_back(s[p++]);
-      while (p < s.size() && (AsciiDigit(s[p]) || (s[p] == '_' && digits.size() > 0))) {
+      while (p < s.size() && (AsciiDigit(s[p]) || (s[p] == '_' && !digits.empty()))) {
         if (s[p] != '_') digits.push_back(s[p]);
         ++p;
       }
@@ -702,7 +702,7 @@ Value FUrlEncode(FilterArgs& fa) {
   static const char kHex[] = "0123456789ABCDEF";
   std::string s = S(fa.input), out;
   for (unsigned char c : s) {
-    if (AsciiAlnum(c) || c == '_' || c == '.' || c == '-' || c == '~') {
+    if (AsciiAlnum(static_cast<char>(c)) || c == '_' || c == '.' || c == '-' || c == '~') {
       out.push_back(static_cast<char>(c));
     } else if (c == ' ') {
       out.push_back('+');
@@ -1279,6 +1279,7 @@ Value SortImpl(FilterArgs& fa, bool natural) {
     });
   } else {
     std::vector<const Value*> ptrs;
+    ptrs.reserve(keys.size());
     for (const Value& k : keys) ptrs.push_back(&k);
     CheckSortable(fa, ptrs);
     std::stable_sort(idx.begin(), idx.end(), [&](size_t x, size_t y) {

@@ -287,7 +287,7 @@ inline TimePoint TimePointFromUnixMicros(int64_t micros) {
 std::string Strftime(TimePoint t, std::string_view format);
 // Parses a date/time string as Ruby's Time.parse would (UTC); false if not a
 // date (or a year beyond +-100,000,000).
-bool ParseDateTime(std::string_view s, TimePoint& out);
+bool ParseDateTime(std::string_view input, TimePoint& out);
 // Current time in microseconds since 1970-01-01.
 int64_t NowMicros();
 

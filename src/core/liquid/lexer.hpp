@@ -166,7 +166,7 @@ class Lexer {
     }
     return false;
   }
-  void ExpectEnd() {
+  void ExpectEnd() const {
     if (!Look(Tk::End)) Fail("unexpected token");
   }
   // Throws ParseError: `msg` and the lexeme found at the current position.

@@ -311,7 +311,7 @@ std::string DecToText(Dec a) {
   if (neg) out.push_back('-');
   if (a.scale == 0) return out + digits;
   if (static_cast<int>(digits.size()) <= a.scale) {
-    digits.insert(0, static_cast<size_t>(a.scale - static_cast<int>(digits.size()) + 1), '0');
+    digits.insert(0, static_cast<size_t>(a.scale) - digits.size() + 1, '0');
   }
   size_t ip = digits.size() - static_cast<size_t>(a.scale);
   out.append(digits, 0, ip);
