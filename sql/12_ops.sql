@@ -165,6 +165,30 @@ SET client_min_messages = error;
 CREATE EXTENSION pg_hyperline;
 RESET client_min_messages;
 SELECT check_name, status, detail FROM hyperline.health() WHERE check_name = 'worker';
+-- (No worker here runs query models either:) a query model more than a
+-- minute overdue is a warning, one whose last run failed critical.
+SELECT check_name, status, detail FROM hyperline.health() WHERE check_name = 'query_models';
+SELECT hyperline.create_destination('hyperline', api_key => 'sk_ops_key_0003');
+CREATE TABLE seats (account text PRIMARY KEY, n int);
+INSERT INTO seats VALUES ('acme', 3);
+SELECT hyperline.create_query_model('ops_seats', 'SELECT account, n FROM seats', 'account',
+  $$ {"customer_id": "{{ row.account }}", "event_type": "seats", "timestamp": 0,
+      "record": {"id": "{{ row.account }}", "n": {{ row.n }} }} $$, schedule => '1 hour');
+SELECT check_name, status, detail FROM hyperline.health() WHERE check_name = 'query_models';
+-- a run's events count as enqueued too
+SELECT added FROM hyperline.run_model('ops_seats');
+SELECT kind, name, events_enqueued FROM hyperline.stats ORDER BY kind, name;
+UPDATE hyperline._models SET next_run_at = now() - interval '5 minutes' WHERE name = 'ops_seats';
+SELECT check_name, status, detail FROM hyperline.health() WHERE check_name = 'query_models';
+INSERT INTO hyperline._sync_runs (model, started_at, finished_at, status, error)
+  VALUES ('ops_seats', now() - interval '2 minutes', now() - interval '2 minutes', 'failed', 'boom');
+SELECT check_name, status, detail FROM hyperline.health() WHERE check_name = 'query_models';
+-- a run under way is not overdue; a later run that succeeded clears the failure
+INSERT INTO hyperline._sync_runs (model, started_at, status, pid) VALUES ('ops_seats', now(), 'running', 0);
+SELECT check_name, status, detail FROM hyperline.health() WHERE check_name = 'query_models';
+UPDATE hyperline._sync_runs SET status = 'succeeded', finished_at = now() WHERE status = 'running';
+UPDATE hyperline._models SET next_run_at = now() + interval '1 hour' WHERE name = 'ops_seats';
+SELECT check_name, status, detail FROM hyperline.health() WHERE check_name = 'query_models';
 \c :regress_db
 ALTER DATABASE hl_ops_template IS_TEMPLATE false;
 DROP DATABASE hl_ops_template;

@@ -70,8 +70,8 @@ constexpr const char* kQueryModelsSql =
     "SELECT pg_catalog.count(*),"
     " pg_catalog.count(*) FILTER (WHERE l.status OPERATOR(pg_catalog.=) 'failed'),"
     " pg_catalog.count(*) FILTER (WHERE m.schedule IS NOT NULL"
-    "   AND m.next_run_at OPERATOR(pg_catalog.<) pg_catalog.now()"
-    "     OPERATOR(pg_catalog.-) '1 minute'::pg_catalog.interval"
+    "   AND m.next_run_at OPERATOR(pg_catalog.<) (pg_catalog.now()"
+    "     OPERATOR(pg_catalog.-) '1 minute'::pg_catalog.interval)"
     "   AND NOT EXISTS (SELECT 1 FROM hyperline.sync_runs r"
     "     WHERE r.model OPERATOR(pg_catalog.=) m.name AND r.status OPERATOR(pg_catalog.=) 'running'))"
     " FROM hyperline._models m"
@@ -222,13 +222,13 @@ Datum Health(FunctionCallInfo fcinfo) {
     int64 overdue = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 3, &isnull));
     if (failing > 0 || overdue > 0) {
       put("query_models", failing > 0 ? "critical" : "warning",
-          psprintf("%lld query models failed their last run, %lld are overdue (see "
+          psprintf("query models whose last run failed: %lld; overdue: %lld (see "
                    "hyperline.sync_runs)",
                    static_cast<long long>(failing), static_cast<long long>(overdue)));
     } else {
       put("query_models", "ok",
           models == 0 ? "no query models"
-                      : psprintf("%lld query models, none failing or overdue",
+                      : psprintf("query models: %lld, none failing or overdue",
                                  static_cast<long long>(models)));
     }
   }
