@@ -26,6 +26,7 @@ inline constexpr const char* kDestinations = "_destinations";
 inline constexpr const char* kModels = "_models";
 inline constexpr const char* kApiKeys = "api_keys";  // in kPrivateSchema
 inline constexpr const char* kRequests = "_requests";  // the request log (0.2.0)
+inline constexpr const char* kSyncRuns = "_sync_runs";  // query model runs (0.2.0)
 
 // Columns of hyperline.outbox that the worker reads or writes (the 0.1.0
 // layout; a later column is used only after checking that it exists).

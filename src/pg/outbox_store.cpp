@@ -869,6 +869,23 @@ int64_t TxnPurgeRequests(int retention_s) {
   return total;
 }
 
+int64_t TxnPurgeSyncRuns() {
+  int64_t purged = 0;
+  PgGuard([&] {
+    BeginTxn();
+    if (OidIsValid(get_relname_relid(catalog::kSyncRuns,
+                                     get_namespace_oid(catalog::kSchema, false)))) {
+      int rc = SPI_execute("SELECT hyperline._purge_sync_runs()", false, 1);
+      if (rc != SPI_OK_SELECT) elog(ERROR, "pg_hyperline: %s", SPI_result_code_string(rc));
+      bool isnull = true;
+      Datum n = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+      if (!isnull) purged = DatumGetInt64(n);
+    }
+    CommitTxn();
+  });
+  return purged;
+}
+
 std::vector<alerts::CheckStatus> BeginHealth() {
   struct RawCheck {
     char* name;

@@ -94,6 +94,11 @@ int64_t TxnPurgeDelivered(int retention_s);
 // way. Returns rows deleted.
 int64_t TxnPurgeRequests(int retention_s);
 
+// In its own transaction: hyperline._purge_sync_runs() (query model runs
+// finished longer than the retention ago, the last of each model kept).
+// Returns how many were purged; 0 when the schema has no runs table.
+int64_t TxnPurgeSyncRuns();
+
 // --- hyperline.test_delivery ------------------------------------------------
 
 // The destination of a model, with its key, read in the caller's transaction.

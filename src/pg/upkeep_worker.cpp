@@ -99,6 +99,7 @@ void Upkeep::Tick(bool idle) {
     ReportActivity("purging delivered events");
     int64_t purged = store::TxnPurgeDelivered(guc_delivered_retention_s);
     (void)store::TxnPurgeRequests(guc_delivered_retention_s);  // hyperline.requests
+    (void)store::TxnPurgeSyncRuns();                             // hyperline.sync_runs
     dead_since_vacuum_ += purged;
     next_purge_ = SteadyClock::now() + std::chrono::milliseconds(PurgeInterval(purged));
   }
@@ -128,6 +129,7 @@ void RunUpkeep(uint32 what) {
     PgGuard([] { pgstat_report_activity(STATE_RUNNING, "purging delivered events"); });
     int64_t purged = store::TxnPurgeDelivered(guc_delivered_retention_s);
     (void)store::TxnPurgeRequests(guc_delivered_retention_s);  // hyperline.requests
+    (void)store::TxnPurgeSyncRuns();                             // hyperline.sync_runs
     ReportUpkeepPurged(purged);
   }
   if ((what & kUpkeepVacuum) != 0) {

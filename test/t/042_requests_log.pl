@@ -58,11 +58,29 @@ my ($stdout, $stderr) = run_command(['pg_dump', '--data-only', '-d', $node->conn
 like($stdout, qr/COPY hyperline\.outbox /, 'pg_dump dumps the outbox');
 unlike($stdout, qr/hyperline\._requests/, 'but leaves the request log out');
 
+# Query model runs (hyperline.sync_runs) are history too: three runs of a
+# model, of which only the last is kept after the retention.
+$node->safe_psql('postgres', q{
+	CREATE TABLE seats (account text PRIMARY KEY, n int);
+	INSERT INTO seats VALUES ('acc_1', 3);
+	SELECT hyperline.create_query_model('seats', 'SELECT account, n FROM seats', 'account',
+	  $${"customer_id": "{{ row.account }}", "event_type": "seats", "timestamp": 0,
+	     "record": {"id": "seats-{{ row.account }}", "n": {{ row.n }}}}$$,
+	  schedule => '1 day');});
+$node->safe_psql('postgres', "SELECT hyperline.run_model('seats')") for 1 .. 3;
+is($node->safe_psql('postgres', "SELECT count(*) FROM hyperline.sync_runs WHERE model = 'seats'"),
+	'3', 'three runs recorded');
+my $last_run = $node->safe_psql('postgres', "SELECT max(run_id) FROM hyperline.sync_runs");
+
 # Purged after hyperline.delivered_retention by the upkeep.
 $node->append_conf('postgresql.conf', "hyperline.delivered_retention = '1s'\n");
 $node->reload;
 ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM hyperline.requests'),
 	'purged after the retention');
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 1 FROM hyperline.sync_runs'),
+	'runs purged after the retention');
+is($node->safe_psql('postgres', 'SELECT run_id FROM hyperline.sync_runs'), $last_run,
+	'but the last run of the model is kept');
 
 check_log($node, 'test_key');
 $node->stop;
