@@ -46,6 +46,7 @@ extern "C" {
 
 #include "pg/gate.hpp"
 #include "pg/guard.hpp"
+#include "pg/jsonb_builder.hpp"
 #include "pg/model.hpp"
 #include "pg/model_catalog.hpp"
 #include "pg/outbox.hpp"
@@ -101,6 +102,7 @@ std::string SourceSelect(const CompiledModel& model, const std::string& filter, 
     for (int i = 0; i < desc->natts; ++i) names[natts++] = TupleDescAttr(desc, i)->attname;
     table_close(rel, AccessShareLock);
   });
+  columns.reserve(natts);
   for (int i = 0; i < natts; ++i) columns.emplace_back(NameStr(names[i]));
   std::string alias = "r";
   while (std::find(columns.begin(), columns.end(), alias) != columns.end()) alias += "_";
@@ -315,6 +317,7 @@ Datum KeyColumns(FunctionCallInfo fcinfo) {
     }
     table_close(rel, AccessShareLock);
   });
+  columns.reserve(natts);
   for (int i = 0; i < natts; ++i) columns.emplace_back(NameStr(names[i]));
   std::vector<std::string> keys = KeyColumnNames(primary_key, columns);
   Datum result = 0;
@@ -446,7 +449,10 @@ Datum RenderTemplate(FunctionCallInfo fcinfo) {
     Throw(ERRCODE_INVALID_PARAMETER_VALUE, e.what());
   }
   text* result = nullptr;
-  PgGuard([&] { result = cstring_to_text_with_len(sink.out.data(), sink.out.size()); });
+  // (The Liquid output limit keeps it far below INT_MAX.)
+  PgGuard([&] {
+    result = cstring_to_text_with_len(sink.out.data(), static_cast<int>(sink.out.size()));
+  });
   PG_RETURN_TEXT_P(result);
 }
 

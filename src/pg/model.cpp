@@ -1,14 +1,15 @@
 // model.cpp: loading, compiling and caching models; rendering one event from a
-// heap tuple without SPI (columns are read straight from the tuple).
+// heap tuple without SPI (columns are read straight from the tuple by
+// tuple_value.cpp; the payload's jsonb is built by jsonb_builder.cpp).
 // C++ core headers first (core/cpp_only.hpp refuses them after postgres.h).
 #include "core/ascii.hpp"
 #include "core/names.hpp"
 #include "pg/model.hpp"
 #include "pg/model_catalog.hpp"
+#include "pg/tuple_value.hpp"
 
 extern "C" {
 #include "access/htup_details.h"
-#include "common/shortest_dec.h"
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -16,22 +17,14 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/syscache.h"
 #include "catalog/pg_type.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/date.h"
 #include "utils/hsearch.h"
-#include "utils/datetime.h"
 #include "utils/inval.h"
-#include "utils/jsonb.h"
-#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-#include "utils/timestamp.h"
 }
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
 #include <cstdlib>
 #include <unordered_map>
 
@@ -213,6 +206,7 @@ std::vector<TableColumn> ReadColumns(Oid relid, std::string& relname) {
   });
   relname = rel_display;
   std::vector<TableColumn> columns;
+  columns.reserve(natts);
   for (int i = 0; i < natts; ++i) columns.push_back({NameStr(names[i]), attnums[i], types[i]});
   return columns;
 }
@@ -236,290 +230,11 @@ void AddBinding(std::vector<ColumnBinding>& list, const TableColumn& column) {
   list.push_back(std::move(b));
 }
 
-// ---------------------------------------------------------------------------
-// Tuple -> Value, in two phases (Postgres extraction, then C++ conversion)
-// ---------------------------------------------------------------------------
-// A column value copied out of the tuple (palloc'd, plain data).
-struct RawDatum {
-  ColumnKind kind;
-  bool isnull;
-  bool date_only;
-  int64_t i;
-  double d;
-  const char* text;
-  int len;
-  int nelems;
-  int ndim;
-  int dims[MAXDIM];
-  RawDatum* elems;
-};
-
-void ExtractScalar(ColumnKind kind, FmgrInfo* out, Datum value, RawDatum* r) {
-  r->kind = kind;
-  switch (kind) {
-    case ColumnKind::Bool:
-      r->i = DatumGetBool(value) ? 1 : 0;
-      break;
-    case ColumnKind::Name:
-      r->text = NameStr(*DatumGetName(value));
-      r->len = strlen(r->text);
-      break;
-    case ColumnKind::Text:
-    case ColumnKind::Json: {  // json is stored as its text
-      text* t = DatumGetTextPP(value);
-      r->text = VARDATA_ANY(t);
-      r->len = VARSIZE_ANY_EXHDR(t);
-      break;
-    }
-    case ColumnKind::Jsonb: {
-      Jsonb* jb = DatumGetJsonbP(value);
-      r->text = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
-      r->len = strlen(r->text);
-      break;
-    }
-    default: {
-      r->text = OutputFunctionCall(out, value);
-      r->len = strlen(r->text);
-      break;
-    }
-  }
-}
-
-// A real (float4) as the double nearest to its shortest round-trip decimal,
-// which is what float4out prints: 0.1 stays 0.1, not 0.10000000149011612 (the
-// float4's exact value). A double prints its shortest digits too, and every
-// such decimal of at most 9 digits is read back exactly by a double.
-double Float4AsDouble(float f) {
-  if (std::isnan(f) || std::isinf(f)) return static_cast<double>(f);
-  char buf[32];
-  float_to_shortest_decimal_buf(f, buf);
-  return strtod(buf, nullptr);
-}
-
-// Copies one datum of type `typid` (already classified) into `r`.
-void ExtractValue(Oid typid, ColumnKind kind, FmgrInfo* out, Datum value, RawDatum* r) {
-  r->isnull = false;
-  r->kind = kind;
-  switch (kind) {
-    case ColumnKind::Int: {
-      Oid base = typid;
-      if (base == INT2OID) {
-        r->i = DatumGetInt16(value);
-      } else if (base == INT4OID) {
-        r->i = DatumGetInt32(value);
-      } else if (base == OIDOID) {
-        r->i = DatumGetObjectId(value);
-      } else {
-        r->i = DatumGetInt64(value);
-      }
-      return;
-    }
-    case ColumnKind::Float:
-      r->d = typid == FLOAT4OID ? Float4AsDouble(DatumGetFloat4(value)) : DatumGetFloat8(value);
-      return;
-    case ColumnKind::Time: {
-      Timestamp ts = DatumGetTimestamp(value);
-      if (TIMESTAMP_NOT_FINITE(ts)) {
-        r->kind = ColumnKind::Other;
-        r->text = TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity";
-        r->len = strlen(r->text);
-        return;
-      }
-      // timestamp without time zone: the wall-clock time, read as UTC.
-      r->i = ts;  // microseconds since 2000-01-01, PostgreSQL's epoch
-      r->date_only = false;
-      return;
-    }
-    case ColumnKind::Date: {
-      DateADT date = DatumGetDateADT(value);
-      if (DATE_NOT_FINITE(date)) {
-        r->kind = ColumnKind::Other;
-        r->text = DATE_IS_NOBEGIN(date) ? "-infinity" : "infinity";
-        r->len = strlen(r->text);
-        return;
-      }
-      r->kind = ColumnKind::Time;
-      r->i = date;  // days since 2000-01-01
-      r->date_only = true;
-      return;
-    }
-    default:
-      ExtractScalar(kind, out, value, r);
-      return;
-  }
-}
-
-// Extracts a column of `tuple` per its binding (arrays element by element).
-void ExtractColumn(ColumnBinding* b, TupleDesc desc, HeapTuple tuple, RawDatum* r) {
-  memset(r, 0, sizeof(RawDatum));
-  bool isnull = false;
-  Datum value = heap_getattr(tuple, b->attnum, desc, &isnull);
-  if (isnull) {
-    r->isnull = true;
-    return;
-  }
-  if (b->kind != ColumnKind::Array) {
-    ExtractValue(b->base_typid, b->kind, b->out, value, r);
-    return;
-  }
-  ArrayType* arr = DatumGetArrayTypeP(value);
-  Datum* elems = nullptr;
-  bool* nulls = nullptr;
-  int n = 0;
-  deconstruct_array(arr, b->elem_typid, b->elem_len, b->elem_byval, b->elem_align, &elems, &nulls,
-                    &n);
-  r->kind = ColumnKind::Array;
-  r->nelems = n;
-  r->ndim = ARR_NDIM(arr);
-  for (int d = 0; d < r->ndim && d < MAXDIM; ++d) r->dims[d] = ARR_DIMS(arr)[d];
-  r->elems = static_cast<RawDatum*>(palloc0(sizeof(RawDatum) * (n > 0 ? n : 1)));
-  for (int i = 0; i < n; ++i) {
-    if (nulls[i]) {
-      r->elems[i].isnull = true;
-    } else {
-      ExtractValue(b->elem_base_typid, b->elem_kind, b->elem_out, elems[i], &r->elems[i]);
-    }
-  }
-}
-
-Value ScalarToValue(const RawDatum& r) {
-  if (r.isnull) return Value::Nil();
-  switch (r.kind) {
-    case ColumnKind::Int:
-      return Value::Int(r.i);
-    case ColumnKind::Float:
-      return Value::Float(r.d);
-    case ColumnKind::Numeric:
-      return Value::Decimal(std::string(r.text, r.len));
-    case ColumnKind::Bool:
-      return Value::Bool(r.i != 0);
-    case ColumnKind::Time:
-      return r.date_only ? Value::DateFromPgDays(static_cast<int32_t>(r.i))
-                         : Value::TimeFromPgMicros(r.i);
-    case ColumnKind::Json:
-    case ColumnKind::Jsonb:
-      return ParseJsonValue(std::string_view(r.text, r.len));
-    default:
-      return Value::String(std::string(r.text, r.len));
-  }
-}
-
-// Builds nested arrays for multi-dimensional Postgres arrays.
-Value ArrayLevel(const RawDatum& r, int dim, int& pos) {
-  Array out;
-  int count = r.ndim == 0 ? 0 : r.dims[dim];
-  out.reserve(count);
-  for (int i = 0; i < count; ++i) {
-    if (dim + 1 < r.ndim) {
-      out.push_back(ArrayLevel(r, dim + 1, pos));
-    } else {
-      out.push_back(ScalarToValue(r.elems[pos++]));
-    }
-  }
-  return Value::MakeArray(std::move(out));
-}
-
-Value RawToValue(const RawDatum& r) {
-  if (r.isnull) return Value::Nil();
-  if (r.kind == ColumnKind::Array) {
-    int pos = 0;
-    return ArrayLevel(r, 0, pos);
-  }
-  return ScalarToValue(r);
-}
-
-// A typical non-null value of a column, for validating on an empty table.
-Value SyntheticValue(const ColumnBinding& b, int64_t now_micros) {
-  switch (b.kind) {
-    case ColumnKind::Int:
-      return Value::Int(1);
-    case ColumnKind::Float:
-      return Value::Float(1);
-    case ColumnKind::Numeric:
-      return Value::Decimal("1");
-    case ColumnKind::Bool:
-      return Value::Bool(true);
-    case ColumnKind::Time:
-      return Value::TimeFromPgMicros(now_micros);
-    case ColumnKind::Date:
-      return Value::DateFromPgDays(static_cast<int32_t>(FloorDiv(now_micros, kMicrosPerDay)));
-    case ColumnKind::Json:
-    case ColumnKind::Jsonb:
-      return Value::MakeObject({});
-    case ColumnKind::Array:
-      return Value::MakeArray({});
-    default:
-      return Value::String("sample");
-  }
-}
-
 // The render's interrupt check (liquid::InterruptCheck): whether a cancel or a
 // terminate waits and may be processed. Only those stop a render; a barrier or
 // catch-up interrupt is processed by the next CHECK_FOR_INTERRUPTS as usual.
 bool CancelOrDiePending(void*) noexcept {
   return (QueryCancelPending || ProcDiePending) && INTERRUPTS_CAN_BE_PROCESSED();
-}
-
-// Sets `v` to the object of the columns' values, reusing its members (names
-// and storage) when it already holds this object from the previous row.
-void FillObject(Value& v, const std::vector<ColumnBinding>& columns, const RawDatum* raw) {
-  if (v.kind() != Value::Kind::Object || v.as_object().size() != columns.size()) {
-    Object obj;
-    obj.reserve(columns.size());
-    for (const ColumnBinding& c : columns) obj.emplace_back(c.name, Value::Nil());
-    v = Value::MakeObject(std::move(obj));
-  }
-  Object& obj = v.mutable_object();  // copied only if a previous render kept it
-  for (size_t i = 0; i < columns.size(); ++i) obj[i].second = RawToValue(raw[i]);
-}
-
-// Appends Liquid's text form of a raw value (AppendLiquidString of its
-// Value), without building a Value for the kinds keys usually have.
-void AppendRawText(const RawDatum& r, std::string& out) {
-  if (r.isnull) return;
-  switch (r.kind) {
-    case ColumnKind::Int: {
-      char buf[24];
-      auto res = std::to_chars(buf, buf + sizeof buf, static_cast<int64_t>(r.i));
-      out.append(buf, static_cast<size_t>(res.ptr - buf));
-      return;
-    }
-    case ColumnKind::Bool:
-      out += r.i != 0 ? "true" : "false";
-      return;
-    case ColumnKind::Text:
-    case ColumnKind::Name:
-    case ColumnKind::Numeric:
-    case ColumnKind::Other:
-      out.append(r.text, r.len);
-      return;
-    default:
-      AppendLiquidString(RawToValue(r), out);
-      return;
-  }
-}
-
-// The event_key of raw key values: what AppendEventKey makes of their Values.
-void AppendKey(const RawDatum* raw, size_t n, std::string& out) {
-  if (n == 1) {
-    AppendRawText(raw[0], out);
-    return;
-  }
-  thread_local std::string text;
-  out.push_back('[');
-  for (size_t i = 0; i < n; ++i) {
-    if (i > 0) out.push_back(',');
-    if (raw[i].isnull) {
-      out.append("null");
-      continue;
-    }
-    text.clear();
-    AppendRawText(raw[i], text);
-    out.push_back('"');
-    AppendJsonEscaped(text, out);
-    out.push_back('"');
-  }
-  out.push_back(']');
 }
 
 }  // namespace
@@ -542,28 +257,6 @@ std::vector<std::string> KeyColumnNames(const std::string& primary_key,
   return names;
 }
 
-void AppendEventKey(const std::vector<Value>& values, std::string& out) {
-  if (values.size() == 1) {
-    AppendLiquidString(values[0], out);
-    return;
-  }
-  std::string text;
-  out.push_back('[');
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (i > 0) out.push_back(',');
-    if (values[i].is_nil()) {
-      out.append("null");
-      continue;
-    }
-    text.clear();
-    AppendLiquidString(values[i], text);
-    out.push_back('"');
-    AppendJsonEscaped(text, out);
-    out.push_back('"');
-  }
-  out.push_back(']');
-}
-
 // ---------------------------------------------------------------------------
 // Compilation
 // ---------------------------------------------------------------------------
@@ -576,6 +269,7 @@ void BindColumns(CompiledModel* model, const std::vector<TableColumn>& columns,
                  const std::string& where, const std::string& primary_key,
                  const std::string& payload) {
   std::vector<std::string> names;
+  names.reserve(columns.size());
   for (const TableColumn& c : columns) names.push_back(c.name);
 
   for (const std::string& key_name : KeyColumnNames(primary_key, names)) {
@@ -695,6 +389,7 @@ void TryBindKey(CompiledModel& model, const std::string& primary_key) {
     std::string relname;
     std::vector<TableColumn> columns = ReadColumns(model.source, relname);
     std::vector<std::string> names;
+    names.reserve(columns.size());
     for (const TableColumn& c : columns) names.push_back(c.name);
     std::vector<ColumnBinding> keys;
     for (const std::string& key_name : KeyColumnNames(primary_key, names)) {
@@ -976,171 +671,6 @@ std::string RenderSynthetic(const CompiledModel& model) {
   std::string out;
   model.tmpl->Render(ctx, out);
   return out;
-}
-
-namespace {
-
-// Whether `text` is an optional '-' and 1 to 18 digits; sets *value.
-bool SmallInteger(const char* text, size_t length, int64* value) {
-  size_t i = text[0] == '-' ? 1 : 0;
-  if (length <= i || length - i > 18) return false;
-  int64 v = 0;
-  for (size_t k = i; k < length; ++k) {
-    if (text[k] < '0' || text[k] > '9') return false;
-    v = v * 10 + (text[k] - '0');
-  }
-  *value = i == 1 ? -v : v;
-  return true;
-}
-
-// jsonb's key order (lengthCompareJsonbStringValue in jsonb_util.c).
-int CompareKeys(const JsonbValue* a, const JsonbValue* b) {
-  return CompareJsonbKeys({a->val.string.val, static_cast<size_t>(a->val.string.len)},
-                          {b->val.string.val, static_cast<size_t>(b->val.string.len)});
-}
-
-// jsonb's pair order (lengthCompareJsonbPair): by key, and among equal keys
-// the later pair first, so that deduplication keeps the last one.
-int ComparePairs(const void* a, const void* b, void* has_duplicates) {
-  const JsonbPair* pa = static_cast<const JsonbPair*>(a);
-  const JsonbPair* pb = static_cast<const JsonbPair*>(b);
-  int res = CompareKeys(&pa->key, &pb->key);
-  if (res == 0) {
-    *static_cast<bool*>(has_duplicates) = true;
-    res = pa->order > pb->order ? -1 : 1;
-  }
-  return res;
-}
-
-// Sorts an object's pairs and drops repeated keys, the last value winning:
-// what pushJsonbValue does at WJB_END_OBJECT (uniqueifyJsonbObject, static
-// in jsonb_util.c), step for step.
-void UniqueifyObject(JsonbValue* object) {
-  JsonbPair* pairs = object->val.object.pairs;
-  int n = object->val.object.nPairs;
-  bool has_duplicates = false;
-  if (n > 1) qsort_arg(pairs, n, sizeof(JsonbPair), ComparePairs, &has_duplicates);
-  if (!has_duplicates) return;
-  JsonbPair* res = pairs;
-  for (JsonbPair* ptr = pairs + 1; ptr < pairs + n; ++ptr) {
-    if (CompareKeys(&ptr->key, &res->key) != 0) {
-      ++res;
-      if (ptr != res) *res = *ptr;
-    }
-  }
-  object->val.object.nPairs = static_cast<int>(res + 1 - pairs);
-}
-
-}  // namespace
-
-// Why not pushJsonbValue: it sorts every object's keys when it closes, even
-// those the token program already sorted at compile time (keys_sorted), and
-// grows its arrays as it goes. Here the JsonbValue tree is built with arrays of
-// their final size and only objects not known sorted are sorted, exactly as
-// pushJsonbValue would; the jsonb is byte for byte the same.
-Datum TokensToJsonb(const JsonTokens& tokens) {
-  const std::vector<JsonToken>& ts = tokens.tokens;
-  size_t n = ts.size();
-  // Pass 1: the number of members (object values, array elements) of every
-  // container, stored at its Begin token. Nesting cannot exceed n.
-  int* members = static_cast<int*>(palloc0(sizeof(int) * (n + 1)));
-  size_t* open = static_cast<size_t*>(palloc(sizeof(size_t) * (n + 1)));
-  int depth = 0;
-  for (size_t i = 0; i < n; ++i) {
-    JsonTokenKind kind = ts[i].kind;
-    if (kind == JsonTokenKind::EndObject || kind == JsonTokenKind::EndArray) {
-      --depth;
-      continue;
-    }
-    if (kind == JsonTokenKind::Key) continue;
-    if (depth > 0) ++members[open[depth - 1]];
-    if (kind == JsonTokenKind::BeginObject || kind == JsonTokenKind::BeginArray) open[depth++] = i;
-  }
-  // Pass 2: the tree. Arrays never grow, so pointers to their slots hold.
-  JsonbValue root;
-  root.type = jbvNull;  // replaced by the first token
-  JsonbValue key;
-  key.type = jbvString;
-  key.val.string.val = nullptr;
-  key.val.string.len = 0;
-  JsonbValue** stack = static_cast<JsonbValue**>(palloc(sizeof(JsonbValue*) * (n + 1)));
-  bool* sorted = static_cast<bool*>(palloc(n + 1));
-  depth = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const JsonToken& t = ts[i];
-    switch (t.kind) {
-      case JsonTokenKind::EndObject:
-      case JsonTokenKind::EndArray:
-        --depth;
-        if (t.kind == JsonTokenKind::EndObject && !sorted[depth]) UniqueifyObject(stack[depth]);
-        continue;
-      case JsonTokenKind::Key:
-        key.val.string.val = const_cast<char*>(tokens.arena.data() + t.offset);
-        key.val.string.len = static_cast<int>(t.length);
-        continue;
-      default:
-        break;
-    }
-    JsonbValue* slot = &root;
-    if (depth > 0) {
-      JsonbValue* parent = stack[depth - 1];
-      if (parent->type == jbvObject) {
-        JsonbPair* pair = &parent->val.object.pairs[parent->val.object.nPairs];
-        pair->key = key;
-        pair->order = static_cast<uint32>(parent->val.object.nPairs++);
-        slot = &pair->value;
-      } else {
-        slot = &parent->val.array.elems[parent->val.array.nElems++];
-      }
-    }
-    switch (t.kind) {
-      case JsonTokenKind::BeginObject:
-        slot->type = jbvObject;
-        slot->val.object.nPairs = 0;
-        slot->val.object.pairs =
-            static_cast<JsonbPair*>(palloc(sizeof(JsonbPair) * Max(members[i], 1)));
-        sorted[depth] = t.keys_sorted;
-        stack[depth++] = slot;
-        break;
-      case JsonTokenKind::BeginArray:
-        slot->type = jbvArray;
-        slot->val.array.nElems = 0;
-        slot->val.array.rawScalar = false;
-        slot->val.array.elems =
-            static_cast<JsonbValue*>(palloc(sizeof(JsonbValue) * Max(members[i], 1)));
-        sorted[depth] = true;
-        stack[depth++] = slot;
-        break;
-      case JsonTokenKind::String:
-        slot->type = jbvString;
-        slot->val.string.val = const_cast<char*>(tokens.arena.data() + t.offset);
-        slot->val.string.len = static_cast<int>(t.length);
-        break;
-      case JsonTokenKind::Number: {
-        slot->type = jbvNumeric;
-        const char* text = tokens.arena.data() + t.offset;
-        int64 small = 0;
-        // Integers of up to 18 digits (most numbers in an event) skip
-        // numeric_in's parser; int64_to_numeric gives the same value and scale.
-        if (SmallInteger(text, t.length, &small)) {
-          slot->val.numeric = int64_to_numeric(small);
-        } else {
-          slot->val.numeric = DatumGetNumeric(DirectFunctionCall3(
-              numeric_in, CStringGetDatum(text), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-        }
-        break;
-      }
-      case JsonTokenKind::True:
-      case JsonTokenKind::False:
-        slot->type = jbvBool;
-        slot->val.boolean = t.kind == JsonTokenKind::True;
-        break;
-      default:  // Null
-        slot->type = jbvNull;
-        break;
-    }
-  }
-  return JsonbPGetDatum(JsonbValueToJsonb(&root));
 }
 
 void InstallModelCacheCallbacks() { CacheRegisterRelcacheCallback(InvalidateCacheCallback, 0); }

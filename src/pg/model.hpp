@@ -115,7 +115,7 @@ std::shared_ptr<CompiledModel> CompileModel(const std::string& name, Oid source,
 // delete renders the old row as `row`). Returns true and sets the payload, or
 // false and sets `error` (a rendering error the user must see, never thrown).
 // `key` receives the primary key value as text. When `tokens` is given and the
-// template has a token program, the payload goes there (see TokensToJsonb)
+// template has a token program, the payload goes there (see jsonb_builder.hpp)
 // and `payload` stays empty; otherwise `payload` receives validated JSON text.
 bool RenderEvent(const CompiledModel& model, TupleDesc desc, HeapTuple tuple, HeapTuple old_tuple,
                  const char* operation, std::string& key, std::string& payload, JsonTokens* tokens,
@@ -148,11 +148,6 @@ Value RowObject(const CompiledModel& model, TupleDesc desc, HeapTuple tuple);
 
 // The first key column that is NULL in the row, or null.
 const ColumnBinding* NullKeyColumn(const CompiledModel& model, TupleDesc desc, HeapTuple tuple);
-
-// Builds the jsonb value of rendered tokens, in the current memory context;
-// objects not marked keys_sorted are sorted as jsonb sorts them (the last of
-// repeated keys wins). Postgres-only: call under PgGuard.
-Datum TokensToJsonb(const JsonTokens& tokens);
 
 // Renders with a synthetic row of typical values (numbers 1, text "sample",
 // now, true, empty arrays) for validating a model on an empty table.

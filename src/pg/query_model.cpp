@@ -27,6 +27,7 @@
 #include "core/hash.hpp"
 #include "core/payload_template.hpp"
 #include "core/value_codec.hpp"
+#include "pg/jsonb_builder.hpp"
 #include "pg/model.hpp"
 #include "pg/query_model.hpp"
 

@@ -6,6 +6,7 @@
 // in the same transaction), then asks for the worker to be woken at commit. A
 // rendering error never fails the user's statement: the event is recorded
 // 'failed' with the error.
+#include "pg/jsonb_builder.hpp"
 #include "pg/model.hpp"
 #include <cstring>
 #include <string>

@@ -76,9 +76,9 @@ if ($pid == 0) {
 	open(STDOUT, '>', $log);
 	open(STDERR, '>&', \*STDOUT);
 	$ENV{DATA_SOURCE_NAME} = $dsn;
-	exec($exporter, "--web.listen-address=127.0.0.1:$port", "--extend.query-path=$contrib/queries.yaml",
-		'--disable-settings-metrics', '--log.level=warn');
-	POSIX::_exit(127);
+	{ exec($exporter, "--web.listen-address=127.0.0.1:$port", "--extend.query-path=$contrib/queries.yaml",
+		'--disable-settings-metrics', '--log.level=warn') };
+	POSIX::_exit(127);  # exec failed
 }
 my $http = HTTP::Tiny->new(timeout => 10);
 my $metrics = '';
