@@ -8,6 +8,7 @@ PACKAGES=(
   libcurl4-openssl-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev libipc-run-perl
   bzip2  # pg-core-regress.sh unpacks the server's source tarball
+  clang-tidy  # scripts/tidy.sh (the .clang-tidy checks, zero findings)
   prometheus-postgres-exporter  # test/t/043_prometheus.pl scrapes docs/monitoring.md's queries
 )
 missing=()

@@ -5,7 +5,9 @@
 #   2. pg_regress tests of the SQL interface against a throwaway cluster
 #      (pg_virtualenv, library preloaded);
 #   3. TAP tests of the delivery worker (PostgreSQL::Test::Cluster + mock), run
-#      as user postgres from a copy of the tree.
+#      as user postgres from a copy of the tree;
+#   4. PostgreSQL's own regression suite with the library loaded, the Debian
+#      package built and tested, clang-tidy over our C++ (zero findings).
 # Prints regression diffs and server logs when something fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,5 +64,6 @@ if ls test/t/*.pl >/dev/null 2>&1; then
 fi
 section "PostgreSQL core regression suite with pg_hyperline loaded"; bash "$ROOT/scripts/pg-core-regress.sh"
 section "Debian packages"; bash "$ROOT/scripts/package-test.sh"
+section "clang-tidy"; PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config bash "$ROOT/scripts/tidy.sh"
 echo
 echo "all tests passed"

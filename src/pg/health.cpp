@@ -260,9 +260,11 @@ void HealthMonitor::Tick() {
       stats::ForgetDroppedDatabases();  // their hyperline.stats entries
     });
     std::vector<alerts::CheckStatus> previous;
+    previous.reserve(nsaved);
     for (int i = 0; i < nsaved; ++i) previous.push_back({saved[i].check_name, saved[i].status, ""});
     std::vector<alerts::Alert> changes = alerts::Changes(previous, checks);
     std::vector<std::string> payloads;
+    payloads.reserve(changes.size());
     auto at = std::chrono::system_clock::now();
     for (const alerts::Alert& a : changes) {
       payloads.push_back(alerts::Payload(a, database != nullptr ? database : "", at));

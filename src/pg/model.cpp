@@ -275,14 +275,20 @@ void BindColumns(CompiledModel* model, const std::vector<TableColumn>& columns,
   for (const std::string& key_name : KeyColumnNames(primary_key, names)) {
     const TableColumn* key = FindColumn(columns, key_name);
     if (key == nullptr) {
-      Throw(ERRCODE_UNDEFINED_COLUMN,
-            "primary key column \"" + key_name + "\" does not exist in " + where, "",
-            DidYouMean(key_name, names));
+      std::string message = "primary key column \"";
+      message += key_name;
+      message += "\" does not exist in ";
+      message += where;
+      Throw(ERRCODE_UNDEFINED_COLUMN, message, "", DidYouMean(key_name, names));
     }
     for (const ColumnBinding& k : model->keys) {
       if (k.attnum == key->attnum) {
-        Throw(ERRCODE_DUPLICATE_COLUMN,
-              "primary key column \"" + key_name + "\" is named twice in \"" + primary_key + "\"");
+        std::string message = "primary key column \"";
+        message += key_name;
+        message += "\" is named twice in \"";
+        message += primary_key;
+        message += "\"";
+        Throw(ERRCODE_DUPLICATE_COLUMN, message);
       }
     }
     ColumnBinding b;

@@ -184,8 +184,10 @@ Datum CopyText(const char* s) { return s == nullptr ? Datum(0) : CStringGetTextD
 // caller's context.
 Relation* BuildIndexes(Relation rel) {
   if (indexes.context == nullptr) {
+    // NOLINTBEGIN(bugprone-implicit-widening-of-multiplication-result): Postgres's macro
     indexes.context = AllocSetContextCreate(CacheMemoryContext, "pg_hyperline outbox indexes",
                                             ALLOCSET_SMALL_SIZES);
+    // NOLINTEND(bugprone-implicit-widening-of-multiplication-result)
   }
   MemoryContextReset(indexes.context);
   indexes.valid = false;
@@ -238,7 +240,8 @@ void BufferOutboxRow(const OutboxInsert& row) {
   if (buffer_context == nullptr) {
     // Sized for a full flush batch: one keeper block, reused after each flush.
     buffer_context = AllocSetContextCreate(TopMemoryContext, "pg_hyperline outbox buffer",
-                                           1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
+                                           Size{1024} * 1024, Size{1024} * 1024,
+                                           Size{8} * 1024 * 1024);
   }
   if (buffer == nullptr) EmptyBuffer();
   MemoryContext old = MemoryContextSwitchTo(buffer_context);

@@ -647,6 +647,7 @@ delivery::Claimed ClaimRows(const ClaimPlan& plan) {
     SPIPlanPtr claim = Prepare(&plans.claim, sql, 3, types);
     raw = static_cast<RawRow*>(palloc0(sizeof(RawRow)));
     MemoryContext scratch =
+        // NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result): Postgres's macro
         AllocSetContextCreate(CurrentMemoryContext, "pg_hyperline payload", ALLOCSET_DEFAULT_SIZES);
     int64 read_bytes = 0;  // uncompressed payload bytes read in this claim
     for (size_t g = 0; g < names.size(); ++g) {
@@ -776,6 +777,7 @@ std::vector<Superseded> FinishClaim(const ClaimDecisions& decisions) {
     CommitTxn();
   });
   std::vector<Superseded> out;
+  out.reserve(nsup);
   for (int i = 0; i < nsup; ++i) out.push_back(Superseded{sup[i].model, sup[i].destination, sup[i].n});
   return out;
 }
@@ -907,6 +909,7 @@ std::vector<alerts::CheckStatus> BeginHealth() {
     }
   });
   std::vector<alerts::CheckStatus> checks;
+  checks.reserve(n);
   for (int i = 0; i < n; ++i) {
     checks.push_back(alerts::CheckStatus{Str(raw[i].name), Str(raw[i].status), Str(raw[i].detail)});
   }

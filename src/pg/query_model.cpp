@@ -695,6 +695,7 @@ class Run {
   Run(QueryModelDef def, int64 run_id) : def_(std::move(def)), run_id_(run_id) {}
 
   RunCounts Execute() {
+    // NOLINTBEGIN(bugprone-implicit-widening-of-multiplication-result): Postgres's macro
     PgGuard([&] {
       context_ = AllocSetContextCreate(CurrentMemoryContext, "pg_hyperline query run",
                                        ALLOCSET_DEFAULT_SIZES);
@@ -703,6 +704,7 @@ class Run {
       partition_context_ = AllocSetContextCreate(context_, "pg_hyperline query run partition",
                                                  ALLOCSET_DEFAULT_SIZES);
     });
+    // NOLINTEND(bugprone-implicit-widening-of-multiplication-result)
     TimestampTz started = GetCurrentTimestamp();
     ReadResult();
     TimestampTz read = GetCurrentTimestamp();

@@ -522,7 +522,10 @@ void Publish(const delivery::StatsDelta& delta) {
     int64 minute = MinuteOf(now);
     for (Kind kind : {Kind::kDestination, Kind::kModel}) {
       const auto& counters = kind == Kind::kDestination ? delta.destinations : delta.models;
-      for (const auto& [name, c] : counters) {
+      for (const auto& entry : counters) {
+        // (Not a structured binding: C++17 lambdas cannot capture one.)
+        const auto& name = entry.first;
+        const auto& c = entry.second;
         EntryKey key;
         MakeKey(&key, MyDatabaseId, kind, name.data(), name.size());
         (void)WithEntry(key, [&](Entry* e) {

@@ -42,6 +42,7 @@ void VacuumOutbox() {
   PgGuard([] {
     MemoryContext saved_portal = PortalContext;
     MemoryContext portal =
+        // NOLINTNEXTLINE(bugprone-implicit-widening-of-multiplication-result): Postgres's macro
         AllocSetContextCreate(TopMemoryContext, "pg_hyperline vacuum", ALLOCSET_DEFAULT_SIZES);
     PortalContext = portal;
     PG_TRY();
