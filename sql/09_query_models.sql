@@ -376,6 +376,32 @@ SELECT hyperline._purge_sync_runs();
 RESET ROLE;
 
 -- ---------------------------------------------------------------------------
+-- A result larger than work_mem: its partitions split while compared (a
+-- 64kB work_mem splits these twice), and the diff is still exact
+-- ---------------------------------------------------------------------------
+CREATE TABLE qm.big (k int PRIMARY KEY, v int);
+INSERT INTO qm.big SELECT g, g FROM generate_series(1, 30000) g;
+SELECT hyperline.create_query_model('big', 'SELECT k, v FROM qm.big', 'k',
+  $$ {"customer_id": "c{{ row.k }}", "event_type": "big", "timestamp": 0,
+      "record": {"id": "big-{{ row.k }}", "v": {{ row.v }}}} $$, schedule => '1 day',
+  triggers => '{insert,update,delete}');
+SET work_mem = '64kB';
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('big');
+UPDATE qm.big SET v = v + 1 WHERE k % 100 = 0;
+DELETE FROM qm.big WHERE k % 1000 = 1;
+INSERT INTO qm.big SELECT g, g FROM generate_series(30001, 30050) g;
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('big');
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('big');
+RESET work_mem;
+-- one event per change: 30,000 + 50 added, 300 updated, 30 removed (as
+-- events: delete_mode 'event', rendered from the recorded row)
+SELECT operation, count(*), count(DISTINCT event_key) AS keys
+  FROM hyperline.outbox WHERE model = 'big' GROUP BY operation ORDER BY operation;
+SELECT payload FROM hyperline.outbox
+ WHERE model = 'big' AND event_key IN ('500', '2001') ORDER BY id DESC LIMIT 2;
+SELECT hyperline.drop_model('big');
+
+-- ---------------------------------------------------------------------------
 -- Run history upkeep; drop_model
 -- ---------------------------------------------------------------------------
 -- a run left running by a process that is gone is marked failed

@@ -5,7 +5,9 @@
 // SPI cursor, 1000 rows at a time, as the model's owner. Each row's key is
 // computed and hashed, and so are its bytes (the *input hash*); the row goes
 // to a temporary file (BufFile) and a record (key hash, input hash, position,
-// key) to a *partition* file chosen by the key hash's leading bits. The
+// key) to a *partition* chosen by the key hash's leading bits: a tape of one
+// logical tape set (utils/logtape.h, as hash aggregation spills), so that all
+// partitions share one temporary file instead of creating one each. The
 // model's recorded keys (the state) are read the same way, by one scan, into
 // partitions of their own. Each pair of partitions is then compared: the
 // result's in a hash table in memory (one larger than work_mem splits again),
@@ -38,6 +40,8 @@
 
 extern "C" {
 #include "access/heaptoast.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
 #include "access/tableam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
@@ -57,8 +61,10 @@ extern "C" {
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/logtape.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -382,67 +388,93 @@ constexpr int kSplitBits = 4;                  // a partition too large for memo
 constexpr int kMaxBits = 8;                    // partitions of the first level at most 256
 constexpr int64 kRecordsPerPartition = 16384;  // the aim, sizing the first level
 
-// A partition: its file (created at its first record, in `context`) and
-// its size.
+constexpr size_t kTapeReadBuffer = 4 * BLCKSZ;  // read-ahead of a partition being read
+
+// A partition: its tape in `tapes` (created at its first record), its size.
+// A partition is written, then read once from its start (destructively: the
+// set reuses the blocks read), then closed. Every tape call runs in `context`
+// (the run's), as a tape allocates its buffers lazily in the current one.
 struct Partition {
-  BufFile* file;
+  LogicalTape* tape;
   int64 bytes;
   int64 records;
   MemoryContext context;
+  LogicalTapeSet* tapes;
 };
+
+Partition EmptyPartition(MemoryContext context, LogicalTapeSet* tapes) {
+  return Partition{nullptr, 0, 0, context, tapes};
+}
 
 // Appends a record to partition `p` (Postgres code).
 void WriteRecord(Partition* p, const Record& r, const char* key) {
-  if (p->file == nullptr) {
-    MemoryContext old = MemoryContextSwitchTo(p->context);
-    p->file = BufFileCreateTemp(false);
-    MemoryContextSwitchTo(old);
-  }
-  BufFileWrite(p->file, const_cast<Record*>(&r), sizeof r);
-  BufFileWrite(p->file, const_cast<char*>(key), r.key_len);
+  MemoryContext old = MemoryContextSwitchTo(p->context);
+  if (p->tape == nullptr) p->tape = LogicalTapeCreate(p->tapes);
+  LogicalTapeWrite(p->tape, const_cast<Record*>(&r), sizeof r);
+  LogicalTapeWrite(p->tape, const_cast<char*>(key), r.key_len);
+  MemoryContextSwitchTo(old);
   p->bytes += static_cast<int64>(sizeof r + r.key_len);
   ++p->records;
+}
+
+// Ends partition `p`'s writing: it is read from its start next (Postgres code).
+void StartReading(Partition* p) {
+  MemoryContext old = MemoryContextSwitchTo(p->context);
+  LogicalTapeRewindForRead(p->tape, kTapeReadBuffer);
+  MemoryContextSwitchTo(old);
+}
+
+// Reads up to `size` bytes of partition `p`; how many (Postgres code).
+size_t ReadBytes(Partition* p, void* into, size_t size) {
+  MemoryContext old = MemoryContextSwitchTo(p->context);
+  size_t got = LogicalTapeRead(p->tape, into, size);
+  MemoryContextSwitchTo(old);
+  return got;
+}
+
+// Closes partition `p`'s tape, if it has one (Postgres code).
+void ClosePartition(Partition* p) {
+  if (p->tape == nullptr) return;
+  LogicalTapeClose(p->tape);
+  p->tape = nullptr;
 }
 
 // Reads partition `p` whole into a palloc'd buffer (Postgres code).
 char* LoadPartition(Partition* p) {
   char* data = static_cast<char*>(palloc(p->bytes + 1));
   if (p->bytes == 0) return data;
-  if (BufFileSeek(p->file, 0, 0, SEEK_SET) != 0 ||
-      BufFileRead(p->file, data, p->bytes) != static_cast<size_t>(p->bytes)) {
+  StartReading(p);
+  if (ReadBytes(p, data, p->bytes) != static_cast<size_t>(p->bytes)) {
     elog(ERROR, "pg_hyperline: could not read a partition of the run");
   }
   return data;
 }
 
 // Splits partition `p` (of prefix length `bits`) into 2^kSplitBits children
-// by the next bits (Postgres code); closes `p`'s file.
+// by the next bits (Postgres code); closes `p`'s tape.
 void SplitPartition(Partition* p, int bits, Partition* children) {
   const int n = 1 << kSplitBits;
-  for (int i = 0; i < n; ++i) children[i] = Partition{nullptr, 0, 0, p->context};
-  if (BufFileSeek(p->file, 0, 0, SEEK_SET) != 0) {
-    elog(ERROR, "pg_hyperline: could not read a partition of the run");
-  }
+  for (int i = 0; i < n; ++i) children[i] = EmptyPartition(p->context, p->tapes);
+  StartReading(p);
   int cap = 256;
   char* key = static_cast<char*>(palloc(cap));
   for (int64 i = 0; i < p->records; ++i) {
     Record r;
-    if (BufFileRead(p->file, &r, sizeof r) != sizeof r) {
+    if (ReadBytes(p, &r, sizeof r) != sizeof r) {
       elog(ERROR, "pg_hyperline: could not read a partition of the run");
     }
     if (static_cast<int>(r.key_len) > cap) {
       cap = Max(static_cast<int>(r.key_len), 2 * cap);
       key = static_cast<char*>(repalloc(key, cap));
     }
-    if (BufFileRead(p->file, key, r.key_len) != r.key_len) {
+    if (ReadBytes(p, key, r.key_len) != r.key_len) {
       elog(ERROR, "pg_hyperline: could not read a partition of the run");
     }
     uint64_t child = Prefix(r.key_hash, bits + kSplitBits) & (n - 1);
     WriteRecord(&children[child], r, key);
   }
   pfree(key);
-  BufFileClose(p->file);
-  p->file = nullptr;
+  ClosePartition(p);
 }
 
 // One key that needs work (palloc'd in the batch context).
@@ -466,14 +498,14 @@ struct Change {
 // Reads the next record of partition `p` into `r` and `key` (a buffer grown
 // as needed); false at its end (Postgres code).
 bool ReadRecord(Partition* p, Record* r, char** key, int* cap) {
-  size_t got = BufFileRead(p->file, r, sizeof *r);
+  size_t got = ReadBytes(p, r, sizeof *r);
   if (got == 0) return false;
   if (got != sizeof *r) elog(ERROR, "pg_hyperline: could not read a partition of the run");
   if (static_cast<int>(r->key_len) + 1 > *cap) {
     *cap = Max(static_cast<int>(r->key_len) + 1, 2 * *cap);
     *key = static_cast<char*>(repalloc(*key, *cap));
   }
-  if (BufFileRead(p->file, *key, r->key_len) != r->key_len) {
+  if (ReadBytes(p, *key, r->key_len) != r->key_len) {
     elog(ERROR, "pg_hyperline: could not read a partition of the run");
   }
   (*key)[r->key_len] = '\0';
@@ -744,8 +776,9 @@ class Run {
       MemoryContext old = MemoryContextSwitchTo(context_);
       statement = CheckQueryText(query);
       file_ = BufFileCreateTemp(false);
+      tapes_ = LogicalTapeSetCreate(false, nullptr, -1);
       parts_ = static_cast<Partition*>(palloc0(sizeof(Partition) * nparts_));
-      for (int p = 0; p < nparts_; ++p) parts_[p].context = context_;
+      for (int p = 0; p < nparts_; ++p) parts_[p] = EmptyPartition(context_, tapes_);
       MemoryContextSwitchTo(old);
       nest = UseSearchPath(path);
     });
@@ -854,7 +887,7 @@ class Run {
       // (the run's writes are invisible to it).
       snapshot_ = RegisterSnapshot(GetLatestSnapshot());
       state_parts_ = static_cast<Partition*>(palloc0(sizeof(Partition) * nparts_));
-      for (int p = 0; p < nparts_; ++p) state_parts_[p].context = context_;
+      for (int p = 0; p < nparts_; ++p) state_parts_[p] = EmptyPartition(context_, tapes_);
       changes_ = static_cast<Change*>(palloc(sizeof(Change) * kBatchChanges));
       state_key_cap_ = 64;
       state_key_ = static_cast<char*>(palloc(state_key_cap_));
@@ -870,55 +903,52 @@ class Run {
       UnregisterSnapshot(snapshot_);
       table_close(state_rel_, AccessShareLock);
       BufFileClose(file_);
+      LogicalTapeSetClose(tapes_);
     });
   }
 
   // Writes a record (key hash, input hash, heap position, key) of every key
   // the state holds for the model into the partition of its key hash. Why a
   // plain scan and not the primary key's order: it reads the heap's pages in
-  // order, whatever the visibility map says, and only this model's.
+  // order, whatever the visibility map says. Why the table access method and
+  // not SPI: no executor, no copy of every tuple into a tuple table; the scan
+  // sees the state as of the run's snapshot (the run's own writes, later, are
+  // invisible to it). Row level security does not apply: a run reads only its
+  // own model's rows.
   void ReadState(const char* name) {
-    Portal portal = nullptr;
     PgGuard([&] {
-      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
-      Oid argtype = TEXTOID;
-      Datum arg = CStringGetTextDatum(name);
-      // Not read-only: the cursor takes a snapshot of its own, which the
-      // run's writes (later commands) do not change.
-      portal = SPI_cursor_open_with_args(
-          nullptr,
-          "SELECT s.ctid, s.key_hash, s.key, s.input_hash FROM hyperline._query_state s "
-          "WHERE s.model OPERATOR(pg_catalog.=) $1",
-          1, &argtype, &arg, nullptr, false, 0);
-    });
-    for (;;) {
-      uint64 got = 0;
-      PgGuard([&] {
-        CHECK_FOR_INTERRUPTS();
-        SPI_cursor_fetch(portal, true, kFetchRows);
-        got = SPI_processed;
-        SPITupleTable* table = SPI_tuptable;
-        TupleDesc d = table->tupdesc;
-        for (uint64 i = 0; i < got; ++i) {
-          HeapTuple t = table->vals[i];
-          bool isnull = false;
-          Record r;
-          memset(&r, 0, sizeof r);
-          r.pos = PackTid(
-              reinterpret_cast<ItemPointer>(DatumGetPointer(SPI_getbinval(t, d, 1, &isnull))));
-          r.key_hash = DatumGetInt64(SPI_getbinval(t, d, 2, &isnull));
-          text* key = DatumGetTextPP(SPI_getbinval(t, d, 3, &isnull));
-          r.key_len = VARSIZE_ANY_EXHDR(key);
-          r.input_hash = DatumGetInt64(SPI_getbinval(t, d, 4, &isnull));
-          WriteRecord(&state_parts_[Prefix(r.key_hash, bits_)], r, VARDATA_ANY(key));
-        }
-        SPI_freetuptable(table);
-      });
-      if (got < static_cast<uint64>(kFetchRows)) break;
-    }
-    PgGuard([&] {
-      SPI_cursor_close(portal);
-      SPI_finish();
+      Oid relid = RelationGetRelid(state_rel_);
+      AttrNumber a_model = get_attnum(relid, "model");
+      AttrNumber a_key_hash = get_attnum(relid, "key_hash");
+      AttrNumber a_key = get_attnum(relid, "key");
+      AttrNumber a_input_hash = get_attnum(relid, "input_hash");
+      if (a_model == InvalidAttrNumber || a_key_hash == InvalidAttrNumber ||
+          a_key == InvalidAttrNumber || a_input_hash == InvalidAttrNumber) {
+        elog(ERROR, "pg_hyperline: hyperline._query_state lacks a column");
+      }
+      AttrNumber last = std::max({a_key_hash, a_key, a_input_hash});
+      ScanKeyData scan_key;
+      ScanKeyEntryInitialize(&scan_key, 0, a_model, BTEqualStrategyNumber, InvalidOid,
+                             C_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(name));
+      TableScanDesc scan = table_beginscan(state_rel_, snapshot_, 1, &scan_key);
+      TupleTableSlot* slot = heap_slot_;
+      uint32 n = 0;
+      while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+        if ((++n & 1023U) == 0) CHECK_FOR_INTERRUPTS();
+        slot_getsomeattrs(slot, last);
+        Record r;
+        memset(&r, 0, sizeof r);
+        r.pos = PackTid(&slot->tts_tid);
+        r.key_hash = DatumGetInt64(slot->tts_values[a_key_hash - 1]);
+        r.input_hash = DatumGetInt64(slot->tts_values[a_input_hash - 1]);
+        Datum raw_key = slot->tts_values[a_key - 1];
+        text* key = DatumGetTextPP(raw_key);  // a copy only if compressed or toasted
+        r.key_len = VARSIZE_ANY_EXHDR(key);
+        WriteRecord(&state_parts_[Prefix(r.key_hash, bits_)], r, VARDATA_ANY(key));
+        if (PointerGetDatum(key) != raw_key) pfree(key);
+      }
+      ExecClearTuple(slot);
+      table_endscan(scan);
     });
   }
 
@@ -966,10 +996,10 @@ class Run {
       PgGuard([&] {
         MemoryContext old = MemoryContextSwitchTo(context_);
         SplitPartition(part, bits, children);
-        if (state->file != nullptr) {
+        if (state->tape != nullptr) {
           SplitPartition(state, bits, state_children);
         } else {
-          for (Partition& c : state_children) c = Partition{nullptr, 0, 0, state->context};
+          for (Partition& c : state_children) c = EmptyPartition(state->context, state->tapes);
         }
         MemoryContextSwitchTo(old);
       });
@@ -982,14 +1012,11 @@ class Run {
     char* data = nullptr;
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(partition_context_);
-      if (part->file != nullptr) {
+      if (part->tape != nullptr) {
         data = LoadPartition(part);
-        BufFileClose(part->file);
-        part->file = nullptr;
+        ClosePartition(part);
       }
-      if (state->file != nullptr && BufFileSeek(state->file, 0, 0, SEEK_SET) != 0) {
-        elog(ERROR, "pg_hyperline: could not read a partition of the run");
-      }
+      if (state->tape != nullptr) StartReading(state);
       MemoryContextSwitchTo(old);
     });
     int64 duplicate = table_.Build(data, part->records);
@@ -1003,7 +1030,7 @@ class Run {
             "Aggregate the rows of a key in the query (GROUP BY), or name more key columns.");
     }
     // The state's keys: unchanged, changed or removed.
-    for (bool more = state->file != nullptr; more;) {
+    for (bool more = state->tape != nullptr; more;) {
       more = false;
       PgGuard([&] {
         MemoryContext old = MemoryContextSwitchTo(partition_context_);
@@ -1047,10 +1074,7 @@ class Run {
       if (nchanges_ == static_cast<int>(kBatchChanges)) HandleBatch();
     }
     PgGuard([&] {
-      if (state->file != nullptr) {
-        BufFileClose(state->file);
-        state->file = nullptr;
-      }
+      ClosePartition(state);
       MemoryContextReset(partition_context_);
     });
   }
@@ -1219,6 +1243,7 @@ class Run {
   MemoryContext batch_context_ = nullptr;      // reset after each batch of changes
   MemoryContext partition_context_ = nullptr;  // the partition being compared
   BufFile* file_ = nullptr;                    // the row file
+  LogicalTapeSet* tapes_ = nullptr;            // every partition's tape
   Partition* parts_ = nullptr;                 // the first level of partitions
   TupleDesc row_desc_ = nullptr;
   Partition* state_parts_ = nullptr;  // the state's keys, partitioned like parts_
