@@ -91,6 +91,15 @@ SELECT id, model, event_key, operation, status, attempts, http_status, delivered
 SELECT status, count(*) FROM hyperline.outbox GROUP BY status ORDER BY status;
 \echo == hyperline.model_status
 SELECT model, pending, sending, delivered, failed, last_error FROM hyperline.model_status;
+\echo == hyperline.stats (counters in shared memory; latency from commit to the 2xx answer)
+SELECT kind, name, events_enqueued AS enqueued, events_delivered AS delivered,
+       events_superseded AS superseded, requests, responses_2xx AS "2xx",
+       round(latency_p50_ms) AS p50_ms, round(latency_p99_ms) AS p99_ms
+  FROM hyperline.stats ORDER BY kind, name;
+\echo == hyperline.health()
+SELECT * FROM hyperline.health();
+\echo == hyperline.requests (one row per HTTP request)
+SELECT sent_at, duration_ms, events, http_status FROM hyperline.requests ORDER BY sent_at;
 \echo == one payload as sent
 SELECT jsonb_pretty(payload) FROM hyperline.outbox WHERE event_key = 'D32NAA8' ORDER BY id DESC LIMIT 1;
 SQL
