@@ -56,9 +56,11 @@ $(apt-cache showsrc "$pkg" | sed -n 's/^Version: //p' | sort -rV)"
   tar -xf "$tarball" -C "$work" --wildcards '*/src/test/regress/*'
   rm -rf "$CACHE/regress"
   mv "$work"/postgresql-*/src/test/regress "$CACHE/regress"
+  basename "$tarball" > "$CACHE/regress/SOURCE"
   rm -rf "$work"
 }
 [ -f "$CACHE/regress/parallel_schedule" ] || fetch_sources
+say "suite from $(cat "$CACHE/regress/SOURCE" 2>/dev/null || echo 'an earlier download'), server $("$BIN/postgres" --version)"
 SRC=$CACHE/regress
 
 # 2. regress.so (the suite's C functions) with PGXS; autoinc and refint ship
