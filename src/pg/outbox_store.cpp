@@ -320,8 +320,8 @@ void Execute(SPIPlanPtr plan, Datum* values, const char* nulls, int expected) {
   }
 }
 
-// A one-dimensional array from Datums.
-Datum MakeArray(Datum* elems, int n, Oid type) {
+// A one-dimensional array from Datums, some NULL (`nulls` may be null: none).
+Datum MakeArrayWithNulls(Datum* elems, bool* nulls, int n, Oid type) {
   int16 typlen;
   bool byval;
   char align;
@@ -329,8 +329,11 @@ Datum MakeArray(Datum* elems, int n, Oid type) {
   int dims[1] = {n};
   int lbs[1] = {1};
   return PointerGetDatum(
-      construct_md_array(elems, nullptr, 1, dims, lbs, type, typlen, byval, align));
+      construct_md_array(elems, nulls, 1, dims, lbs, type, typlen, byval, align));
 }
+
+// A one-dimensional array from Datums.
+Datum MakeArray(Datum* elems, int n, Oid type) { return MakeArrayWithNulls(elems, nullptr, n, type); }
 
 Datum TextDatum(const std::string& s) {
   return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size())));
@@ -357,17 +360,6 @@ constexpr int64 kUnixEpochShiftUs =
 int64_t UnixMicros(TimestampTz t) { return t + kUnixEpochShiftUs; }
 TimestampTz FromUnixMicros(int64_t us) { return us - kUnixEpochShiftUs; }
 
-// A one-dimensional array from Datums, some NULL.
-Datum MakeArrayWithNulls(Datum* elems, bool* nulls, int n, Oid type) {
-  int16 typlen;
-  bool byval;
-  char align;
-  get_typlenbyvalalign(type, &typlen, &byval, &align);
-  int dims[1] = {n};
-  int lbs[1] = {1};
-  return PointerGetDatum(
-      construct_md_array(elems, nulls, 1, dims, lbs, type, typlen, byval, align));
-}
 
 // Inserts the request log entries (in the record transaction).
 void LogRequests(const std::vector<delivery::RequestLogEntry>& entries) {
