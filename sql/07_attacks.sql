@@ -193,6 +193,50 @@ SELECT hyperline._send_test('victim', '{}', 'insert');
 SELECT * FROM _hyperline.api_keys;
 RESET ROLE;
 
+-- 9. Code run as the attacker (a function its query model's query calls, a
+-- policy on its own table) set search_path for the session with
+-- set_config(..., false), which outlives a function's SET clause: the
+-- extension owner's code after it (run_model's clock_timestamp(), backfill's
+-- and alter_model's now() and =) resolved names in the attacker's schema. What
+-- such code sets is undone when the extension takes its rights back.
+SELECT hyperline.grant_destination('hyperline', 'hl_mallory');
+SET ROLE hl_mallory;
+CREATE FUNCTION mal.clock_timestamp() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM mal.escalate('clock_timestamp()');
+  RETURN pg_catalog.clock_timestamp();
+END $$;
+CREATE FUNCTION mal.hijack() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_catalog.set_config('search_path', 'mal, pg_catalog', false);
+  PERFORM pg_catalog.set_config('work_mem', '77kB', false);
+  RETURN 1;
+END $$;
+SELECT hyperline.create_query_model('hijack', 'SELECT 1 AS id, mal.hijack() AS h', 'id',
+  $$ {"customer_id": "c", "event_type": "x", "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$,
+  schedule => '');
+SHOW search_path;
+SELECT * FROM hyperline.run_model('hijack');
+SHOW search_path;
+SHOW work_mem;
+CREATE TABLE mal.rls (id int PRIMARY KEY);
+INSERT INTO mal.rls VALUES (1);
+SELECT hyperline.create_model('rls', 'mal.rls', 'id', $$ {"customer_id": "c", "event_type": "x",
+  "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$);
+ALTER TABLE mal.rls ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mal.rls FORCE ROW LEVEL SECURITY;
+CREATE POLICY hijack ON mal.rls USING (mal.hijack() = 1);
+SELECT * FROM hyperline.preview('rls');
+SELECT hyperline.backfill('rls');
+SELECT hyperline.alter_model('rls', payload => $$ {"customer_id": "d", "event_type": "x",
+  "timestamp": 0, "record": {"id": "{{ row.id }}"}} $$);
+SHOW search_path;
+SELECT hyperline.drop_model('rls');
+SELECT hyperline.drop_model('hijack');
+RESET ROLE;
+SELECT hyperline.revoke_destination('hyperline', 'hl_mallory');
+SELECT rolsuper FROM pg_roles WHERE rolname = 'hl_mallory';
+
 -- After all of it: the attacker is no superuser, and no code of its ran as anyone else.
 SELECT rolsuper FROM pg_roles WHERE rolname = 'hl_mallory';
 SELECT count(*) AS ran_as_someone_else FROM mal.ran;

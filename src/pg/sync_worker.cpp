@@ -345,6 +345,9 @@ void SyncMain(Datum arg) {
   BackgroundWorkerUnblockSignals();
   if (!RegisterWorker(WorkerKind::kSync, DatumGetObjectId(arg))) proc_exit(0);
   BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(arg), InvalidOid, 0);
+  // Not ApplyWorkerSettings: a run sets the model owner's search_path, which
+  // an overriding one would silently ignore (InTransaction pins it instead).
+  RunAsSessionUser();
   SetConfigOption("application_name", "pg_hyperline sync", PGC_SUSET, PGC_S_OVERRIDE);
   pgstat_report_appname("pg_hyperline sync");
   CppGuard([] { RunDueModels(); });

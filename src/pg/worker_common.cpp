@@ -76,7 +76,17 @@ void WarnThrottled(const std::string& message) {
 }
 
 // Settings both database workers run with.
+void RunAsSessionUser() {
+  // Why: a database owner may ALTER DATABASE ... SET role = 'any_role' (Postgres
+  // checks the role only when a session applies it, and the workers' session
+  // user, the bootstrap superuser, may become anyone), which made every worker
+  // of that database run as that role, failing on permission errors in a loop.
+  // PGC_S_OVERRIDE: no later SET changes it.
+  SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 void ApplyWorkerSettings() {
+  RunAsSessionUser();
   // Why: the workers run as the bootstrap superuser, and the database's or
   // role's settings (ALTER DATABASE/ROLE ... SET search_path, which a database
   // owner may change) were applied at connection. With pg_catalog first and

@@ -25,8 +25,12 @@ void AbortAfterError();
 // Logs a warning, but the same one at most once a minute.
 void WarnThrottled(const std::string& message);
 
+// Makes the current user the worker's session user (the bootstrap superuser)
+// whatever `role` the database's settings named, for good (PGC_S_OVERRIDE).
+void RunAsSessionUser();
+
 // Settings both database workers (delivery, upkeep) run with: among them a
-// search_path pinned to pg_catalog, pg_temp.
+// search_path pinned to pg_catalog, pg_temp, and RunAsSessionUser.
 void ApplyWorkerSettings();
 
 }  // namespace hyperline::pg

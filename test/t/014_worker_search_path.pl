@@ -6,7 +6,8 @@
 # After a worker restart and deliveries that run every statement of the
 # workers (claims, records, retries, superseding, a refused key, the purge),
 # the attacker is still not a superuser and nothing of its was called. Then the
-# same with ALTER ROLE <bootstrap superuser> SET search_path.
+# same with ALTER ROLE <bootstrap superuser> SET search_path. Then a database
+# setting of role.
 use strict;
 use warnings;
 use FindBin;
@@ -150,6 +151,40 @@ restart_worker();
 is(attacker_is_superuser(), 'f', 'role search_path: the attacker is still not a superuser');
 is(evil_calls(), '', 'role search_path: no function or operator of the attacker was called');
 $node->safe_psql('postgres', qq{ALTER ROLE "$boot" RESET search_path});
+
+# 3. A role named by the database's settings. A database owner may
+# ALTER DATABASE ... SET role to any role (Postgres checks it only when a
+# session applies it, and the workers' session user, the bootstrap superuser,
+# may become anyone): every worker of the database then ran as that role, and
+# failed on permission errors in a loop. The workers keep their own identity.
+# (The test's own sessions say role=none on their command line, which the
+# database's setting does not override.)
+$node->safe_psql('postgres', q{
+	CREATE ROLE victim;
+	SELECT hyperline.create_query_model('as_whom', 'SELECT 1 AS id, current_user AS who', 'id',
+	  $${"customer_id": "c", "event_type": "x", "timestamp": 0, "record": {"id": "q{{ row.id }}"}}$$,
+	  schedule => '1 second');});
+$node->safe_psql('postgres', q{ALTER DATABASE postgres SET role = 'victim'},
+	extra_params => [ '--username' => 'attacker' ]);
+my $since = $node->safe_psql('postgres', 'SELECT now()');
+{
+	local $ENV{PGOPTIONS} = '-c role=none';
+	restart_worker();
+	deliver_everything('setrole');
+	ok($node->poll_query_until('postgres', qq{
+			SELECT count(*) >= 2 FROM hyperline._sync_runs
+			 WHERE model = 'as_whom' AND status = 'succeeded' AND started_at > '$since'}),
+		'database role setting: the sync worker runs the scheduled query model');
+	is($node->safe_psql('postgres', qq{
+			SELECT count(*) FROM hyperline._sync_runs
+			 WHERE model = 'as_whom' AND status = 'failed' AND started_at > '$since'}),
+		'0', 'database role setting: no run failed');
+	$node->safe_psql('postgres', 'SELECT hyperline.drop_model(\'as_whom\')');
+}
+$node->safe_psql('postgres', 'ALTER DATABASE postgres RESET role',
+	extra_params => [ '--username' => 'attacker' ]);
+unlike(slurp_file($node->logfile), qr/permission denied for/,
+	'database role setting: no worker met a permission error');
 
 check_log($node, 'test_key');
 $node->stop;
