@@ -28,6 +28,7 @@ my $sending = $node->safe_psql('postgres',
 cmp_ok($sending, '>', 0, "killed with $sending events undelivered");
 kill 'KILL', $pid;
 # The postmaster restarts every process after a crash; the outbox then drains.
+wait_restarted($node, $pid);
 wait_drained($node, 'drained after the worker was killed');
 my $stats = mock_get($mock, '/_mock/stats');
 is($stats->{events_unique}, 20000, 'all 20,000 events at the mock after SIGKILL');

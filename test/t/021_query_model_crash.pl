@@ -51,7 +51,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM hyperline.outbox'),
 kill 'KILL', $pid;
 
 # The server restarts every process; the next run (due again) does the whole diff.
-$node->poll_query_until('postgres', 'SELECT true') or die 'server did not come back';
+wait_restarted($node, $pid);
 $node->safe_psql('postgres',
 	"UPDATE hyperline._models SET next_run_at = now() WHERE name = 'meters'");
 ok( $node->poll_query_until('postgres', q{

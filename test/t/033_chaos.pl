@@ -58,7 +58,7 @@ my $pid = worker_pid($node);
 push @killed, $pid;
 kill 'KILL', $pid;
 $w->finish;    # its clients may have lost their connections in the crash
-ok($node->poll_query_until('postgres', 'SELECT true'), 'the server is back after the worker was killed');
+ok(wait_restarted($node, $pid), 'the server is back after the worker was killed');
 
 # Phase 2: more writes, then an immediate stop in the middle of them.
 $w = writers(10);

@@ -128,6 +128,7 @@ $node->safe_psql('postgres', 'CHECKPOINT');
 my $killed = worker_pid($node);
 my $at = $node->safe_psql('postgres', 'SELECT now()');
 kill 'KILL', $killed;
+wait_restarted($node, $killed);
 ok( $node->poll_query_until('postgres',
 		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'pg_hyperline delivery worker' AND pid <> $killed"),
 	'the server restarted after the SIGKILL');

@@ -19,12 +19,32 @@ use Test::More;
 
 our @EXPORT = qw(new_node start_mock mock_get mock_post insert_events wake
   wait_drained check_log worker_pid launcher_pid outbox_counts outbox_vacuums wait_outbox_vacuumed
-  describe_extension);
+  describe_extension wait_restarted);
 
 my $json = JSON::PP->new->canonical;
 my $http = HTTP::Tiny->new(timeout => 30);
 my @mocks;
 my $mock_counter = 0;
+
+# Waits until `$node` has restarted after `$pid` (one of its processes) was
+# killed with SIGKILL and accepts queries again; dies after 180 s. The killed
+# process's entry in pg_stat_activity stays until the crash restart resets
+# shared memory, so a query that succeeds before the postmaster has noticed
+# the crash does not count. Why not poll_query_until alone: while the
+# postmaster refuses connections, psql can exit before it is fed its query,
+# and IPC::Run then dies of the broken pipe instead of trying again.
+sub wait_restarted {
+	my ($node, $pid) = @_;
+	my $deadline = time() + 180;
+	while (time() < $deadline) {
+		my $gone = eval {
+			$node->safe_psql('postgres', "SELECT count(*) FROM pg_stat_activity WHERE pid = $pid") eq '0';
+		};
+		return 1 if $gone;
+		usleep(100_000);
+	}
+	die "the server did not restart and accept queries within 180 s of the SIGKILL of $pid";
+}
 
 # Creates and starts a node; %conf adds or overrides postgresql.conf settings.
 sub new_node {
