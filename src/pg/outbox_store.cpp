@@ -766,11 +766,13 @@ std::vector<Superseded> FinishClaim(const ClaimDecisions& decisions) {
         sup[j].n++;
       }
     }
-    CommitTxn();
   });
+  // Copied before the commit: `sup` and its strings live in SPI's memory,
+  // which SPI_finish (in CommitTxn) frees.
   std::vector<Superseded> out;
   out.reserve(nsup);
   for (int i = 0; i < nsup; ++i) out.push_back(Superseded{sup[i].model, sup[i].destination, sup[i].n});
+  PgGuard([] { CommitTxn(); });
   return out;
 }
 
