@@ -388,7 +388,7 @@ constexpr int kSplitBits = 4;                  // a partition too large for memo
 constexpr int kMaxBits = 8;                    // partitions of the first level at most 256
 constexpr int64 kRecordsPerPartition = 16384;  // the aim, sizing the first level
 
-constexpr size_t kTapeReadBuffer = 4 * BLCKSZ;  // read-ahead of a partition being read
+constexpr size_t kTapeReadBuffer = size_t{4} * BLCKSZ;  // read-ahead of a partition being read
 
 // A partition: its tape in `tapes` (created at its first record), its size.
 // A partition is written, then read once from its start (destructively: the
