@@ -399,6 +399,53 @@ SELECT operation, count(*), count(DISTINCT event_key) AS keys
   FROM hyperline.outbox WHERE model = 'big' GROUP BY operation ORDER BY operation;
 SELECT payload FROM hyperline.outbox
  WHERE model = 'big' AND event_key IN ('500', '2001') ORDER BY id DESC LIMIT 2;
+
+-- ---------------------------------------------------------------------------
+-- The state's digest; a small model's state read by its primary key
+-- ---------------------------------------------------------------------------
+-- a run records the digest of the state it leaves (a version byte, the
+-- number of keys, two sums over the keys' hashes); an unchanged result has
+-- the same digest and is not compared key by key
+SELECT length(state_digest) AS digest_bytes FROM hyperline._models WHERE name = 'big';
+CREATE TEMP TABLE saved_digest AS SELECT state_digest FROM hyperline._models WHERE name = 'big';
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('big');
+-- a digest that does not match (here: garbage) costs a comparison key by
+-- key, which finds the same and records the right digest again
+UPDATE hyperline._models SET state_digest = '\x00' WHERE name = 'big';
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('big');
+SELECT m.state_digest = s.state_digest AS digest_restored
+  FROM hyperline._models m, saved_digest s WHERE m.name = 'big';
+-- one change after an unchanged run is found, and only it
+UPDATE qm.big SET v = v + 1 WHERE k = 7;
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('big');
+SELECT event_key, operation, payload->'record' AS record FROM hyperline.outbox
+ WHERE model = 'big' ORDER BY id DESC LIMIT 1;
+-- a digest without its state (say the models restored without the state)
+-- is not trusted: every key is recorded and sent again
+DELETE FROM hyperline._query_state WHERE model = 'big';
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('big');
+-- a new payload or query forgets the digest
+SELECT hyperline.alter_model('big', payload => $$ {"customer_id": "c{{ row.k }}", "event_type": "big",
+  "timestamp": 0, "record": {"id": "big-{{ row.k }}", "v": {{ row.v }}, "w": 1}} $$);
+SELECT state_digest IS NULL AS digest_forgotten FROM hyperline._models WHERE name = 'big';
+-- a model with fewer keys than the state table has pages reads its state
+-- by the primary key instead of scanning every model's: the same diff
+CREATE TABLE qm.few (k int PRIMARY KEY, v int);
+INSERT INTO qm.few VALUES (1, 1), (2, 2), (3, 3);
+SELECT hyperline.create_query_model('few', 'SELECT k, v FROM qm.few', 'k',
+  $$ {"customer_id": "c{{ row.k }}", "event_type": "few", "timestamp": 0,
+      "record": {"id": "few-{{ row.k }}", "v": {{ row.v }}, "was": {{ old.v | default: 0 }}}} $$,
+  schedule => NULL, triggers => '{insert,update,delete}');
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('few');
+UPDATE qm.few SET v = 20 WHERE k = 2;
+DELETE FROM qm.few WHERE k = 3;
+INSERT INTO qm.few VALUES (4, 4);
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('few');
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('few');
+SELECT event_key, operation, payload->'record' AS record FROM hyperline.outbox
+ WHERE model = 'few' ORDER BY id;
+SELECT key FROM hyperline._query_state WHERE model = 'few' ORDER BY key;
+SELECT hyperline.drop_model('few');
 SELECT hyperline.drop_model('big');
 
 -- ---------------------------------------------------------------------------

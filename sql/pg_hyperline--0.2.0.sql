@@ -93,6 +93,10 @@ CREATE TABLE hyperline._models (
   owner regrole,
   search_path text,
   next_run_at timestamptz,
+  -- query models: the digest of the state's keys and input hashes, written by
+  -- the run that wrote the state (NULL: unknown); a run whose result has the
+  -- same digest is unchanged without comparing key by key
+  state_digest bytea,
   CONSTRAINT model_source CHECK (CASE kind WHEN 'table' THEN source IS NOT NULL AND query IS NULL
                                  ELSE source IS NULL AND query IS NOT NULL AND owner IS NOT NULL END)
 );
@@ -246,11 +250,11 @@ CREATE INDEX sync_runs_running_idx ON hyperline._sync_runs (run_id) WHERE status
 CREATE TABLE hyperline._query_state (
   model text NOT NULL,
   key_hash bigint NOT NULL,
-  key text COLLATE "C" NOT NULL,
   input_hash bigint NOT NULL,
   hash bigint NOT NULL,
-  row_values bytea NOT NULL,
   run_id bigint NOT NULL,
+  key text COLLATE "C" NOT NULL,
+  row_values bytea NOT NULL,
   PRIMARY KEY (model, key_hash, key)
 ) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0);
 COMMENT ON TABLE hyperline._query_state IS 'Per query model and key: hashes of the row and of the payload last recorded, and the row values it was rendered from (encoded).';
@@ -1147,7 +1151,9 @@ BEGIN
       query = coalesce(_alter_query_model.query, x.query), triggers = trig,
       enabled = coalesce(_alter_query_model.enabled, x.enabled),
       delete_mode = coalesce(_alter_query_model.delete_mode, x.delete_mode),
-      schedule = sched, next_run_at = next_run, updated_at = now()
+      schedule = sched, next_run_at = next_run, updated_at = now(),
+      state_digest = CASE WHEN _alter_query_model.payload IS NULL AND _alter_query_model.query IS NULL
+                          THEN x.state_digest END
     WHERE x.name = m.name;
   PERFORM hyperline._models_changed();
 END

@@ -4,20 +4,26 @@
 // How a run stays set-wise and memory-bounded: the query is read through an
 // SPI cursor, 1000 rows at a time, as the model's owner. Each row's key is
 // computed and hashed, and so are its bytes (the *input hash*); the row goes
-// to a temporary file (BufFile) and a record (key hash, input hash, position,
-// key) to a *partition* chosen by the key hash's leading bits: a tape of one
+// to a temporary file (BufFile) and a record (key hash, input hash, position)
+// to a *partition* chosen by the key hash's leading bits: a tape of one
 // logical tape set (utils/logtape.h, as hash aggregation spills), so that all
 // partitions share one temporary file instead of creating one each. The
-// model's recorded keys (the state) are read the same way, by one scan, into
-// partitions of their own. Each pair of partitions is then compared: the
-// result's in a hash table in memory (one larger than work_mem splits again),
-// the state's streamed past it — a hash lookup per key and one pass over both
-// sides, which also finds a duplicate key. Only the keys that need work come
-// back to C++, a batch at a time: added keys and keys whose input changed are
-// read back from the file and rendered (a changed input that renders the same
-// payload sends nothing), their events buffered for the outbox (outbox.hpp, as
-// the trigger writes them), and the state updated with one statement per batch
-// and kind. Nothing held in memory grows with the result.
+// result's *digest* (StateDigest: the count and two order-independent sums of
+// its (key hash, input hash) pairs) is computed on the way; when it equals
+// the one recorded with the state, nothing changed and the run ends there.
+// Otherwise the model's recorded keys (the state) are read the same way, by
+// one scan (of the table, or of the model's part of its primary key when the
+// model is small), into partitions of their own. Each pair of partitions is
+// then compared: the result's in a hash table in memory (one larger than
+// work_mem splits again), the state's streamed past it — a hash lookup per
+// key and one pass over both sides, which also finds a duplicate key. Only
+// the keys that need work come back to C++, a batch at a time: added keys and
+// keys whose input changed are read back from the file and rendered (a
+// changed input that renders the same payload sends nothing), their events
+// buffered for the outbox (outbox.hpp, as the trigger writes them), and the
+// state written with one statement per batch and kind (changed and removed
+// keys by their row's position). Nothing held in memory grows with the
+// result.
 //
 // Security: the user's query, and every type output function its values go
 // through, run as the model's owner, inside a security-restricted operation,
@@ -39,6 +45,7 @@
 #include <vector>
 
 extern "C" {
+#include "access/genam.h"
 #include "access/heaptoast.h"
 #include "access/skey.h"
 #include "access/stratnum.h"
@@ -56,6 +63,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/parser.h"
+#include "storage/bufmgr.h"
 #include "storage/buffile.h"
 #include "tcop/cmdtag.h"
 #include "tcop/utility.h"
@@ -68,6 +76,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -171,6 +180,8 @@ struct QueryModelDef {
   bool send_initial = true;
   bool first_run = false;      // no state and no successful run yet
   int64_t previous_rows = -1;  // rows of the last successful run, -1 if unknown
+  bool state_exists = false;   // the state holds at least one key of the model
+  std::string state_digest;    // _models.state_digest: the state's digest, "" if unknown
 };
 
 // How a run locks its model's row (FOR NO KEY UPDATE, held until the end of
@@ -196,7 +207,9 @@ QueryModelDef ReadQueryModel(const std::string& name, Lock lock) {
       "                WHERE r.model OPERATOR(pg_catalog.=) $1 "
       "                  AND r.status OPERATOR(pg_catalog.=) 'succeeded'), "
       "(SELECT r.rows FROM hyperline._sync_runs r WHERE r.model OPERATOR(pg_catalog.=) $1 "
-      "   AND r.status OPERATOR(pg_catalog.=) 'succeeded' ORDER BY r.run_id DESC LIMIT 1) "
+      "   AND r.status OPERATOR(pg_catalog.=) 'succeeded' ORDER BY r.run_id DESC LIMIT 1), "
+      "m.state_digest, "
+      "EXISTS (SELECT 1 FROM hyperline._query_state s WHERE s.model OPERATOR(pg_catalog.=) $1) "
       "FROM hyperline._models m "
       "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.kind OPERATOR(pg_catalog.=) 'query'";
   std::string sql = std::string(kSelect) + (lock == Lock::kNoWait ? " FOR NO KEY UPDATE OF m NOWAIT"
@@ -209,6 +222,8 @@ QueryModelDef ReadQueryModel(const std::string& name, Lock lock) {
   bool flags[7] = {};
   bool found = false;
   bool owner_gone = false;
+  char* digest_bytes = nullptr;
+  size_t digest_len = 0;
   const char* arg_text = name.c_str();
   try {
     PgGuard([&] {
@@ -245,6 +260,14 @@ QueryModelDef ReadQueryModel(const std::string& name, Lock lock) {
         }
         Datum previous = SPI_getbinval(t, d, 14, &isnull);
         def.previous_rows = isnull ? -1 : DatumGetInt64(previous);
+        Datum digest = SPI_getbinval(t, d, 15, &isnull);
+        if (!isnull) {
+          bytea* b = DatumGetByteaPP(digest);
+          digest_bytes = static_cast<char*>(MemoryContextAlloc(caller, VARSIZE_ANY_EXHDR(b)));
+          digest_len = VARSIZE_ANY_EXHDR(b);
+          memcpy(digest_bytes, VARDATA_ANY(b), digest_len);
+        }
+        def.state_exists = DatumGetBool(SPI_getbinval(t, d, 16, &isnull));
       }
       SPI_finish();
     });
@@ -275,6 +298,7 @@ QueryModelDef ReadQueryModel(const std::string& name, Lock lock) {
   def.delete_via_api = flags[3];
   def.send_initial = flags[4];
   def.first_run = flags[5];
+  if (digest_bytes != nullptr) def.state_digest.assign(digest_bytes, digest_len);
   return def;
 }
 
@@ -344,6 +368,57 @@ int64 InputHash(HeapTuple tuple, uint64_t seed) {
   return static_cast<int64>(Hash64Bytes(start, tuple->t_len - from, seed));
 }
 
+// The digest of a set of keys with their input hashes: how many, and two sums
+// (mod 2^64) of independent 64-bit hashes of each (key hash, input hash)
+// pair. It does not depend on the order the pairs come in, so a run computes
+// the result's while reading it, and the state's is kept in _models
+// (state_digest), written by the run that wrote the state. Equal digests
+// mean, but for a chance of 2^-128, the same keys with the same inputs: an
+// unchanged result, which the run then does not compare key by key. A
+// duplicate key in the result cannot match (the state's keys are unique).
+// Stored as a version byte and the three numbers, so that a change of
+// hashing in a later version reads as unknown.
+class StateDigest {
+ public:
+  // Why a finalizer and not a full hash of the pair: both halves are
+  // already hashes; each sum only needs its own strong mix of the two.
+  void Add(int64 key_hash, int64 input_hash) {
+    const auto k = static_cast<uint64_t>(key_hash);
+    const auto i = static_cast<uint64_t>(input_hash);
+    ++count_;
+    sum1_ += Mix(k ^ Mix(i ^ kSeed1));
+    sum2_ += Mix(i ^ Mix(k ^ kSeed2));
+  }
+
+  std::string Encode() const {
+    std::string out(1, static_cast<char>(kVersion));
+    for (uint64_t v : {static_cast<uint64_t>(count_), sum1_, sum2_}) {
+      for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+    }
+    return out;
+  }
+
+  int64 count() const { return count_; }
+
+ private:
+  // MurmurHash3's 64-bit finalizer.
+  static uint64_t Mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xFF51AFD7ED558CCDULL;
+    x ^= x >> 33;
+    x *= 0xC4CEB9FE1A85EC53ULL;
+    x ^= x >> 33;
+    return x;
+  }
+
+  static constexpr uint8 kVersion = 1;
+  static constexpr uint64_t kSeed1 = 0x9E3779B97F4A7C15ULL;
+  static constexpr uint64_t kSeed2 = 0xC2B2AE3D27D4EB4FULL;
+  int64 count_ = 0;
+  uint64_t sum1_ = 0;
+  uint64_t sum2_ = 0;
+};
+
 // ---------------------------------------------------------------------------
 // The run's scratch space
 // ---------------------------------------------------------------------------
@@ -351,15 +426,19 @@ int64 InputHash(HeapTuple tuple, uint64_t seed) {
 // Vocabulary: the *row file* keeps every result row (the heap tuple as SPI
 // returned it) at a *position*; rows are read back only for the keys that
 // need rendering. Every row also gives a *record* — (key hash, input hash,
-// position, key) — written to one of the *partitions*: temporary files that
-// split the key hashes into consecutive ranges by their leading bits. The
-// state's keys give records too (with their heap position), in partitions of
-// the same ranges. A pair of partitions (result, state) of one range is
-// compared with the result's loaded in a hash table (bounded by work_mem: a
-// larger one splits, with the state's, by the next bits) and the state's
-// streamed: a key in both is unchanged (equal input hash) or changed, a key
-// only in the state removed, a key only in the result added. No sort: each
-// record is written once and read once.
+// position) — written to one of the *partitions*: tapes that split the key
+// hashes into consecutive ranges by their leading bits. The state's keys give
+// records too (with their heap position), in partitions of the same ranges.
+// A pair of partitions (result, state) of one range is compared with the
+// result's loaded in a hash table (bounded by work_mem: a larger one splits,
+// with the state's, by the next bits) and the state's streamed: a key in both
+// is unchanged (equal input hash) or changed, a key only in the state
+// removed, a key only in the result added. No sort: each record is written
+// once and read once. Keys are compared by their 64-bit hash: equal key and
+// input hashes are the same row of the same key (but for a chance of
+// 2^-128); a changed key's row is checked against the state's key when read
+// back, and two rows of one key hash in the result are read back to tell a
+// duplicate key from two keys of one hash (KeyHashCollision: the run stops).
 
 // A position in the row file: file number and offset (segments are 1 GB).
 int64 PackPosition(int fileno, off_t offset) {
@@ -376,12 +455,14 @@ inline uint64_t Prefix(int64 key_hash, int bits) {
   return bits == 0 ? 0 : Ordered(key_hash) >> (64 - bits);
 }
 
-// A record's fixed part, followed in its partition file by key_len key bytes.
+// A record: a key by its hash (the key itself is in the row at `pos`, or in
+// the state's row). Why no key text: the records are most of what a run
+// writes and reads. Two records of one key hash are told apart, or found to
+// be one key, by reading their rows (see KeyHashCollision).
 struct Record {
   int64 key_hash;
   int64 input_hash;
   int64 pos;
-  uint32 key_len;
 };
 
 constexpr int kSplitBits = 4;                  // a partition too large for memory splits into 16
@@ -407,13 +488,12 @@ Partition EmptyPartition(MemoryContext context, LogicalTapeSet* tapes) {
 }
 
 // Appends a record to partition `p` (Postgres code).
-void WriteRecord(Partition* p, const Record& r, const char* key) {
+void WriteRecord(Partition* p, const Record& r) {
   MemoryContext old = MemoryContextSwitchTo(p->context);
   if (p->tape == nullptr) p->tape = LogicalTapeCreate(p->tapes);
   LogicalTapeWrite(p->tape, const_cast<Record*>(&r), sizeof r);
-  LogicalTapeWrite(p->tape, const_cast<char*>(key), r.key_len);
   MemoryContextSwitchTo(old);
-  p->bytes += static_cast<int64>(sizeof r + r.key_len);
+  p->bytes += static_cast<int64>(sizeof r);
   ++p->records;
 }
 
@@ -456,24 +536,14 @@ void SplitPartition(Partition* p, int bits, Partition* children) {
   const int n = 1 << kSplitBits;
   for (int i = 0; i < n; ++i) children[i] = EmptyPartition(p->context, p->tapes);
   StartReading(p);
-  int cap = 256;
-  char* key = static_cast<char*>(palloc(cap));
   for (int64 i = 0; i < p->records; ++i) {
     Record r;
     if (ReadBytes(p, &r, sizeof r) != sizeof r) {
       elog(ERROR, "pg_hyperline: could not read a partition of the run");
     }
-    if (static_cast<int>(r.key_len) > cap) {
-      cap = Max(static_cast<int>(r.key_len), 2 * cap);
-      key = static_cast<char*>(repalloc(key, cap));
-    }
-    if (ReadBytes(p, key, r.key_len) != r.key_len) {
-      elog(ERROR, "pg_hyperline: could not read a partition of the run");
-    }
     uint64_t child = Prefix(r.key_hash, bits + kSplitBits) & (n - 1);
-    WriteRecord(&children[child], r, key);
+    WriteRecord(&children[child], r);
   }
-  pfree(key);
   ClosePartition(p);
 }
 
@@ -485,30 +555,23 @@ enum ChangeKind : uint8 {
 };
 struct Change {
   ChangeKind kind;
-  char* key;  // NUL-terminated
+  char* key;  // NUL-terminated: the state's (changed, removed), or the row's (added)
   int64 key_hash;
   int64 input_hash;
   int64 pos;       // added/changed: the row in the file
+  int64 state_pos;  // changed/removed: the state's row (PackTid)
   int64 old_hash;  // changed: the recorded payload hash
   char* old_row;   // changed/removed: the recorded row values (encoded), or null
   int old_row_len;
   HeapTupleData tuple;  // added/changed: read back from the file
 };
 
-// Reads the next record of partition `p` into `r` and `key` (a buffer grown
-// as needed); false at its end (Postgres code).
-bool ReadRecord(Partition* p, Record* r, char** key, int* cap) {
+// Reads the next record of partition `p` into `r`; false at its end
+// (Postgres code).
+bool ReadRecord(Partition* p, Record* r) {
   size_t got = ReadBytes(p, r, sizeof *r);
   if (got == 0) return false;
   if (got != sizeof *r) elog(ERROR, "pg_hyperline: could not read a partition of the run");
-  if (static_cast<int>(r->key_len) + 1 > *cap) {
-    *cap = Max(static_cast<int>(r->key_len) + 1, 2 * *cap);
-    *key = static_cast<char*>(repalloc(*key, *cap));
-  }
-  if (ReadBytes(p, *key, r->key_len) != r->key_len) {
-    elog(ERROR, "pg_hyperline: could not read a partition of the run");
-  }
-  (*key)[r->key_len] = '\0';
   return true;
 }
 
@@ -520,6 +583,12 @@ int64 PackTid(ItemPointer tid) {
 void UnpackTid(int64 pos, ItemPointer tid) {
   ItemPointerSet(tid, static_cast<BlockNumber>(pos >> 16), static_cast<OffsetNumber>(pos & 0xFFFF));
 }
+// A palloc'd tid Datum of a packed position (Postgres code).
+Datum TidDatum(int64 pos) {
+  auto* tid = static_cast<ItemPointer>(palloc(sizeof(ItemPointerData)));
+  UnpackTid(pos, tid);
+  return PointerGetDatum(tid);
+}
 
 // A partition loaded for comparison: its records, found by key hash in an
 // open-addressing table. Pure C++ over the loaded bytes (nothing here calls
@@ -528,13 +597,13 @@ class PartitionTable {
  public:
   struct Entry {
     Record record;  // copied: records in the file are not aligned
-    const char* key;
     bool seen;
   };
 
-  // Indexes the records of `data` (`count` of them). Returns the index of an
-  // entry whose key a later record repeats, or -1.
-  int64 Build(const char* data, int64 count) {
+  // Indexes the records of `data` (`count` of them). Returns the position
+  // (in the row file) of the first record whose key hash an earlier one
+  // has, and sets `earlier` to that one's; -1 when none repeats.
+  int64 Build(const char* data, int64 count, int64* earlier) {
     entries_.clear();
     entries_.reserve(count);
     size_t capacity = 16;
@@ -545,11 +614,13 @@ class PartitionTable {
     for (int64 i = 0; i < count; ++i) {
       Entry e;
       memcpy(&e.record, p, sizeof(Record));
-      e.key = p + sizeof(Record);
       e.seen = false;
-      p = e.key + e.record.key_len;
-      int64 found = Find(e.record.key_hash, e.key, e.record.key_len);
-      if (found >= 0) return found;
+      p += sizeof(Record);
+      int64 found = Find(e.record.key_hash);
+      if (found >= 0) {
+        *earlier = entries_[found].record.pos;
+        return e.record.pos;
+      }
       entries_.push_back(e);
       size_t slot = static_cast<uint64_t>(e.record.key_hash) & mask_;
       while (slots_[slot] >= 0) slot = (slot + 1) & mask_;
@@ -558,15 +629,11 @@ class PartitionTable {
     return -1;
   }
 
-  // The entry of a key, or -1.
-  int64 Find(int64 key_hash, const char* key, uint32 key_len) const {
+  // The entry of a key hash, or -1.
+  int64 Find(int64 key_hash) const {
     for (size_t slot = static_cast<uint64_t>(key_hash) & mask_; slots_[slot] >= 0;
          slot = (slot + 1) & mask_) {
-      const Entry& e = entries_[slots_[slot]];
-      if (e.record.key_hash == key_hash && e.record.key_len == key_len &&
-          memcmp(e.key, key, key_len) == 0) {
-        return slots_[slot];
-      }
+      if (entries_[slots_[slot]].record.key_hash == key_hash) return slots_[slot];
     }
     return -1;
   }
@@ -580,41 +647,49 @@ class PartitionTable {
   size_t mask_ = 0;
 };
 
-// Reads back the rows of the added and changed keys (Postgres code).
-void ReadRows(BufFile* file, Change* changes, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
-    Change* c = &changes[i];
-    if (c->kind == kRemoved) continue;
-    int fileno = static_cast<int>(c->pos >> 32);
-    off_t offset = static_cast<off_t>(c->pos & 0xFFFFFFFF);
-    uint32 len = 0;
-    if (BufFileSeek(file, fileno, offset, SEEK_SET) != 0 ||
-        BufFileRead(file, &len, sizeof len) != sizeof len) {
-      elog(ERROR, "pg_hyperline: could not read the run's row file");
-    }
-    c->tuple.t_data = static_cast<HeapTupleHeader>(palloc(len));
-    if (BufFileRead(file, c->tuple.t_data, len) != len) {
-      elog(ERROR, "pg_hyperline: could not read the run's row file");
-    }
-    c->tuple.t_len = len;
-    ItemPointerSetInvalid(&c->tuple.t_self);
-    c->tuple.t_tableOid = InvalidOid;
+// Reads back the row at `pos` of the row file into `tuple`, palloc'd
+// (Postgres code).
+void ReadRow(BufFile* file, int64 pos, HeapTupleData* tuple) {
+  int fileno = static_cast<int>(pos >> 32);
+  off_t offset = static_cast<off_t>(pos & 0xFFFFFFFF);
+  uint32 len = 0;
+  if (BufFileSeek(file, fileno, offset, SEEK_SET) != 0 ||
+      BufFileRead(file, &len, sizeof len) != sizeof len) {
+    elog(ERROR, "pg_hyperline: could not read the run's row file");
   }
+  tuple->t_data = static_cast<HeapTupleHeader>(palloc(len));
+  if (BufFileRead(file, tuple->t_data, len) != len) {
+    elog(ERROR, "pg_hyperline: could not read the run's row file");
+  }
+  tuple->t_len = len;
+  ItemPointerSetInvalid(&tuple->t_self);
+  tuple->t_tableOid = InvalidOid;
+}
+
+// Reads back the rows of changes `order[0..n)` (added and changed keys, in
+// the order of the file) (Postgres code).
+void ReadRows(BufFile* file, Change* changes, const size_t* order, size_t n) {
+  for (size_t i = 0; i < n; ++i) ReadRow(file, changes[order[i]].pos, &changes[order[i]].tuple);
 }
 
 // The state statements, prepared once per backend.
 SPIPlanPtr insert_plan = nullptr;
 SPIPlanPtr update_plan = nullptr;
 SPIPlanPtr delete_plan = nullptr;
+SPIPlanPtr digest_plan = nullptr;
 
-// One batch of state writes: inserts (added keys) and updates (changed
-// ones) of (key hash, key, input hash, payload hash, row values), deletions
-// of (key hash, key).
+// One batch of state writes: inserts (added keys) of (key hash, key, input
+// hash, payload hash, row values), updates (changed keys) of (state row,
+// input hash, payload hash, row values), deletions (removed keys) of (state
+// row). Why the state's rows by their heap position (TID scans) and not by
+// key: no index descent per key. The positions are those the run read with
+// its snapshot, after locking the model; only this run writes these rows
+// until it ends, each once.
 struct StateWrites {
   int nins, nupd, ndel;
   Datum *ins_key_hashes, *ins_keys, *ins_input_hashes, *ins_hashes, *ins_rows;
-  Datum *upd_key_hashes, *upd_keys, *upd_input_hashes, *upd_hashes, *upd_rows;
-  Datum *del_key_hashes, *del_keys;
+  Datum *upd_tids, *upd_input_hashes, *upd_hashes, *upd_rows;
+  Datum* del_tids;
 };
 
 SPIPlanPtr KeepPlan(const char* sql, int nargs, Oid* types) {
@@ -638,30 +713,31 @@ void WriteState(const char* model, int64 run_id, const StateWrites& w) {
         7, row_types);
   }
   if (update_plan == nullptr) {
+    Oid types[6] = {TEXTOID, TIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, BYTEAARRAYOID, INT8OID};
     update_plan = KeepPlan(
         "UPDATE hyperline._query_state s SET input_hash = u.input_hash, hash = u.hash, "
-        "row_values = u.row_values, run_id = $7 "
+        "row_values = u.row_values, run_id = $6 "
         "FROM ROWS FROM (pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($4), "
-        "pg_catalog.unnest($5), pg_catalog.unnest($6)) AS u(key_hash, key, input_hash, hash, "
-        "row_values) "
-        "WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.key_hash OPERATOR(pg_catalog.=) u.key_hash "
-        "AND s.key OPERATOR(pg_catalog.=) (u.key COLLATE pg_catalog.\"C\")",
-        7, row_types);
+        "pg_catalog.unnest($5)) AS u(tid, input_hash, hash, row_values) "
+        "WHERE s.ctid OPERATOR(pg_catalog.=) u.tid AND s.model OPERATOR(pg_catalog.=) $1",
+        6, types);
   }
   if (delete_plan == nullptr) {
-    Oid types[3] = {TEXTOID, INT8ARRAYOID, TEXTARRAYOID};
+    Oid types[2] = {TEXTOID, TIDARRAYOID};
     delete_plan = KeepPlan(
-        "DELETE FROM hyperline._query_state s USING ROWS FROM (pg_catalog.unnest($2), "
-        "pg_catalog.unnest($3)) AS d(key_hash, key) "
-        "WHERE s.model OPERATOR(pg_catalog.=) $1 AND s.key_hash OPERATOR(pg_catalog.=) d.key_hash "
-        "AND s.key OPERATOR(pg_catalog.=) (d.key COLLATE pg_catalog.\"C\")",
-        3, types);
+        "DELETE FROM hyperline._query_state s USING pg_catalog.unnest($2) AS d(tid) "
+        "WHERE s.ctid OPERATOR(pg_catalog.=) d.tid AND s.model OPERATOR(pg_catalog.=) $1",
+        2, types);
   }
   auto int8s = [](Datum* elems, int n) {
     return PointerGetDatum(construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
   };
   auto texts = [](Datum* elems, int n) {
     return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+  };
+  auto tids = [](Datum* elems, int n) {
+    return PointerGetDatum(
+        construct_array(elems, n, TIDOID, sizeof(ItemPointerData), false, TYPALIGN_SHORT));
   };
   auto byteas = [](Datum* elems, int n) {
     return PointerGetDatum(construct_array(elems, n, BYTEAOID, -1, false, TYPALIGN_INT));
@@ -679,9 +755,8 @@ void WriteState(const char* model, int64 run_id, const StateWrites& w) {
     if (rc != SPI_OK_INSERT) elog(ERROR, "pg_hyperline: writing the model's state failed (%d)", rc);
   }
   if (w.nupd > 0) {
-    Datum args[7] = {model_datum,
-                     int8s(w.upd_key_hashes, w.nupd),
-                     texts(w.upd_keys, w.nupd),
+    Datum args[6] = {model_datum,
+                     tids(w.upd_tids, w.nupd),
                      int8s(w.upd_input_hashes, w.nupd),
                      int8s(w.upd_hashes, w.nupd),
                      byteas(w.upd_rows, w.nupd),
@@ -692,9 +767,11 @@ void WriteState(const char* model, int64 run_id, const StateWrites& w) {
     }
   }
   if (w.ndel > 0) {
-    Datum args[3] = {model_datum, int8s(w.del_key_hashes, w.ndel), texts(w.del_keys, w.ndel)};
+    Datum args[2] = {model_datum, tids(w.del_tids, w.ndel)};
     int rc = SPI_execute_plan(delete_plan, args, nullptr, false, 0);
-    if (rc != SPI_OK_DELETE) elog(ERROR, "pg_hyperline: writing the model's state failed (%d)", rc);
+    if (rc != SPI_OK_DELETE || SPI_processed != static_cast<uint64>(w.ndel)) {
+      elog(ERROR, "pg_hyperline: writing the model's state failed (%d)", rc);
+    }
   }
 }
 
@@ -740,17 +817,36 @@ class Run {
     TimestampTz started = GetCurrentTimestamp();
     ReadResult();
     TimestampTz read = GetCurrentTimestamp();
-    Compare();
+    // An unchanged result (the state's digest, and some state if it counts
+    // keys: a digest restored without its state is not trusted) needs no
+    // comparison: every key is unchanged, nothing is sent or written.
+    std::string digest = digest_.Encode();
+    bool same = !def_.first_run && !def_.state_digest.empty() && def_.state_digest == digest &&
+                def_.state_exists == (digest_.count() > 0);
+    if (same) {
+      counts_.unchanged = counts_.rows;
+      PgGuard([&] {
+        BufFileClose(file_);
+        LogicalTapeSetClose(tapes_);
+      });
+    } else {
+      Compare();
+      WriteDigest(digest);
+    }
     TimestampTz compared = GetCurrentTimestamp();
     PgGuard([&] {
       FlushOutbox();
       MemoryContextDelete(context_);
       elog(DEBUG1,
            "pg_hyperline: run %lld of query model \"%s\": %lld rows read and filed in %.3f s "
-           "(%d partitions), compared with the state in %.3f s, of which %.3f s for the %lld "
+           "(%d partitions), %s in %.3f s, of which %.3f s for the %lld "
            "keys that needed work (%.3f s reading and rendering them, %.3f s writing the state)",
            static_cast<long long>(run_id_), def_.name.c_str(), static_cast<long long>(counts_.rows),
-           (read - started) / 1e6, nparts_, (compared - read) / 1e6, (render_us_ + write_us_) / 1e6,
+           (read - started) / 1e6, nparts_,
+           same      ? "found unchanged by the state's digest"
+           : by_index_ ? "compared with the state (read by its primary key)"
+                       : "compared with the state",
+           (compared - read) / 1e6, (render_us_ + write_us_) / 1e6,
            static_cast<long long>(worked_), render_us_ / 1e6, write_us_ / 1e6);
     });
     if (events_ > 0) WakeWorkerAtCommit();
@@ -803,7 +899,7 @@ class Run {
       model_->triggers = def_.triggers;
       model_->delete_via_api = def_.delete_via_api;
       uint64_t seed = InputSeed(def_.payload, row_desc_);
-      std::vector<std::string> keys(kFetchRows);
+      std::string key;
       std::vector<int64> key_hashes(kFetchRows);
       for (;;) {
         uint64 got = 0;
@@ -827,9 +923,9 @@ class Run {
                     "Each row of the result is one record: its key must not be NULL.",
                     "Filter such rows out in the query (WHERE ... IS NOT NULL).");
             }
-            keys[i].clear();
-            EventKeyOf(*model_, row_desc_, tuple, keys[i]);
-            key_hashes[i] = static_cast<int64>(Hash64(keys[i]));
+            key.clear();
+            EventKeyOf(*model_, row_desc_, tuple, key);
+            key_hashes[i] = static_cast<int64>(Hash64(key));
           }
         }
         PgGuard([&] {
@@ -849,8 +945,8 @@ class Run {
             r.key_hash = key_hashes[i];
             r.input_hash = InputHash(tuple, seed);
             r.pos = PackPosition(fileno, offset);
-            r.key_len = static_cast<uint32>(keys[i].size());
-            WriteRecord(&parts_[Prefix(r.key_hash, bits_)], r, keys[i].data());
+            digest_.Add(r.key_hash, r.input_hash);
+            WriteRecord(&parts_[Prefix(r.key_hash, bits_)], r);
           }
           MemoryContextSwitchTo(old);
           MemoryContextReset(batch_context_);
@@ -881,6 +977,7 @@ class Run {
       state_rel_ = table_open(relid, AccessShareLock);
       a_hash_ = get_attnum(relid, "hash");
       a_row_ = get_attnum(relid, "row_values");
+      a_key_ = get_attnum(relid, "key");
       heap_slot_ = table_slot_create(state_rel_, nullptr);
       // Why a snapshot of our own: the batches below write the state while
       // its keys are compared; rows are fetched as they were before the run
@@ -889,11 +986,10 @@ class Run {
       state_parts_ = static_cast<Partition*>(palloc0(sizeof(Partition) * nparts_));
       for (int p = 0; p < nparts_; ++p) state_parts_[p] = EmptyPartition(context_, tapes_);
       changes_ = static_cast<Change*>(palloc(sizeof(Change) * kBatchChanges));
-      state_key_cap_ = 64;
-      state_key_ = static_cast<char*>(palloc(state_key_cap_));
       MemoryContextSwitchTo(old);
     });
-    ReadState(name);
+    // A model without state (its first run) has nothing to read.
+    if (def_.state_exists) ReadState(name);
     for (int p = 0; p < nparts_; ++p) {
       ComparePair(&parts_[p], &state_parts_[p], static_cast<uint64_t>(p), bits_);
     }
@@ -907,77 +1003,99 @@ class Run {
     });
   }
 
-  // Writes a record (key hash, input hash, heap position, key) of every key
-  // the state holds for the model into the partition of its key hash. Why a
+  // Writes a record (key hash, input hash, heap position) of every key the
+  // state holds for the model into the partition of its key hash. Why a
   // plain scan and not the primary key's order: it reads the heap's pages in
   // order, whatever the visibility map says. Why the table access method and
   // not SPI: no executor, no copy of every tuple into a tuple table; the scan
   // sees the state as of the run's snapshot (the run's own writes, later, are
-  // invisible to it). Row level security does not apply: a run reads only its
-  // own model's rows.
+  // invisible to it). Why the model is compared here and not by a scan key:
+  // a byte comparison of the deformed column instead of a call of texteq per
+  // row. Row level security does not apply: a run reads only its own model's
+  // rows.
   void ReadState(const char* name) {
     PgGuard([&] {
       Oid relid = RelationGetRelid(state_rel_);
       AttrNumber a_model = get_attnum(relid, "model");
       AttrNumber a_key_hash = get_attnum(relid, "key_hash");
-      AttrNumber a_key = get_attnum(relid, "key");
       AttrNumber a_input_hash = get_attnum(relid, "input_hash");
       if (a_model == InvalidAttrNumber || a_key_hash == InvalidAttrNumber ||
-          a_key == InvalidAttrNumber || a_input_hash == InvalidAttrNumber) {
+          a_input_hash == InvalidAttrNumber || a_key_ == InvalidAttrNumber ||
+          a_hash_ == InvalidAttrNumber || a_row_ == InvalidAttrNumber) {
         elog(ERROR, "pg_hyperline: hyperline._query_state lacks a column");
       }
-      AttrNumber last = std::max({a_key_hash, a_key, a_input_hash});
-      ScanKeyData scan_key;
-      ScanKeyEntryInitialize(&scan_key, 0, a_model, BTEqualStrategyNumber, InvalidOid,
-                             C_COLLATION_OID, F_TEXTEQ, CStringGetTextDatum(name));
-      TableScanDesc scan = table_beginscan(state_rel_, snapshot_, 1, &scan_key);
+      AttrNumber last = std::max({a_model, a_key_hash, a_input_hash});
+      const size_t name_len = strlen(name);
       TupleTableSlot* slot = heap_slot_;
       uint32 n = 0;
-      while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) {
+      auto file = [&]() {
         if ((++n & 1023U) == 0) CHECK_FOR_INTERRUPTS();
         slot_getsomeattrs(slot, last);
+        Datum raw_model = slot->tts_values[a_model - 1];
+        text* model = DatumGetTextPP(raw_model);  // a copy only if compressed or toasted
+        bool ours = VARSIZE_ANY_EXHDR(model) == name_len &&
+                    memcmp(VARDATA_ANY(model), name, name_len) == 0;
+        if (PointerGetDatum(model) != raw_model) pfree(model);
+        if (!ours) return;
         Record r;
-        memset(&r, 0, sizeof r);
         r.pos = PackTid(&slot->tts_tid);
         r.key_hash = DatumGetInt64(slot->tts_values[a_key_hash - 1]);
         r.input_hash = DatumGetInt64(slot->tts_values[a_input_hash - 1]);
-        Datum raw_key = slot->tts_values[a_key - 1];
-        text* key = DatumGetTextPP(raw_key);  // a copy only if compressed or toasted
-        r.key_len = VARSIZE_ANY_EXHDR(key);
-        WriteRecord(&state_parts_[Prefix(r.key_hash, bits_)], r, VARDATA_ANY(key));
-        if (PointerGetDatum(key) != raw_key) pfree(key);
+        WriteRecord(&state_parts_[Prefix(r.key_hash, bits_)], r);
+      };
+      // Why by the primary key when the model had fewer keys than the table
+      // has pages: the table holds every query model's state (and the dead
+      // rows of models dropped since the last vacuum); a small model's run
+      // must not read all of it.
+      BlockNumber pages = RelationGetNumberOfBlocks(state_rel_);
+      by_index_ = def_.previous_rows >= 0 && def_.previous_rows < static_cast<int64_t>(pages);
+      if (by_index_) {
+        Relation index = index_open(RelationGetPrimaryKeyIndex(state_rel_), AccessShareLock);
+        ScanKeyData key;
+        ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+                               index->rd_indcollation[0], F_TEXTEQ, CStringGetTextDatum(name));
+        IndexScanDesc scan = index_beginscan(state_rel_, index, snapshot_, 1, 0);
+        index_rescan(scan, &key, 1, nullptr, 0);
+        while (index_getnext_slot(scan, ForwardScanDirection, slot)) file();
+        index_endscan(scan);
+        index_close(index, AccessShareLock);
+      } else {
+        TableScanDesc scan = table_beginscan(state_rel_, snapshot_, 0, nullptr);
+        while (table_scan_getnextslot(scan, ForwardScanDirection, slot)) file();
+        table_endscan(scan);
       }
       ExecClearTuple(slot);
-      table_endscan(scan);
     });
   }
 
-  // A new change in the batch (Postgres code).
-  Change* NewChange(ChangeKind kind, const char* key, int key_len, int64 key_hash) {
+  // A new change in the batch; its key is read later, from its row or its
+  // state (Postgres code).
+  Change* NewChange(ChangeKind kind, int64 key_hash) {
     Change* c = &changes_[nchanges_++];
     memset(c, 0, sizeof *c);
     c->kind = kind;
-    c->key = static_cast<char*>(MemoryContextAlloc(batch_context_, key_len + 1));
-    memcpy(c->key, key, key_len);
-    c->key[key_len] = '\0';
     c->key_hash = key_hash;
     return c;
   }
 
-  // Copies the recorded payload hash and (when `row`) row values of the
+  // Copies the recorded key, payload hash and (when `row`) row values of the
   // state row at `pos` into `c` (Postgres code).
   void FetchRecorded(int64 pos, Change* c, bool row) {
     ItemPointerData tid;
     UnpackTid(pos, &tid);
+    c->state_pos = pos;
     if (!table_tuple_fetch_row_version(state_rel_, &tid, snapshot_, heap_slot_)) {
       elog(ERROR, "pg_hyperline: a key of hyperline._query_state vanished during a run");
     }
     bool isnull = false;
     c->old_hash = DatumGetInt64(slot_getattr(heap_slot_, a_hash_, &isnull));
+    MemoryContext old = MemoryContextSwitchTo(batch_context_);
+    c->key = TextDatumGetCString(slot_getattr(heap_slot_, a_key_, &isnull));
+    MemoryContextSwitchTo(old);
     if (!row) return;
     Datum d = slot_getattr(heap_slot_, a_row_, &isnull);
     if (isnull) return;
-    MemoryContext old = MemoryContextSwitchTo(batch_context_);
+    old = MemoryContextSwitchTo(batch_context_);
     bytea* b = DatumGetByteaPP(d);
     c->old_row_len = VARSIZE_ANY_EXHDR(b);
     c->old_row = static_cast<char*>(palloc(c->old_row_len + 1));
@@ -1019,38 +1137,35 @@ class Run {
       if (state->tape != nullptr) StartReading(state);
       MemoryContextSwitchTo(old);
     });
-    int64 duplicate = table_.Build(data, part->records);
-    if (duplicate >= 0) {
-      const PartitionTable::Entry& e = table_.at(duplicate);
-      Throw(ERRCODE_UNIQUE_VIOLATION,
-            "query of model \"" + def_.name + "\" returned more than one row with key " +
-                std::string(e.key, e.record.key_len),
-            "Each row of the result is one record: its primary_key (" + def_.primary_key +
-                ") must be unique in the result.",
-            "Aggregate the rows of a key in the query (GROUP BY), or name more key columns.");
-    }
+    int64 earlier = -1;
+    int64 later = table_.Build(data, part->records, &earlier);
+    if (later >= 0) RepeatedKeyHash(earlier, later);
     // The state's keys: unchanged, changed or removed.
     for (bool more = state->tape != nullptr; more;) {
       more = false;
       PgGuard([&] {
         MemoryContext old = MemoryContextSwitchTo(partition_context_);
         Record r;
-        for (int steps = 1; ReadRecord(state, &r, &state_key_, &state_key_cap_); ++steps) {
+        for (int steps = 1; ReadRecord(state, &r); ++steps) {
           if (steps % kMergeSteps == 0) CHECK_FOR_INTERRUPTS();
-          int64 found = table_.Find(r.key_hash, state_key_, r.key_len);
+          int64 found = table_.Find(r.key_hash);
           if (found >= 0) {
+            // Equal key hashes and equal input hashes (of the row's bytes,
+            // which hold the key): the same key, unchanged, but for a chance
+            // of 2^-128. A changed input is checked against the state's key
+            // when its row is read back (HandleBatch).
             PartitionTable::Entry& e = table_.at(found);
             e.seen = true;
             if (e.record.input_hash == r.input_hash) {
               ++counts_.unchanged;
               continue;
             }
-            Change* c = NewChange(kChanged, state_key_, static_cast<int>(r.key_len), r.key_hash);
+            Change* c = NewChange(kChanged, r.key_hash);
             c->input_hash = e.record.input_hash;
             c->pos = e.record.pos;
             FetchRecorded(r.pos, c, need_old_for_change_);
           } else {
-            Change* c = NewChange(kRemoved, state_key_, static_cast<int>(r.key_len), r.key_hash);
+            Change* c = NewChange(kRemoved, r.key_hash);
             FetchRecorded(r.pos, c, need_old_for_remove_);
           }
           if (nchanges_ == static_cast<int>(kBatchChanges)) {
@@ -1066,11 +1181,9 @@ class Run {
     for (size_t i = 0; i < table_.size(); ++i) {
       PartitionTable::Entry& e = table_.at(static_cast<int64>(i));
       if (e.seen) continue;
-      PgGuard([&] {
-        Change* c = NewChange(kAdded, e.key, static_cast<int>(e.record.key_len), e.record.key_hash);
-        c->input_hash = e.record.input_hash;
-        c->pos = e.record.pos;
-      });
+      Change* c = NewChange(kAdded, e.record.key_hash);
+      c->input_hash = e.record.input_hash;
+      c->pos = e.record.pos;
       if (nchanges_ == static_cast<int>(kBatchChanges)) HandleBatch();
     }
     PgGuard([&] {
@@ -1086,11 +1199,32 @@ class Run {
     Change* changes = changes_;
     size_t n = static_cast<size_t>(nchanges_);
     worked_ += static_cast<int64_t>(n);
+    // The rows of added and changed keys, read back in the file's order.
+    std::vector<size_t> order;
+    order.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (changes[i].kind != kRemoved) order.push_back(i);
+    }
+    std::sort(order.begin(), order.end(),
+              [&](size_t a, size_t b) { return changes[a].pos < changes[b].pos; });
     PgGuard([&] {
       MemoryContext old = MemoryContextSwitchTo(batch_context_);
-      ReadRows(file_, changes, n);
+      ReadRows(file_, changes, order.data(), order.size());
       MemoryContextSwitchTo(old);
     });
+    // Their keys: an added key's is its row's; a changed key's row must have
+    // the state's key (equal key hashes of two keys are told apart here).
+    {
+      std::string key;
+      for (size_t i : order) {
+        Change& c = changes[i];
+        KeyOfRow(&c.tuple, key);
+        if (c.kind == kChanged && key != c.key) KeyHashCollision(c.key, key);
+        if (c.kind == kAdded) {
+          PgGuard([&] { c.key = MemoryContextStrdup(batch_context_, key.c_str()); });
+        }
+      }
+    }
     bool quiet = def_.first_run && !def_.send_initial;  // record the first result only
     std::vector<std::string> rows(n);
     std::vector<int64> hashes(n);
@@ -1153,18 +1287,15 @@ class Run {
       w.ins_input_hashes = array();
       w.ins_hashes = array();
       w.ins_rows = array();
-      w.upd_key_hashes = array();
-      w.upd_keys = array();
+      w.upd_tids = array();
       w.upd_input_hashes = array();
       w.upd_hashes = array();
       w.upd_rows = array();
-      w.del_key_hashes = array();
-      w.del_keys = array();
+      w.del_tids = array();
       for (size_t i = 0; i < n; ++i) {
         const Change& c = changes[i];
         if (c.kind == kRemoved) {
-          w.del_key_hashes[w.ndel] = Int64GetDatum(c.key_hash);
-          w.del_keys[w.ndel++] = CStringGetTextDatum(c.key);
+          w.del_tids[w.ndel++] = TidDatum(c.state_pos);
         } else if (c.kind == kAdded) {
           w.ins_key_hashes[w.nins] = Int64GetDatum(c.key_hash);
           w.ins_keys[w.nins] = CStringGetTextDatum(c.key);
@@ -1172,8 +1303,7 @@ class Run {
           w.ins_hashes[w.nins] = Int64GetDatum(hashes[i]);
           w.ins_rows[w.nins++] = ByteaOf(rows[i]);
         } else {
-          w.upd_key_hashes[w.nupd] = Int64GetDatum(c.key_hash);
-          w.upd_keys[w.nupd] = CStringGetTextDatum(c.key);
+          w.upd_tids[w.nupd] = TidDatum(c.state_pos);
           w.upd_input_hashes[w.nupd] = Int64GetDatum(c.input_hash);
           w.upd_hashes[w.nupd] = Int64GetDatum(hashes[i]);
           w.upd_rows[w.nupd++] = ByteaOf(rows[i]);
@@ -1187,6 +1317,75 @@ class Run {
     });
     nchanges_ = 0;
     write_us_ += GetCurrentTimestamp() - rendered;
+  }
+
+  // The event key of a result row into `key`.
+  void KeyOfRow(HeapTuple tuple, std::string& key) {
+    ContextScope in_batch(batch_context_);  // what reading the key pallocs
+    key.clear();
+    EventKeyOf(*model_, row_desc_, tuple, key);
+  }
+
+  // Two rows of the result whose keys hash alike, at `earlier` and `later` in
+  // the row file: one key twice (the query's error), or two keys of one hash.
+  [[noreturn]] void RepeatedKeyHash(int64 earlier, int64 later) {
+    HeapTupleData first;
+    HeapTupleData second;
+    PgGuard([&] {
+      MemoryContext old = MemoryContextSwitchTo(batch_context_);
+      ReadRow(file_, earlier, &first);
+      ReadRow(file_, later, &second);
+      MemoryContextSwitchTo(old);
+    });
+    std::string a;
+    std::string b;
+    KeyOfRow(&first, a);
+    KeyOfRow(&second, b);
+    if (a != b) KeyHashCollision(a, b);
+    Throw(ERRCODE_UNIQUE_VIOLATION,
+          "query of model \"" + def_.name + "\" returned more than one row with key " + a,
+          "Each row of the result is one record: its primary_key (" + def_.primary_key +
+              ") must be unique in the result.",
+          "Aggregate the rows of a key in the query (GROUP BY), or name more key columns.");
+  }
+
+  // Two different keys with one 64-bit key hash: a run tells keys apart by
+  // it, so it stops rather than take one for the other (nothing is sent or
+  // recorded). The chance is about n^2 / 2^65 for n keys.
+  [[noreturn]] void KeyHashCollision(const std::string& a, const std::string& b) const {
+    Throw(ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+          "keys " + a + " and " + b + " of query model \"" + def_.name +
+              "\" have the same 64-bit hash",
+          "A run tells keys apart by their hash and cannot tell these two apart; the run "
+          "stopped and nothing was sent or recorded.",
+          "Please report it to the pg_hyperline developers. Changing how the query shapes the "
+          "key (another column or form in primary_key) avoids it.");
+  }
+
+  // Records `digest` as the digest of the model's state, which the run has
+  // just made equal to its result (Postgres: SPI, as the extension's owner).
+  void WriteDigest(const std::string& digest) {
+    if (digest == def_.state_digest) return;
+    const char* name = def_.name.c_str();
+    PgGuard([&] {
+      MemoryContext old = MemoryContextSwitchTo(batch_context_);
+      if (SPI_connect() != SPI_OK_CONNECT) elog(ERROR, "pg_hyperline: SPI_connect failed");
+      if (digest_plan == nullptr) {
+        Oid types[2] = {TEXTOID, BYTEAOID};
+        digest_plan = KeepPlan(
+            "UPDATE hyperline._models m SET state_digest = $2 "
+            "WHERE m.name OPERATOR(pg_catalog.=) $1 AND m.kind OPERATOR(pg_catalog.=) 'query'",
+            2, types);
+      }
+      Datum args[2] = {CStringGetTextDatum(name), ByteaOf(digest)};
+      int rc = SPI_execute_plan(digest_plan, args, nullptr, false, 0);
+      if (rc != SPI_OK_UPDATE || SPI_processed != 1) {
+        elog(ERROR, "pg_hyperline: recording the digest of the model's state failed (%d)", rc);
+      }
+      SPI_finish();
+      MemoryContextSwitchTo(old);
+      MemoryContextReset(batch_context_);
+    });
   }
 
   // The recorded row values of a change (nil when unreadable).
@@ -1225,6 +1424,7 @@ class Run {
   QueryModelDef def_;
   int64 run_id_;
   RunCounts counts_;
+  StateDigest digest_;  // of the result's keys and input hashes
   int64_t events_ = 0;
   int64_t worked_ = 0;   // keys that needed work (added, changed input, removed)
   int64 render_us_ = 0;  // time reading back and rendering them
@@ -1236,8 +1436,6 @@ class Run {
   int bits_ = 0;
   int nparts_ = 0;
   int nchanges_ = 0;
-  char* state_key_ = nullptr;  // the state key being compared (grown as needed)
-  int state_key_cap_ = 0;
   // Postgres objects, in context_ (freed with it, or with the transaction).
   MemoryContext context_ = nullptr;
   MemoryContext batch_context_ = nullptr;      // reset after each batch of changes
@@ -1252,6 +1450,8 @@ class Run {
   Snapshot snapshot_ = nullptr;
   AttrNumber a_hash_ = 0;
   AttrNumber a_row_ = 0;
+  AttrNumber a_key_ = 0;
+  bool by_index_ = false;  // the state was read by its primary key
   Change* changes_ = nullptr;  // the batch: up to kBatchChanges
 };
 
