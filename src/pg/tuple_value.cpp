@@ -170,6 +170,33 @@ Value RawToValue(const RawDatum& r) {
   return ScalarToValue(r);
 }
 
+// Appends the text form of a date (days since 2000-01-01), remembering the
+// last 64 dates formatted: a key's date column repeats a few days over many
+// rows (a query model's key is read for every row of every run). Why static
+// and not thread_local: a backend runs one thread, and a thread_local in a
+// shared library costs a call per use.
+void AppendDate(int64_t days, std::string& out) {
+  struct Memo {
+    int64_t days = INT64_MIN;
+    uint8_t len = 0;
+    char text[23] = {};
+  };
+  static Memo memo[64];
+  Memo& m = memo[static_cast<uint64_t>(days) & 63];
+  if (m.days != days) {
+    std::string text;
+    AppendLiquidString(Value::DateFromPgDays(static_cast<int32_t>(days)), text);
+    if (text.size() > sizeof m.text) {
+      out += text;
+      return;
+    }
+    memcpy(m.text, text.data(), text.size());
+    m.len = static_cast<uint8_t>(text.size());
+    m.days = days;
+  }
+  out.append(m.text, m.len);
+}
+
 // Appends Liquid's text form of a raw value (AppendLiquidString of its
 // Value), without building a Value for the kinds keys usually have.
 void AppendRawText(const RawDatum& r, std::string& out) {
@@ -183,6 +210,13 @@ void AppendRawText(const RawDatum& r, std::string& out) {
     }
     case ColumnKind::Bool:
       out += r.i != 0 ? "true" : "false";
+      return;
+    case ColumnKind::Time:
+      if (r.date_only) {
+        AppendDate(r.i, out);
+        return;
+      }
+      AppendLiquidString(RawToValue(r), out);
       return;
     case ColumnKind::Text:
     case ColumnKind::Name:
@@ -275,7 +309,7 @@ void AppendKey(const RawDatum* raw, size_t n, std::string& out) {
     AppendRawText(raw[0], out);
     return;
   }
-  thread_local std::string text;
+  static std::string text;  // reused (one thread per backend)
   out.push_back('[');
   for (size_t i = 0; i < n; ++i) {
     if (i > 0) out.push_back(',');
