@@ -317,10 +317,33 @@ void AppendKey(const RawDatum* raw, size_t n, std::string& out) {
       out.append("null");
       continue;
     }
-    text.clear();
-    AppendRawText(raw[i], text);
     out.push_back('"');
-    AppendJsonEscaped(text, out);
+    switch (raw[i].kind) {
+      case ColumnKind::Int:
+      case ColumnKind::Bool:
+        AppendRawText(raw[i], out);  // digits and signs, or true/false: nothing to escape
+        break;
+      case ColumnKind::Time:
+        if (raw[i].date_only) {
+          AppendRawText(raw[i], out);  // digits, signs and dashes
+          break;
+        }
+        text.clear();
+        AppendRawText(raw[i], text);
+        AppendJsonEscaped(text, out);
+        break;
+      case ColumnKind::Text:
+      case ColumnKind::Name:
+      case ColumnKind::Numeric:
+      case ColumnKind::Other:
+        AppendJsonEscaped(std::string_view(raw[i].text, raw[i].len), out);
+        break;
+      default:
+        text.clear();
+        AppendRawText(raw[i], text);
+        AppendJsonEscaped(text, out);
+        break;
+    }
     out.push_back('"');
   }
   out.push_back(']');
