@@ -446,6 +446,22 @@ SELECT event_key, operation, payload->'record' AS record FROM hyperline.outbox
  WHERE model = 'few' ORDER BY id;
 SELECT key FROM hyperline._query_state WHERE model = 'few' ORDER BY key;
 SELECT hyperline.drop_model('few');
+-- an update is rendered again as an update when the template reads
+-- `operation`, also by a name chosen at render time (else the rendering that
+-- found the change is the update's)
+CREATE TABLE qm.ops (k int PRIMARY KEY, v int);
+INSERT INTO qm.ops VALUES (1, 1), (2, 2);
+SELECT hyperline.create_query_model('ops', 'SELECT k, v FROM qm.ops', 'k',
+  $$ {"customer_id": "c{{ row.k }}", "event_type": "ops", "timestamp": 0,
+      "record": {"id": "ops-{{ row.k }}", "v": {{ row.v }},
+                 "op": "{% assign n = 'oper' | append: 'ation' %}{{ [n] }}"}} $$,
+  schedule => NULL, triggers => '{insert,update,delete}');
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('ops');
+UPDATE qm.ops SET v = 3 WHERE k = 2;
+SELECT added, updated, removed, unchanged FROM hyperline.run_model('ops');
+SELECT event_key, operation, payload->'record' AS record FROM hyperline.outbox
+ WHERE model = 'ops' ORDER BY id;
+SELECT hyperline.drop_model('ops');
 SELECT hyperline.drop_model('big');
 
 -- ---------------------------------------------------------------------------

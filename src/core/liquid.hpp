@@ -131,7 +131,8 @@ class Template {
 
   // Every variable path the template reads from the context, e.g.
   // {"row","customer_id"} for `{{ row.customer_id | upcase }}` and {"row"} for
-  // `{{ row }}`; with a dynamic part (`row[x]`) the path stops before it.
+  // `{{ row }}`; with a dynamic part (`row[x]`) the path stops before it, and
+  // a root chosen at render time (`[x].y`) is reported as {"*"}.
   // Variables created by assign/capture/for are not reported.
   virtual std::vector<std::vector<std::string>> VariablePaths() const = 0;
 };

@@ -305,6 +305,7 @@ void BindColumns(CompiledModel* model, const std::vector<TableColumn>& columns,
   }
 
   for (const std::vector<std::string>& path : model->tmpl->VariablePaths()) {
+    if (!path.empty() && (path[0] == "operation" || path[0] == "*")) model->uses_operation = true;
     if (path.empty() || (path[0] != "row" && path[0] != "old")) continue;
     std::vector<ColumnBinding>& list = path[0] == "row" ? model->row_columns : model->old_columns;
     if (path[0] == "old") model->uses_old = true;

@@ -69,6 +69,9 @@ struct CompiledModel {
   std::vector<ColumnBinding> row_columns;  // columns the template reads from `row`
   std::vector<ColumnBinding> old_columns;  // columns read from `old`
   bool uses_old = false;
+  // The template reads `operation`, or a variable chosen at render time
+  // (`[x]`): an update then renders differently from an insert.
+  bool uses_operation = false;
   // The key columns, in the order primary_key names them: one, or several
   // (event_key is then the JSON array of their values as text).
   std::vector<ColumnBinding> keys;

@@ -1268,6 +1268,11 @@ class Run {
         }
         ++counts_.updated;
         if ((def_.triggers & kOnUpdate) == 0) continue;
+        if (!model_->uses_old && !model_->uses_operation) {
+          // What the update renders is the canonical rendering.
+          Enqueue(c.key, "update", ok, tokens, payload, error, false);
+          continue;
+        }
         Value old_row = Decoded(c);
         tokens.Clear();
         ok = RenderQueryEvent(*model_, row_desc_, &c.tuple, nullptr, &old_row, "update", payload,

@@ -74,10 +74,12 @@ TEST(LiquidEngine, VariablePaths) {
   auto t = Template::Parse(
       "{{ row.customer_id | upcase }}{{ row }}{{ row[x].y }}{{ old.a.b }}"
       "{% assign z = row.duration_ms %}{{ z }}{% for i in row.tags %}{{ i }}{{ forloop.index }}"
-      "{% endfor %}{% if model == 'm' %}{% endif %}{{ row.customer_id }}{{ a | default: b.c }}");
+      "{% endfor %}{% if model == 'm' %}{% endif %}{{ row.customer_id }}{{ a | default: b.c }}"
+      "{{ [k].v }}{{ ['operation'] }}");
   std::vector<std::vector<std::string>> want = {
       {"row", "customer_id"}, {"row"},   {"x"}, {"old", "a", "b"}, {"row", "duration_ms"},
-      {"row", "tags"},        {"model"}, {"a"}, {"b", "c"}};
+      {"row", "tags"},        {"model"}, {"a"}, {"b", "c"},        {"k"},
+      {"*"},                  {"operation"}};
   EXPECT_EQ(t->VariablePaths(), want);
 }
 

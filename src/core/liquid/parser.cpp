@@ -753,6 +753,8 @@ class Parser {
       }
     }
     if (!path.empty() && !Bound(path[0])) paths_.push_back(std::move(path));
+    // A root chosen at render time may be any variable.
+    if (e.dynamic_root != nullptr) paths_.push_back({"*"});
   }
 
   ErrorReporter err_;
