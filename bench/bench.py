@@ -872,7 +872,7 @@ QM_QUERY = "SELECT customer_id, day, units, plan FROM bench.qm_usage"
 QM_TEMPLATE = """{
   "customer_id": "{{ row.customer_id }}",
   "event_type": "api_usage",
-  "timestamp": "{{ row.day }}",
+  "timestamp": "{{ row.day }}T00:00:00Z",
   "record": {"id": "{{ row.customer_id }}-{{ row.day }}", "units": {{ row.units }}, "plan": "{{ row.plan }}"}
 }"""
 

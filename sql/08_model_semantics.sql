@@ -117,7 +117,7 @@ RESET ROLE;
 CREATE TABLE daily (customer_id text NOT NULL, day date NOT NULL, units int,
                     PRIMARY KEY (customer_id, day));
 SELECT hyperline.create_model('daily', 'daily', 'customer_id, day', $$ {"customer_id": "{{ row.customer_id }}",
-  "event_type": "daily", "timestamp": "{{ row.day }}",
+  "event_type": "daily", "timestamp": "{{ row.day }}T00:00:00Z",
   "record": {"id": "{{ row.customer_id }}-{{ row.day }}", "units": {{ row.units }}}} $$,
   triggers => '{insert,update,delete}');
 INSERT INTO daily VALUES ('cus_1', '2024-12-20', 5), ('cus_1', '2024-12-21', 6), ('cus "2"', '2024-12-20', 1);

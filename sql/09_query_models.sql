@@ -115,10 +115,16 @@ INSERT INTO usage_events (customer, day, units) VALUES
 SELECT hyperline.create_query_model('daily_usage',
   $$SELECT customer, day, sum(units) AS units FROM usage_events GROUP BY customer, day$$,
   'customer, day',
-  $$ {"customer_id": "{{ row.customer }}", "event_type": "api_usage", "timestamp": "{{ row.day }}",
+  $$ {"customer_id": "{{ row.customer }}", "event_type": "api_usage", "timestamp": "{{ row.day }}T00:00:00Z",
       "record": {"id": "{{ row.customer }}-{{ row.day }}", "units": {{ row.units }}}} $$,
   schedule => '1 day');
 SELECT added, updated, removed, unchanged FROM hyperline.run_model('daily_usage');
+-- a timestamp Hyperline would reject (a date alone) is a warning, not an
+-- error: the model is created
+SELECT hyperline.create_query_model('dated', $$SELECT min(day) AS day FROM usage_events$$, 'day',
+  $$ {"customer_id": "c", "event_type": "e", "timestamp": "{{ row.day }}", "record": {"id": "{{ row.day }}"}} $$,
+  schedule => NULL);
+SELECT hyperline.drop_model('dated');
 -- composite keys: event_key is the JSON array of the key values as text
 SELECT event_key, operation, record FROM events ORDER BY event_key;
 DELETE FROM hyperline.outbox;

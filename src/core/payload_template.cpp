@@ -350,6 +350,44 @@ const char* KindName(const Value& v) {
   }
 }
 
+// True for the shape of a timestamp string Hyperline takes: an ISO 8601
+// date-time with seconds and a zone (2024-12-20T16:04:11Z; a fraction and an
+// offset allowed), or milliseconds since epoch as digits. A date alone
+// (2024-12-20) is not one.
+bool IsHyperlineTimestamp(std::string_view s) {
+  if (!s.empty() && s.size() <= 15 && std::all_of(s.begin(), s.end(), AsciiDigit)) return true;
+  size_t p = 0;
+  auto digits = [&](int n) {
+    for (int i = 0; i < n; ++i, ++p) {
+      if (p >= s.size() || !AsciiDigit(s[p])) return false;
+    }
+    return true;
+  };
+  auto accept = [&](char c) {
+    if (p < s.size() && s[p] == c) {
+      ++p;
+      return true;
+    }
+    return false;
+  };
+  if (!digits(4) || !accept('-') || !digits(2) || !accept('-') || !digits(2)) return false;
+  if (!accept('T') && !accept('t')) return false;
+  if (!digits(2) || !accept(':') || !digits(2) || !accept(':') || !digits(2)) return false;
+  if (accept('.') || accept(',')) {
+    size_t start = p;
+    while (p < s.size() && AsciiDigit(s[p])) ++p;
+    if (p == start) return false;
+  }
+  if (accept('Z') || accept('z')) return p == s.size();
+  if (!accept('+') && !accept('-')) return false;
+  if (!digits(2)) return false;
+  if (p < s.size()) {
+    accept(':');
+    if (!digits(2)) return false;
+  }
+  return p == s.size();
+}
+
 EventShapeReport CheckEventShape(std::string_view json) {
   EventShapeReport report;
   std::string syntax = JsonSyntaxError(json);
@@ -398,6 +436,19 @@ EventShapeReport CheckEventShape(std::string_view json) {
         report.warnings.push_back("record." + key +
                                   " is an array of objects; Hyperline rejects those");
       }
+    }
+  }
+  if (const Value* ts = j.Find("timestamp"); ts != nullptr) {
+    if (ts->kind() == Value::Kind::String && !IsHyperlineTimestamp(ts->as_string())) {
+      report.warnings.push_back(
+          "\"timestamp\" renders as \"" + ts->as_string() +
+          "\", neither an ISO 8601 date-time with a zone (e.g. 2024-12-20T16:04:11Z) nor "
+          "milliseconds since epoch; Hyperline rejects such events (a date: "
+          "\"{{ row.day }}T00:00:00Z\")");
+    } else if (ts->kind() == Value::Kind::Float || ts->kind() == Value::Kind::Decimal) {
+      report.warnings.push_back(
+          "\"timestamp\" renders as a fractional number; Hyperline expects an integer of "
+          "milliseconds since epoch or an ISO 8601 date-time string");
     }
   }
   for (const char* key : {"customer_id", "event_type"}) {

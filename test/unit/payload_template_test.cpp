@@ -133,6 +133,28 @@ TEST(EventShape, WarnsOnObjectsInsideRecord) {
   EXPECT_EQ(r.warnings.size(), 2u);
 }
 
+TEST(EventShape, WarnsOnATimestampHyperlineRejects) {
+  auto shape = [](const std::string& ts) {
+    return CheckEventShape(R"({"customer_id": "c", "event_type": "e", "timestamp": )" + ts +
+                           R"(, "record": {"id": "x"}})");
+  };
+  for (const char* ok : {R"("2024-12-20T16:04:11Z")", R"("2024-12-20T16:04:11.123456+01:00")",
+                         R"("2024-12-20t16:04:11-0530")", R"("1734710651000")", "1734710651000"}) {
+    auto r = shape(ok);
+    EXPECT_TRUE(r.errors.empty()) << ok;
+    EXPECT_TRUE(r.warnings.empty()) << ok;
+  }
+  for (const char* bad : {R"("2024-12-20")", R"("2024-12-20T16:04:11")", R"("2024-12-20 16:04:11Z")",
+                          R"("yesterday")", R"("")", "1734710651000.5"}) {
+    auto r = shape(bad);
+    EXPECT_TRUE(r.errors.empty()) << bad;
+    ASSERT_EQ(r.warnings.size(), 1u) << bad;
+    EXPECT_NE(r.warnings[0].find("timestamp"), std::string::npos) << r.warnings[0];
+  }
+  auto date = shape(R"("2024-12-20")");
+  EXPECT_NE(date.warnings[0].find("T00:00:00Z"), std::string::npos) << date.warnings[0];
+}
+
 TEST(EventShape, SyntaxErrorHasPosition) {
   auto r = CheckEventShape("{\"a\": 1,\n \"b\" 2}");
   ASSERT_EQ(r.errors.size(), 1u);
