@@ -11,6 +11,7 @@
 
 #include "pg/catalog.hpp"
 #include "pg/guard.hpp"
+#include "pg/unix_time.hpp"
 
 extern "C" {
 #include "access/commit_ts.h"
@@ -354,11 +355,6 @@ char* TextOrNull(HeapTuple tuple, TupleDesc desc, int column) {
   return isnull ? nullptr : TextDatumGetCString(d);
 }
 
-// TimestampTz (µs since 2000-01-01) → µs since the Unix epoch, and back.
-constexpr int64 kUnixEpochShiftUs =
-    (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * static_cast<int64>(USECS_PER_DAY);
-int64_t UnixMicros(TimestampTz t) { return t + kUnixEpochShiftUs; }
-TimestampTz FromUnixMicros(int64_t us) { return us - kUnixEpochShiftUs; }
 
 
 // Inserts the request log entries (in the record transaction).

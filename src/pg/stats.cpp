@@ -24,6 +24,7 @@
 #include "pg/gate.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
+#include "pg/unix_time.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -541,13 +542,13 @@ void Publish(const delivery::StatsDelta& delta) {
           e->counters[kRetries] += c.retries;
           e->counters[kBytesSent] += c.bytes_sent;
           // Wall-clock µs since the Unix epoch → TimestampTz.
-          constexpr int64 kEpochShift =
-              (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * static_cast<int64>(USECS_PER_DAY);
           if (c.last_success_us > 0) {
-            e->last_success_at = std::max(e->last_success_at, c.last_success_us - kEpochShift);
+            e->last_success_at =
+                std::max(e->last_success_at, FromUnixMicros(c.last_success_us));
           }
           if (c.last_failure_us > 0) {
-            e->last_failure_at = std::max(e->last_failure_at, c.last_failure_us - kEpochShift);
+            e->last_failure_at =
+                std::max(e->last_failure_at, FromUnixMicros(c.last_failure_us));
           }
           window::AddCount(e->failures, c.events_failed, minute);
           window::AddLatencies(e->latency, c.latencies_ms.data(), c.latencies_ms.size(), minute);
