@@ -96,11 +96,20 @@ sub start_mock {
 	return $mock;
 }
 
+# Stops the mocks. Why keep $?: it is the test's exit status, and waitpid
+# sets it; a mock that does not exit cleanly on SIGTERM fails the test, and
+# says so.
 END {
+	my $status = $?;
 	for my $m (@mocks) {
 		kill 'TERM', $m->{pid};
 		waitpid($m->{pid}, 0);
+		if ($? != 0) {
+			print STDERR "# hyperline-mock (pid $m->{pid}) did not exit cleanly on SIGTERM: wait status $?\n";
+			$status ||= 1;
+		}
 	}
+	$? = $status;
 }
 
 # GET a control or API path of the mock; returns the decoded JSON.

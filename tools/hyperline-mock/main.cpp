@@ -209,8 +209,15 @@ int Main(int argc, char** argv) {
     service.Shutdown();
     server.Stop();
   });
-  signal_thread.detach();
   server.Run();
+  // Why join and not detach: Run returns as soon as Stop has begun, while the
+  // signal thread may still be inside Stop; the server and the service must
+  // outlive it (a detached thread once crashed the mock at exit, under load).
+  // SIGINT (one of the signals it waits for) wakes it if Run ended some other
+  // way; once it has taken its signal, the extra one stays pending and is
+  // dropped with the thread.
+  pthread_kill(signal_thread.native_handle(), SIGINT);
+  signal_thread.join();
   return 0;
 }
 
