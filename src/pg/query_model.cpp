@@ -201,11 +201,9 @@ QueryModelDef ReadQueryModel(const std::string& name, Lock lock) {
       // $1, not m.name: the planner then knows the model (a correlated
       // subquery over a state table that other models fill would be planned
       // as a scan of all of it).
-      "NOT EXISTS (SELECT 1 FROM hyperline._query_state s "
-      "            WHERE s.model OPERATOR(pg_catalog.=) $1) "
-      "AND NOT EXISTS (SELECT 1 FROM hyperline._sync_runs r "
-      "                WHERE r.model OPERATOR(pg_catalog.=) $1 "
-      "                  AND r.status OPERATOR(pg_catalog.=) 'succeeded'), "
+      "NOT EXISTS (SELECT 1 FROM hyperline._sync_runs r "
+      "            WHERE r.model OPERATOR(pg_catalog.=) $1 "
+      "              AND r.status OPERATOR(pg_catalog.=) 'succeeded'), "
       "(SELECT r.rows FROM hyperline._sync_runs r WHERE r.model OPERATOR(pg_catalog.=) $1 "
       "   AND r.status OPERATOR(pg_catalog.=) 'succeeded' ORDER BY r.run_id DESC LIMIT 1), "
       "m.state_digest, "
@@ -297,7 +295,7 @@ QueryModelDef ReadQueryModel(const std::string& name, Lock lock) {
       (flags[0] ? kOnInsert : 0) | (flags[1] ? kOnUpdate : 0) | (flags[2] ? kOnDelete : 0);
   def.delete_via_api = flags[3];
   def.send_initial = flags[4];
-  def.first_run = flags[5];
+  def.first_run = flags[5] && !def.state_exists;  // no successful run and no state
   if (digest_bytes != nullptr) def.state_digest.assign(digest_bytes, digest_len);
   return def;
 }
