@@ -18,6 +18,8 @@
 # Knobs: ROUNDS (default 10), TXNS (default 20000), ROWS (default 100000).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/cluster.sh
+source "$ROOT/bench/lib/cluster.sh"
 A_BIN=$1
 B_BIN=$2
 ROUNDS=${ROUNDS:-10}
@@ -28,8 +30,7 @@ chown postgres: "$WORK"
 cleanup() {
   for v in a b; do
     bin=$A_BIN; [[ $v == b ]] && bin=$B_BIN
-    [[ -f "$WORK/$v/postmaster.pid" ]] &&
-      runuser -u postgres -- "$bin/pg_ctl" -D "$WORK/$v" -m immediate stop >/dev/null 2>&1 || true
+    stop_bench_cluster "$bin" "$WORK/$v"
   done
   rm -rf "$WORK"
 }
@@ -40,18 +41,7 @@ port_b=$((port_a + 1))
 for v in a b; do
   bin=$A_BIN; port=$port_a
   [[ $v == b ]] && { bin=$B_BIN; port=$port_b; }
-  runuser -u postgres -- "$bin/initdb" -D "$WORK/$v" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-  cat >>"$WORK/$v/postgresql.conf" <<EOF
-port = $port
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pg_hyperline'
-hyperline.enabled = off
-shared_buffers = 256MB
-max_wal_size = 8GB
-fsync = off
-EOF
-  runuser -u postgres -- "$bin/pg_ctl" -D "$WORK/$v" -l "$WORK/$v.log" -w start >/dev/null
+  start_bench_cluster "$bin" "$WORK/$v" "$port" "$WORK" "$WORK/$v.log"
   runuser -u postgres -- "$bin/psql" -X -q -h "$WORK" -p "$port" -U postgres -d postgres \
     -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION pg_hyperline' -f "$ROOT/bench/sql/schema.sql" -c "
       SELECT hyperline.create_destination('hyperline', 'k', base_url => 'http://127.0.0.1:9');

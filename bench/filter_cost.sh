@@ -12,31 +12,22 @@
 #   bench/filter_cost.sh [/usr/lib/postgresql/15/bin]
 # Knobs: ROUNDS (default 7), ROWS (default 200000).
 set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=lib/cluster.sh
+source "$ROOT/bench/lib/cluster.sh"
 BIN=${1:-/usr/lib/postgresql/15/bin}
 ROUNDS=${ROUNDS:-7}
 ROWS=${ROWS:-200000}
 WORK=$(mktemp -d /tmp/hyperline-filter.XXXXXX)
 chown postgres: "$WORK"
 cleanup() {
-  [[ -f "$WORK/data/postmaster.pid" ]] &&
-    runuser -u postgres -- "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
+  stop_bench_cluster "$BIN" "$WORK/data"
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 port=$((6500 + RANDOM % 400))
-runuser -u postgres -- "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
-cat >>"$WORK/data/postgresql.conf" <<EOF
-port = $port
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'pg_hyperline'
-hyperline.enabled = off
-shared_buffers = 256MB
-max_wal_size = 8GB
-fsync = off
-EOF
-runuser -u postgres -- "$BIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
+start_bench_cluster "$BIN" "$WORK/data" "$port" "$WORK" "$WORK/log"
 psql=("$BIN/psql" -X -q -At -h "$WORK" -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1)
 template='{"customer_id": "{{ row.customer_id }}", "event_type": "usage",
   "timestamp": "{{ row.created_at }}", "record": {"id": "{{ row.id }}", "quantity": {{ row.quantity }}}}'
