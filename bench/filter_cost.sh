@@ -64,10 +64,13 @@ for ((r = 1; r <= ROUNDS; r++)); do
     us=$(run "t_$k")
     samples[$k]+="$us "
     line+=" $k $us"
+    # Counted now: the next run's TRUNCATE empties the outbox.
+    if [[ $k == filtered ]]; then
+      events=$(runuser -u postgres -- "${psql[@]}" -c "SELECT count(*) FROM hyperline.outbox WHERE model = 'filtered'")
+    fi
   done
   echo "$line us/row"
 done
-events=$(runuser -u postgres -- "${psql[@]}" -c "SELECT count(*) FROM hyperline.outbox WHERE model = 'filtered'")
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 base=$(echo "${samples[none]}" | median)
 for k in "${kinds[@]}"; do
